@@ -1,0 +1,75 @@
+"""Every error loopscope raises on purpose, in one tree.
+
+```
+LoopscopeError                 anything loopscope reports as a one-line message
+├── UsageError                 bad input from the user: an option, a scenario, a hit
+├── ServerError                the server under study could not be run
+│   ├── PortInUseError         the requested port is taken
+│   ├── ServerStartError       the app failed to import or the server never answered
+│   └── ServerDiedError        the server exited while it was being measured
+├── LoadError                  the load could not be sent or its answers not read
+└── TraceError                 a trace file could not be read or written
+    └── TraceFormatError       a trace file is corrupt, foreign, or from another version
+```
+
+Only the CLI turns these into exit codes (`EXIT_CODES`) and messages; library code raises them
+and converts third-party errors at the boundary with `raise ... from exc`.
+"""
+
+from __future__ import annotations
+
+
+class LoopscopeError(Exception):
+    """Base of every error that loopscope reports to the user as a message, not a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(LoopscopeError):
+    """Raised for bad user input: an unknown mode, a malformed `--hit`, an impossible setting."""
+
+    exit_code = 2
+
+
+class ServerError(LoopscopeError):
+    """Raised when the server under study cannot be run; `log_tail` holds its last log lines."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        if self.log_tail:
+            return f"{message}\n--- server log (last lines) ---\n{self.log_tail}"
+        return message
+
+
+class PortInUseError(ServerError):
+    """Raised when the port asked for is already bound by another process."""
+
+
+class ServerStartError(ServerError):
+    """Raised when the app fails to import or the server does not answer within its start timeout."""
+
+
+class ServerDiedError(ServerError):
+    """Raised when the server process exits while loopscope is still using it."""
+
+
+class LoadError(LoopscopeError):
+    """Raised when the load cannot be sent, e.g. every request failed to connect."""
+
+    exit_code = 4
+
+
+class TraceError(LoopscopeError):
+    """Raised when a trace file cannot be read or written."""
+
+    exit_code = 5
+
+
+class TraceFormatError(TraceError):
+    """Raised when a trace file is corrupt, not a loopscope trace, or of an unknown version."""

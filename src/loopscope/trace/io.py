@@ -1,0 +1,168 @@
+"""Trace ⇄ JSON: `dump_trace`, `load_trace`, and the dict forms they are built on.
+
+Loading validates as it goes, so a corrupt or foreign file is reported with the path of the first
+bad value (`requests[3].segments[0].state: expected one of ...`), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from loopscope.errors import TraceError, TraceFormatError
+from loopscope.trace.model import (
+    STATES,
+    TRACE_VERSION,
+    LoopBlock,
+    PoolCall,
+    PoolSample,
+    Request,
+    Run,
+    Segment,
+    Trace,
+)
+
+T = TypeVar("T")
+
+_INT = (int,)
+_NUM = (int, float)
+
+
+def trace_to_dict(trace: Trace) -> dict[str, Any]:
+    """The JSON-ready form of `trace` (the file format, `"version": 1`)."""
+    data = dataclasses.asdict(trace)
+    ordered: dict[str, Any] = {"version": trace.version}
+    ordered.update((key, value) for key, value in data.items() if key != "version")
+    return ordered
+
+
+def dump_trace(trace: Trace, path: str | Path) -> Path:
+    """Write `trace` to `path` as JSON and return the path."""
+    target = Path(path)
+    try:
+        target.write_text(json.dumps(trace_to_dict(trace), separators=(",", ":")))
+    except OSError as exc:
+        raise TraceError(f"Cannot write the trace to {target}: {exc.strerror}.") from exc
+    return target
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file, turning I/O and syntax errors into `TraceError`s that name the file."""
+    source = Path(path)
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise TraceError(f"Cannot read {source}: {exc.strerror}.") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TraceFormatError(
+            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+        ) from exc
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Read one trace file written by `dump_trace`."""
+    data = read_json(path)
+    try:
+        return trace_from_dict(data)
+    except TraceFormatError as exc:
+        raise TraceFormatError(f"{path}: {exc}") from None
+
+
+def trace_from_dict(data: Any) -> Trace:
+    """Build a `Trace` from its dict form, validating every field."""
+    if not isinstance(data, dict) or "run" not in data or "requests" not in data:
+        raise TraceFormatError("not a loopscope trace (no 'run' and 'requests' keys)")
+    version = data.get("version")
+    if version != TRACE_VERSION:
+        raise TraceFormatError(
+            f"trace version {version!r} is not supported (this loopscope reads version "
+            f"{TRACE_VERSION}); re-record it with this version"
+        )
+    return Trace(
+        run=_build(Run, data["run"], "run"),
+        requests=[
+            _build_request(item, f"requests[{i}]") for i, item in enumerate(_list(data, "requests"))
+        ],
+        loop_blocks=_build_list(LoopBlock, data, "loop_blocks"),
+        pool=_build_list(PoolCall, data, "pool"),
+        pool_samples=_build_list(PoolSample, data, "pool_samples"),
+        lanes=_build_list(Segment, data, "lanes"),
+    )
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise TraceFormatError(f"{key}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _build_list(cls: type[T], data: dict[str, Any], key: str) -> list[T]:
+    return [_build(cls, item, f"{key}[{i}]") for i, item in enumerate(_list(data, key))]
+
+
+def _build_request(item: Any, where: str) -> Request:
+    if not isinstance(item, dict):
+        raise TraceFormatError(f"{where}: expected an object")
+    fields = {k: v for k, v in item.items() if k != "segments"}
+    request = _build(Request, fields, where)
+    request.segments = _build_list(Segment, item, "segments") if "segments" in item else []
+    return request
+
+
+# Which JSON types each annotation accepts; the model only uses these.
+_ACCEPTS: dict[str, tuple[type, ...]] = {
+    "int": _INT,
+    "float": _NUM,
+    "str": (str,),
+    "bool": (bool,),
+    "list[str]": (list,),
+    "list[Segment]": (list,),
+    "dict[str, int]": (dict,),
+}
+
+
+def _build(cls: type[T], item: Any, where: str) -> T:
+    if not isinstance(item, dict):
+        raise TraceFormatError(f"{where}: expected an object, got {type(item).__name__}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cast(Any, cls)):
+        if f.name not in item:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise TraceFormatError(f"{where}.{f.name}: missing")
+            continue
+        value = item[f.name]
+        _check(value, str(f.type), f"{where}.{f.name}")
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _check(value: Any, annotation: str, where: str) -> None:
+    options = [part.strip() for part in annotation.split("|")]
+    if value is None:
+        if "None" in options:
+            return
+        raise TraceFormatError(f"{where}: must not be null")
+    if annotation == "State":
+        if value not in STATES:
+            raise TraceFormatError(f"{where}: expected one of {', '.join(STATES)}, got {value!r}")
+        return
+    if annotation in ("Source", "BlockKind"):
+        allowed = ("measured", "simulated") if annotation == "Source" else ("code", "gc")
+        if value not in allowed:
+            raise TraceFormatError(f"{where}: expected one of {', '.join(allowed)}, got {value!r}")
+        return
+    for option in options:
+        accepted = _ACCEPTS.get(option)
+        if accepted is None:
+            continue
+        # bool is an int in Python, but a JSON `true` where a number belongs is a corrupt file.
+        if isinstance(value, bool) and option != "bool":
+            continue
+        if isinstance(value, accepted):
+            return
+    raise TraceFormatError(f"{where}: expected {annotation}, got {type(value).__name__}")

@@ -1,0 +1,170 @@
+"""The Trace: one data model for measured and simulated runs.
+
+Every time is an integer of nanoseconds on `time.monotonic_ns()`, which on Linux is the
+system-wide CLOCK_MONOTONIC: stamps taken by the load driver and by the probe inside the server
+line up without any translation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+TRACE_VERSION = 1
+
+State = Literal[
+    "queued",  # sent by the client, not yet seen by the app [the seed's accept queue]
+    "on-loop",  # this request's Python code is running on the event loop [coroutine running]
+    "awaiting",  # suspended at an `await`; the loop is free for others [non-blocking wait]
+    "ready",  # woken, waiting for the loop to get to it (tokio-console's "scheduled")
+    "loop-blocked",  # the loop is stuck in a call made for this request [W waiting]
+    "pool-wait",  # waiting for a thread-pool token or a worker thread
+    "in-thread",  # running in a worker thread
+]
+STATES: tuple[State, ...] = get_args(State)
+
+Source = Literal["measured", "simulated"]
+BlockKind = Literal["code", "gc"]
+
+
+@dataclass(slots=True)
+class Segment:
+    """One interval in one lane, in one state.
+
+    `lane` is `request:<id>`, `loop:<pid>` or `thread:<name>`. `cpu_ns` is the thread CPU time
+    spent in the interval where it was measured (`None` where it was not); wall minus CPU is the
+    time the thread spent waiting. `where` is the `path:line` the interval is attributed to.
+    """
+
+    lane: str
+    state: State
+    start_ns: int
+    end_ns: int
+    cpu_ns: int | None = None
+    where: str | None = None
+    request_id: str | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        """The interval's wall-clock length."""
+        return self.end_ns - self.start_ns
+
+
+@dataclass(slots=True)
+class Request:
+    """One HTTP request, as the client saw it and, where a probe ran, as the server saw it."""
+
+    id: str
+    method: str
+    path: str
+    route: str
+    status: int | None
+    client_send_ns: int
+    client_done_ns: int
+    client_first_byte_ns: int | None = None
+    server_start_ns: int | None = None
+    server_end_ns: int | None = None
+    size: int | None = None
+    user: int | None = None
+    error: str | None = None
+    loop_steps: int | None = None
+    longest_step_ns: int | None = None
+    pool_hops: int | None = None
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def latency_ns(self) -> int:
+        """Client send to client done."""
+        return self.client_done_ns - self.client_send_ns
+
+
+@dataclass(slots=True)
+class LoopBlock:
+    """An interval in which the event loop did not turn for longer than the threshold.
+
+    `request_id` names the culprit (`None` when the loop was busy outside any request), `where`
+    the innermost frame in the user's code, `stack` a short stack, innermost last, and `delayed`
+    the other requests that were ready or arrived while the loop was stuck. `kind` is `gc` when
+    a garbage collection pause, not user code, held the loop.
+    """
+
+    start_ns: int
+    end_ns: int
+    cpu_ns: int | None
+    request_id: str | None
+    where: str | None
+    stack: list[str] = field(default_factory=list)
+    kind: BlockKind = "code"
+    delayed: list[str] = field(default_factory=list)
+
+    @property
+    def duration_ns(self) -> int:
+        """The block's wall-clock length."""
+        return self.end_ns - self.start_ns
+
+
+@dataclass(slots=True)
+class PoolCall:
+    """One trip through the thread pool (`anyio.to_thread.run_sync`).
+
+    `submitted_ns` → `started_ns` is the token (and thread) wait; `started_ns` → `finished_ns`
+    the run in `thread`; `resumed_ns`, where known, is when the awaiting task ran again.
+    """
+
+    request_id: str | None
+    func: str
+    submitted_ns: int
+    started_ns: int | None
+    finished_ns: int | None
+    thread: str | None
+    cpu_ns: int | None = None
+    resumed_ns: int | None = None
+
+
+@dataclass(slots=True)
+class PoolSample:
+    """The thread-pool limiter at one instant (`CapacityLimiter.statistics()`)."""
+
+    t_ns: int
+    borrowed: int
+    total: int
+    waiting: int
+
+
+@dataclass(slots=True)
+class Run:
+    """What was run, how, and on what: everything needed to read the trace a year later."""
+
+    mode: str
+    app: str
+    source: Source = "measured"
+    tool_version: str = ""
+    python: str = ""
+    server: str = "uvicorn"
+    loop: str = "asyncio"
+    http: str = "h11"
+    workers: int = 1
+    threads: int | None = 40
+    io_ms: float | None = None
+    users: int = 0
+    rounds: int = 1
+    scenario: str = ""
+    block_ms: float | None = None
+    precise: bool = False
+    clock: str = "monotonic_ns"
+    started_ns: int = 0
+    notes: list[str] = field(default_factory=list)
+    probe: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Trace:
+    """One run: the requests with their segments, the loop's blocks and the thread pool's use."""
+
+    run: Run
+    requests: list[Request] = field(default_factory=list)
+    loop_blocks: list[LoopBlock] = field(default_factory=list)
+    pool: list[PoolCall] = field(default_factory=list)
+    pool_samples: list[PoolSample] = field(default_factory=list)
+    lanes: list[Segment] = field(default_factory=list)
+    version: int = TRACE_VERSION
