@@ -52,7 +52,7 @@ class PortInUseError(ServerError):
 
 
 class ServerStartError(ServerError):
-    """Raised when the app fails to import or the server does not answer within its start timeout."""
+    """Raised when the app fails to import or the server does not answer in time."""
 
 
 class ServerDiedError(ServerError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -83,34 +84,35 @@ def trace_from_dict(data: Any) -> Trace:
             f"{TRACE_VERSION}); re-record it with this version"
         )
     return Trace(
-        run=_build(Run, data["run"], "run"),
+        run=build_record(Run, data["run"], "run"),
         requests=[
             _build_request(item, f"requests[{i}]") for i, item in enumerate(_list(data, "requests"))
         ],
-        loop_blocks=_build_list(LoopBlock, data, "loop_blocks"),
-        pool=_build_list(PoolCall, data, "pool"),
-        pool_samples=_build_list(PoolSample, data, "pool_samples"),
-        lanes=_build_list(Segment, data, "lanes"),
+        loop_blocks=build_records(LoopBlock, data, "loop_blocks"),
+        pool=build_records(PoolCall, data, "pool"),
+        pool_samples=build_records(PoolSample, data, "pool_samples"),
+        lanes=build_records(Segment, data, "lanes"),
     )
 
 
-def _list(data: dict[str, Any], key: str) -> list[Any]:
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
     value = data.get(key, [])
     if not isinstance(value, list):
         raise TraceFormatError(f"{key}: expected a list, got {type(value).__name__}")
     return value
 
 
-def _build_list(cls: type[T], data: dict[str, Any], key: str) -> list[T]:
-    return [_build(cls, item, f"{key}[{i}]") for i, item in enumerate(_list(data, key))]
+def build_records(cls: type[T], data: Mapping[str, Any], key: str) -> list[T]:
+    """Validate and build the list of `cls` records under `data[key]` (missing means empty)."""
+    return [build_record(cls, item, f"{key}[{i}]") for i, item in enumerate(_list(data, key))]
 
 
 def _build_request(item: Any, where: str) -> Request:
     if not isinstance(item, dict):
         raise TraceFormatError(f"{where}: expected an object")
     fields = {k: v for k, v in item.items() if k != "segments"}
-    request = _build(Request, fields, where)
-    request.segments = _build_list(Segment, item, "segments") if "segments" in item else []
+    request = build_record(Request, fields, where)
+    request.segments = build_records(Segment, item, "segments") if "segments" in item else []
     return request
 
 
@@ -126,8 +128,9 @@ _ACCEPTS: dict[str, tuple[type, ...]] = {
 }
 
 
-def _build(cls: type[T], item: Any, where: str) -> T:
-    if not isinstance(item, dict):
+def build_record(cls: type[T], item: Any, where: str) -> T:
+    """Validate `item` against dataclass `cls` and build it; `where` names it in errors."""
+    if not isinstance(item, Mapping):
         raise TraceFormatError(f"{where}: expected an object, got {type(item).__name__}")
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cast(Any, cls)):

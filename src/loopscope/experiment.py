@@ -1,0 +1,136 @@
+"""The seed's experiment: the demo app in every execution mode, each against a fresh server.
+
+A mode is a route variant plus the server setting it needs. The seed's "one worker thread W" is
+not a variant of the code but of the server (the thread pool's tokens), so `single-thread` is
+`blocking` with one token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from loopscope.demo import DemoSettings
+from loopscope.errors import UsageError
+from loopscope.load import seed_scenario
+from loopscope.load.driver import Progress
+from loopscope.measure import Stage, describe_run, measure
+from loopscope.server import ServerSettings
+from loopscope.trace.io import trace_to_dict
+from loopscope.trace.model import Trace
+
+DEMO_APP = "loopscope.demo:create_app"
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """One way of running the seed's routes: which variant, and a forced token count if any."""
+
+    name: str
+    variant: str
+    threads: int | None
+    summary: str
+
+
+MODES: dict[str, Mode] = {
+    mode.name: mode
+    for mode in (
+        Mode("blocking", "blocking", None, "plain `def`: FastAPI runs it in the thread pool"),
+        Mode("single-thread", "blocking", 1, "plain `def` with one worker thread, the seed's W"),
+        Mode("async-blocking", "async-blocking", None, "`async def` calling time.sleep + sqlite3"),
+        Mode("async", "async", None, "`async def` awaiting asyncio.sleep + aiosqlite"),
+        Mode("offload", "offload", None, "`async def` awaiting run_in_threadpool(blocking)"),
+    )
+}
+
+
+def parse_modes(text: str) -> list[Mode]:
+    """`"blocking,async"` → the `Mode`s, in the order given; unknown names are a `UsageError`."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MODES]
+    if unknown or not names:
+        raise UsageError(
+            f"Unknown mode {', '.join(unknown) or '(none)'}; use some of {', '.join(MODES)}."
+        )
+    return [MODES[name] for name in names]
+
+
+def run_mode(
+    mode: Mode,
+    *,
+    io_ms: float,
+    users: int,
+    threads: int,
+    probe: bool = True,
+    block_ms: float = 20.0,
+    progress: Progress | None = None,
+    stage: Stage | None = None,
+) -> Trace:
+    """Measure the seed's scenario against the demo app in `mode` on a fresh server."""
+    demo = DemoSettings(io_ms=io_ms, users=max(100, users))
+    settings = ServerSettings(
+        app=DEMO_APP,
+        factory=True,
+        threads=mode.threads or threads,
+        env=demo.to_env(),
+        probe=probe,
+        block_ms=block_ms,
+    )
+    scenario = seed_scenario(mode.variant, users)
+    run = describe_run(settings, scenario, mode.name, io_ms=io_ms)
+    return measure(settings, scenario, run, progress=progress, stage=stage)
+
+
+def run_demo(
+    modes: Iterable[Mode],
+    *,
+    io_ms: float,
+    users: int,
+    threads: int,
+    probe: bool = True,
+    block_ms: float = 20.0,
+    on_mode: Callable[[Mode], tuple[Progress | None, Stage | None]] | None = None,
+) -> list[Trace]:
+    """Every mode in turn, each against its own fresh server."""
+    traces = []
+    for mode in modes:
+        progress, stage = on_mode(mode) if on_mode else (None, None)
+        traces.append(
+            run_mode(
+                mode,
+                io_ms=io_ms,
+                users=users,
+                threads=threads,
+                probe=probe,
+                block_ms=block_ms,
+                progress=progress,
+                stage=stage,
+            )
+        )
+    return traces
+
+
+def demo_record(traces: Iterable[Trace]) -> dict[str, object]:
+    """The demo's JSON: `{"runs": [...]}`, each run a full trace plus its headline numbers.
+
+    A run's `mode`, `io_ms`, `users`, `threads`, `makespan_s` and each request's `latency_s` sit
+    beside the trace's own keys, so the file is both a summary and a set of loadable traces.
+    """
+    runs = []
+    for trace in traces:
+        data = trace_to_dict(trace)
+        for request, item in zip(trace.requests, data["requests"], strict=True):
+            item["latency_s"] = request.latency_ns / 1e9
+        t0 = min((r.client_send_ns for r in trace.requests), default=0)
+        end = max((r.client_done_ns for r in trace.requests), default=t0)
+        runs.append(
+            {
+                "mode": trace.run.mode,
+                "io_ms": trace.run.io_ms,
+                "users": trace.run.users,
+                "threads": trace.run.threads,
+                "makespan_s": (end - t0) / 1e9,
+                **data,
+            }
+        )
+    return {"runs": runs}

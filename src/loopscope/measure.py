@@ -1,0 +1,70 @@
+"""One measured run: start the server, send the scenario, stop the server, build the Trace.
+
+This is the one place where `server`, `load` and the probe's records meet; the CLI's `demo` and
+`trace` commands are both a loop over `measure`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import time
+from collections.abc import Callable
+
+from loopscope import __version__
+from loopscope.load import Scenario, run_load
+from loopscope.load.driver import Progress
+from loopscope.server import ServerProcess, ServerSettings
+from loopscope.trace.merge import build_trace
+from loopscope.trace.model import Request, Run, Trace
+
+Stage = Callable[[str], None]
+
+
+def describe_run(
+    settings: ServerSettings, scenario: Scenario, mode: str, io_ms: float | None = None
+) -> Run:
+    """The `Run` metadata of a measurement about to be made."""
+    return Run(
+        mode=mode,
+        app=settings.app,
+        source="measured",
+        tool_version=__version__,
+        python=platform.python_version(),
+        server="uvicorn",
+        loop=settings.loop,
+        http=settings.http,
+        workers=settings.workers,
+        threads=settings.threads if settings.threads is not None else 40,
+        users=scenario.users,
+        rounds=scenario.rounds,
+        scenario=scenario.name,
+        block_ms=settings.block_ms if settings.probe else None,
+        io_ms=io_ms,
+    )
+
+
+def measure(
+    settings: ServerSettings,
+    scenario: Scenario,
+    run: Run,
+    progress: Progress | None = None,
+    stage: Stage | None = None,
+) -> Trace:
+    """Run `scenario` against a fresh server with `settings` and return the measured `Trace`."""
+    server = ServerProcess(settings)
+    try:
+        if stage:
+            stage("starting server")
+        server.start()
+        if stage:
+            stage("sending requests")
+        run.started_ns = time.monotonic_ns()
+        requests: list[Request] = asyncio.run(run_load(server.url, scenario, progress))
+        server.check_alive()
+        if stage:
+            stage("stopping server")
+        server.stop()
+        return build_trace(run, requests, server.probe_records())
+    finally:
+        server.close()

@@ -1,0 +1,93 @@
+"""The console rendering: the demo's comparison table and its one-line readings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from loopscope.trace.model import Trace
+
+NS_PER_S = 1_000_000_000
+
+
+def run_start_ns(trace: Trace) -> int:
+    """The first client send of the run (time zero of every figure of that run)."""
+    return min((r.client_send_ns for r in trace.requests), default=trace.run.started_ns)
+
+
+def finish_times_s(trace: Trace) -> list[float]:
+    """Each request's finish time in seconds from the run's start, in request order."""
+    t0 = run_start_ns(trace)
+    return [(r.client_done_ns - t0) / NS_PER_S for r in trace.requests]
+
+
+def makespan_s(trace: Trace) -> float:
+    """First client send to last client done, in seconds."""
+    return max(finish_times_s(trace), default=0.0)
+
+
+def what_happened(trace: Trace) -> str:
+    """One sentence, from the measured times, on how the requests shared the server."""
+    n = len(trace.requests)
+    span = makespan_s(trace)
+    io_s = (trace.run.io_ms or 0) / 1000
+    if n == 0:
+        return "no requests were sent"
+    failed = sum(1 for r in trace.requests if r.status is None)
+    note = f" ({failed} got no answer)" if failed else ""
+    if io_s <= 0:
+        return f"{n} requests finished within {span:.2f} s{note}"
+    waves = max(1, round(span / io_s))
+    cause = _cause(trace)
+    if waves == 1:
+        return f"all {n} overlapped: the last finished at {span:.2f} s ≈ 1× the I/O time{note}"
+    if waves >= n:
+        done = ", ".join(f"{t:.1f}" for t in sorted(finish_times_s(trace)))
+        return (
+            f"requests ran one after another (finished at {done} s){cause}{note}"
+            if len(set(round(t / io_s) for t in finish_times_s(trace))) > 1
+            else f"requests were served one at a time; all finished at ≈{span:.2f} s "
+            f"({waves}× the I/O time){cause}{note}"
+        )
+    return f"requests ran in {waves} waves; the last finished at {span:.2f} s{cause}{note}"
+
+
+def _cause(trace: Trace) -> str:
+    blocks = [b for b in trace.loop_blocks if b.kind == "code"]
+    if blocks:
+        total = sum(b.duration_ns for b in blocks) / NS_PER_S
+        return f": the event loop was blocked {len(blocks)}× for {total:.2f} s"
+    waited = max((s.waiting for s in trace.pool_samples), default=0)
+    if waited:
+        peak = max(s.borrowed for s in trace.pool_samples)
+        return f": up to {waited} waited for the thread pool's {peak} busy tokens"
+    return ""
+
+
+def demo_table(traces: Sequence[Trace]) -> Table:
+    """Mode, makespan, each request's finish time and status, and what happened."""
+    table = Table(title="The seed's experiment, measured", title_justify="left")
+    table.add_column("mode", style="bold")
+    table.add_column("makespan", justify="right")
+    table.add_column("finished at (s)")
+    table.add_column("status")
+    table.add_column("what happened")
+    for trace in traces:
+        times = finish_times_s(trace)
+        statuses = sorted({str(r.status or "error") for r in trace.requests})
+        table.add_row(
+            trace.run.mode,
+            f"{makespan_s(trace):.2f} s",
+            _compact(times),
+            ", ".join(statuses),
+            what_happened(trace),
+        )
+    return table
+
+
+def _compact(times: list[float]) -> str:
+    if len(times) <= 6:
+        return " ".join(f"{t:.2f}" for t in times)
+    ordered = sorted(times)
+    return f"{ordered[0]:.2f} … {ordered[-1]:.2f} ({len(times)} requests)"

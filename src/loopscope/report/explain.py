@@ -1,0 +1,232 @@
+"""A run explained in a few sentences, in the seed's words, with every number taken from the trace.
+
+The vocabulary is the blog post's: the accept queue, the event loop, the worker thread and the
+thread pool, coroutines taking turns at their `await`s. The sentences say what blocked, where and
+for how long, and who waited for it, so a reader can match the run to the seed's diagrams.
+"""
+
+from __future__ import annotations
+
+from loopscope.trace.analysis import (
+    BlockGroup,
+    format_duration,
+    has_server_data,
+    loop_blocks,
+    loop_utilisation,
+    makespan_ns,
+    peak_concurrency,
+    percentile,
+    pool_saturation,
+    span_ns,
+    top_loop_blocks,
+)
+from loopscope.trace.model import Trace
+
+_LIST_FINISHES_UP_TO = 6
+"""Runs this small list every request's finish time ("at 1.0 s, 2.0 s and 3.0 s")."""
+
+
+def explain(trace: Trace) -> list[str]:
+    """Sentences that explain `trace`, most important first; empty for a trace without requests."""
+    if not trace.requests:
+        return ["No requests were recorded in this run."]
+    sentences: list[str] = []
+    if trace.run.source == "simulated":
+        sentences.append(
+            "Simulated: these numbers come from loopscope's model of the server, not from a "
+            "measurement."
+        )
+    sentences.append(_arrivals(trace))
+    if not has_server_data(trace):
+        sentences.append(_client_only(trace))
+    elif loop_blocks(trace):
+        sentences.extend(_blocked(trace))
+    elif pool_saturation(trace).used:
+        sentences.extend(_thread_pool(trace))
+    else:
+        sentences.append(_coroutines(trace))
+    if has_server_data(trace) and not loop_blocks(trace):
+        sentences.extend(_long_queue(trace))
+    busy = loop_utilisation(trace)
+    if busy is not None:
+        sentences.append(
+            f"The event loop was busy {busy:.1%} of the {format_duration(makespan_ns(trace))} run."
+        )
+    return sentences
+
+
+def _arrivals(trace: Trace) -> str:
+    sends = sorted(r.client_send_ns for r in trace.requests)
+    count = len(sends)
+    noun = "request was" if count == 1 else "requests were"
+    if count == 1:
+        return f"1 {noun} sent."
+    return f"{count} {noun} sent within {format_duration(sends[-1] - sends[0])} of each other."
+
+
+def _client_only(trace: Trace) -> str:
+    latencies = sorted(r.latency_ns for r in trace.requests)
+    return (
+        "No server-side data was recorded (client view only): the requests took "
+        f"{format_duration(percentile(latencies, 50))} at the median and {_finishes(trace)}."
+    )
+
+
+def _blocked(trace: Trace) -> list[str]:
+    groups = top_loop_blocks(trace, n=3)
+    top = groups[0]
+    times = "once" if top.count == 1 else f"{top.count} times"
+    sentences = [
+        f"The loop was blocked {times} for {format_duration(top.total_ns)} in total at "
+        f"{top.where} ({_nature(top)})."
+    ]
+    sentences.extend(
+        f"It was also blocked at {g.where}: {g.count}× for {format_duration(g.total_ns)} "
+        f"({_nature(g)})."
+        for g in groups[1:]
+    )
+    queued, ready = _held_up(trace)
+    serial = peak_concurrency(_in_progress(trace)) <= 1
+    if queued:
+        waited = f"{_count(len(queued), 'request')} waited in the accept queue"
+        if ready:
+            waited += f" and {_count(len(ready), 'woken coroutine')} waited for the loop"
+        if serial and len(queued) > 1:
+            outcome = f"they ran one after another and {_finishes(trace, subject='')}"
+        else:
+            outcome = _finishes(trace)
+        sentences.append(f"While it was blocked, {waited}: {outcome}.")
+    elif ready:
+        sentences.append(
+            f"While it was blocked, {_count(len(ready), 'woken coroutine')} waited for the "
+            f"loop; {_finishes(trace)}."
+        )
+    else:
+        sentences.append(f"Nobody else was waiting while it was blocked; {_finishes(trace)}.")
+    return sentences
+
+
+def _nature(group: BlockGroup) -> str:
+    if group.cpu_ns is None:
+        return "CPU time not measured"
+    cpu = format_duration(group.cpu_ns)
+    if group.cpu_bound:
+        return f"CPU work, not waiting: {cpu} of CPU"
+    return f"waiting, not CPU: {cpu} of CPU"
+
+
+def _held_up(trace: Trace) -> tuple[set[str], set[str]]:
+    """(requests in the accept queue, requests ready) while a block held the loop, culprits out."""
+    blocks = loop_blocks(trace)
+    queued: set[str] = set()
+    ready: set[str] = set()
+    for request in trace.requests:
+        for segment in request.segments:
+            if segment.state not in ("queued", "ready"):
+                continue
+            for block in blocks:
+                overlaps = segment.start_ns < block.end_ns and block.start_ns < segment.end_ns
+                if overlaps and block.request_id != request.id:
+                    (queued if segment.state == "queued" else ready).add(request.id)
+    # The probe's own list catches requests whose waiting was not split into segments.
+    queued |= {d for b in blocks for d in b.delayed} - ready
+    return queued, ready
+
+
+def _thread_pool(trace: Trace) -> list[str]:
+    pool = pool_saturation(trace)
+    tokens = f" ({_count(pool.total_tokens, 'token')})" if pool.total_tokens else ""
+    sentences = [
+        f"Every handler ran in a worker thread of the thread pool{tokens}; the event loop only "
+        "took the requests from the accept queue and handed them over."
+    ]
+    if pool.peak_borrowed == 1:
+        sentences.append("Only 1 worker thread ran at a time.")
+    else:
+        sentences.append(f"Up to {pool.peak_borrowed} worker threads ran at once.")
+    waited = [w for w in pool.per_request if w.waits]
+    if waited:
+        longest = format_duration(max(w.max_wait_ns for w in waited))
+        full = (
+            f"; all tokens were in use for {format_duration(pool.full_ns)}" if pool.full_ns else ""
+        )
+        sentences.append(
+            f"{_count(len(waited), 'request')} waited for a thread-pool token, for up to "
+            f"{longest}{full}."
+        )
+    if pool.peak_borrowed <= 1 < len(trace.requests):
+        sentences.append(f"The handlers ran one after another; {_finishes(trace)}.")
+    else:
+        sentences.append(f"{_overlap(trace)}; {_finishes(trace)}.")
+    return sentences
+
+
+def _coroutines(trace: Trace) -> str:
+    count = len(trace.requests)
+    if peak_concurrency(_in_progress(trace)) >= count > 1:
+        return (
+            f"All {count} requests overlapped: each coroutine gave the loop back at its await; "
+            f"{_finishes(trace)}."
+        )
+    return (
+        f"{_overlap(trace)}: coroutines took turns on the loop, switching at their awaits; "
+        f"{_finishes(trace)}."
+    )
+
+
+def _overlap(trace: Trace) -> str:
+    count = len(trace.requests)
+    peak = peak_concurrency(_in_progress(trace))
+    if peak >= count > 1:
+        return f"All {count} requests overlapped"
+    if peak <= 1:
+        return f"The {count} requests ran one after another"
+    return f"Up to {peak} of the {count} requests were in progress at once"
+
+
+def _in_progress(trace: Trace) -> list[tuple[int, int]]:
+    """Each request's time inside the server (its segments after the accept queue)."""
+    intervals = []
+    for request in trace.requests:
+        served = [s for s in request.segments if s.state != "queued"]
+        if served:
+            intervals.append((min(s.start_ns for s in served), max(s.end_ns for s in served)))
+        elif request.server_start_ns is not None and request.server_end_ns is not None:
+            intervals.append((request.server_start_ns, request.server_end_ns))
+        else:
+            intervals.append((request.client_send_ns, request.client_done_ns))
+    return intervals
+
+
+def _finishes(trace: Trace, subject: str = "they ") -> str:
+    start = (span_ns(trace) or (0, 0))[0]
+    done = sorted(r.client_done_ns - start for r in trace.requests)
+    if 1 < len(done) <= _LIST_FINISHES_UP_TO:
+        times = [format_duration(t) for t in done]
+        if len(set(times)) == 1:
+            return f"{subject}all finished at {times[0]}"
+        return f"{subject}finished at {', '.join(times[:-1])} and {times[-1]}"
+    return f"the last finished at {format_duration(done[-1])}"
+
+
+def _long_queue(trace: Trace) -> list[str]:
+    """The longest wait in the accept queue, when it is a noticeable part of the run."""
+    waits = [
+        (s.duration_ns, r.id) for r in trace.requests for s in r.segments if s.state == "queued"
+    ]
+    if not waits:
+        return []
+    longest, rid = max(waits)
+    if longest < max(QUEUE_NOTICE_NS, QUEUE_NOTICE_SHARE * makespan_ns(trace)):
+        return []
+    return [f"{rid} waited longest in the accept queue: {format_duration(longest)}."]
+
+
+QUEUE_NOTICE_NS = 10_000_000
+"""Accept-queue waits shorter than this are the normal cost of taking a connection."""
+QUEUE_NOTICE_SHARE = 0.05
+"""...and so are waits under this share of the run."""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,0 +1,255 @@
+"""Run uvicorn in its own process: start, wait until it answers, stop, keep the log.
+
+The server is a child in its own session (process group), so stopping it reaches every worker,
+and a Ctrl-C in the terminal reaches loopscope first, which then stops the server in order:
+SIGTERM (uvicorn's graceful shutdown, after which the probe writes its records), then SIGKILL
+after a grace period. An `atexit` hook is the last line of defence against orphans.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from loopscope.errors import PortInUseError, ServerDiedError, ServerStartError, UsageError
+from loopscope.server import target
+from loopscope.server.ports import LOOPBACK, ensure_port_free, free_port, is_listening
+
+LoopName = Literal["asyncio", "uvloop"]
+HttpName = Literal["h11", "httptools"]
+
+_LOG_TAIL_LINES = 25
+
+
+@dataclass(slots=True)
+class ServerSettings:
+    """How to run one server. `app` is an import string such as `pkg.module:app`.
+
+    `threads` sets the thread pool's token count (anyio's default is 40); `probe` installs
+    loopscope's probe in every worker, recording loop blocks longer than `block_ms`.
+    """
+
+    app: str
+    app_dir: str | None = None
+    factory: bool = False
+    host: str = LOOPBACK
+    port: int | None = None
+    loop: LoopName = "asyncio"
+    http: HttpName = "h11"
+    workers: int = 1
+    threads: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    probe: bool = False
+    block_ms: float = 20.0
+    start_timeout_s: float = 30.0
+    stop_grace_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if ":" not in self.app:
+            raise UsageError(f"App {self.app!r} must look like 'module:attribute'.")
+        if self.workers < 1:
+            raise UsageError(f"workers must be at least 1, not {self.workers}.")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"threads must be at least 1, not {self.threads}.")
+        if self.block_ms <= 0:
+            raise UsageError(f"block_ms must be positive, not {self.block_ms}.")
+
+
+class ServerProcess:
+    """A uvicorn server in a child process; use it as a context manager.
+
+    ```
+    with ServerProcess(ServerSettings(app="loopscope.demo:create_app", factory=True)) as server:
+        ...  # send requests to server.url
+    server.probe_records()  # what the probe wrote, once the server has stopped
+    ```
+    """
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.port = settings.port or 0
+        self._workdir = tempfile.TemporaryDirectory(prefix="loopscope-server-")
+        self.log_path = Path(self._workdir.name) / "server.log"
+        self.probe_dir = Path(self._workdir.name) / "probe"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. `http://127.0.0.1:41234`."""
+        return f"http://{self.settings.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._proc.pid if self._proc else None
+
+    def command(self) -> list[str]:
+        """The uvicorn command line this server runs."""
+        s = self.settings
+        return [
+            sys.executable, "-m", "uvicorn", "loopscope.server.target:app",
+            "--host", s.host, "--port", str(self.port),
+            "--loop", s.loop, "--http", s.http, "--workers", str(s.workers),
+            "--log-level", "warning", "--no-access-log",
+            "--timeout-graceful-shutdown", str(max(1, int(s.stop_grace_s) - 1)),
+        ]  # fmt: skip
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: ours, the user's extras, and the target's settings."""
+        s = self.settings
+        env = {**os.environ, **s.env, target.ENV_APP: s.app, target.ENV_LOOP: s.loop}
+        env["PYTHONUNBUFFERED"] = "1"
+        if s.app_dir:
+            env[target.ENV_APP_DIR] = str(Path(s.app_dir).resolve())
+        if s.factory:
+            env[target.ENV_FACTORY] = "1"
+        if s.threads is not None:
+            env[target.ENV_THREADS] = str(s.threads)
+        if s.probe:
+            self.probe_dir.mkdir(exist_ok=True)
+            env[target.ENV_PROBE_OUT] = str(self.probe_dir)
+            env[target.ENV_BLOCK_MS] = repr(s.block_ms)
+        return env
+
+    def start(self) -> None:
+        """Start the server and return once it accepts connections."""
+        s = self.settings
+        if s.port:
+            ensure_port_free(s.host, s.port)
+        else:
+            self.port = free_port(s.host)
+        with self.log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                cwd=s.app_dir or None,
+                start_new_session=True,
+            )
+        atexit.register(self._kill_quietly)
+        self._wait_until_ready()
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                self.returncode = self._proc.returncode
+                self._raise_start_failure()
+            if is_listening(self.settings.host, self.port):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServerStartError(
+            f"The server for {self.settings.app} did not answer on {self.url} within "
+            f"{self.settings.start_timeout_s:g} s.",
+            self.log_tail(),
+        )
+
+    def _raise_start_failure(self) -> None:
+        tail = self.log_tail()
+        if "address already in use" in tail.lower():
+            raise PortInUseError(
+                f"Port {self.port} on {self.settings.host} is in use. "
+                "Pass another port or free it.",
+                tail,
+            )
+        raise ServerStartError(
+            f"The server for {self.settings.app} exited with code {self.returncode} before it "
+            "answered: see its log below.",
+            tail,
+        )
+
+    def check_alive(self) -> None:
+        """Raise `ServerDiedError` if the server has exited."""
+        if self._proc is not None and self._proc.poll() is not None:
+            self.returncode = self._proc.returncode
+            raise ServerDiedError(
+                f"The server for {self.settings.app} exited with code {self.returncode} while it "
+                "was being measured.",
+                self.log_tail(),
+            )
+
+    def stop(self) -> int | None:
+        """Stop the server (SIGTERM, then SIGKILL after the grace period); return its exit code."""
+        proc = self._proc
+        if proc is None:
+            return self.returncode
+        if proc.poll() is None:
+            self._signal_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.settings.stop_grace_s)
+            except subprocess.TimeoutExpired:
+                self._signal_group(proc, signal.SIGKILL)
+                proc.wait()
+        else:
+            # Workers of a dead master may live on in its process group.
+            self._signal_group(proc, signal.SIGKILL)
+        self.returncode = proc.returncode
+        self._proc = None
+        atexit.unregister(self._kill_quietly)
+        return self.returncode
+
+    @staticmethod
+    def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    def _kill_quietly(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._signal_group(self._proc, signal.SIGKILL)
+
+    def log_text(self) -> str:
+        """Everything the server has written to stdout and stderr so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last `lines` lines of the server's log."""
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def probe_records(self) -> list[dict[str, Any]]:
+        """What the probe in each worker wrote at shutdown (empty without `probe=True`)."""
+        records = []
+        for path in sorted(self.probe_dir.glob("probe-*.json")):
+            try:
+                records.append(json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue  # a worker killed mid-write; the others still count
+        return records
+
+    def close(self) -> None:
+        """Stop the server and remove its working directory (log and probe records)."""
+        self.stop()
+        self._workdir.cleanup()
+
+    def __enter__(self) -> ServerProcess:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,94 @@
+"""The ASGI app that uvicorn imports inside the server process: the user's app, wrapped.
+
+`loopscope.server` starts uvicorn on `loopscope.server.target:app`, never on the user's app
+directly, so that the probe is installed *before* the user's code is imported and the server's
+own settings (the thread pool's tokens) apply without any change to that code. Everything is
+passed in environment variables, which also reach every worker process when `workers > 1`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.importer import import_from_string
+
+ENV_APP = "LOOPSCOPE_APP"
+ENV_APP_DIR = "LOOPSCOPE_APP_DIR"
+ENV_FACTORY = "LOOPSCOPE_APP_FACTORY"
+ENV_THREADS = "LOOPSCOPE_THREADS"
+ENV_PROBE_OUT = "LOOPSCOPE_PROBE_OUT"
+ENV_BLOCK_MS = "LOOPSCOPE_BLOCK_MS"
+ENV_LOOP = "LOOPSCOPE_LOOP"
+
+
+class ThreadTokens:
+    """Sets the thread pool's token count on the first ASGI call, inside the server's loop.
+
+    anyio creates its default `CapacityLimiter(40)` lazily, once per event loop, so it can only be
+    changed from within that loop; the lifespan startup is the earliest such moment.
+    """
+
+    def __init__(self, app: ASGIApp, tokens: int) -> None:
+        self.app = app
+        self.tokens = tokens
+        self._applied = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._applied:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.tokens
+            self._applied = True
+        await self.app(scope, receive, send)
+
+
+def _install_probe(out_dir: str) -> Any:
+    from loopscope.probe import install
+
+    loop = os.environ.get(ENV_LOOP, "asyncio")
+    probe = install(
+        block_ms=float(os.environ.get(ENV_BLOCK_MS, "20")),
+        precise=None if loop == "asyncio" else False,
+        app_root=os.environ.get(ENV_APP_DIR) or os.getcwd(),
+    )
+    # uvicorn returns from `run()` after a graceful shutdown (SIGTERM), so atexit sees every
+    # request; the file is named by pid because each worker process writes its own.
+    atexit.register(probe.dump, str(Path(out_dir) / f"probe-{os.getpid()}.json"))
+    return probe
+
+
+def build_app() -> ASGIApp:
+    """Install the probe if asked, import the user's app, and wrap it."""
+    app_dir = os.environ.get(ENV_APP_DIR)
+    if app_dir:
+        sys.path.insert(0, app_dir)
+    out_dir = os.environ.get(ENV_PROBE_OUT)
+    probe = _install_probe(out_dir) if out_dir else None
+
+    target: Any = import_from_string(os.environ[ENV_APP])
+    if os.environ.get(ENV_FACTORY) == "1":
+        target = target()
+    wrapped: ASGIApp = probe.asgi(target) if probe is not None else target
+    tokens = os.environ.get(ENV_THREADS)
+    if tokens:
+        wrapped = ThreadTokens(wrapped, int(tokens))
+    return wrapped
+
+
+_app: ASGIApp | None = None
+
+
+def __getattr__(name: str) -> ASGIApp:
+    # Built on first access (uvicorn's `import_from_string` asks for `app`), so importing this
+    # module for its constants never imports the user's app.
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _app is None:
+        _app = build_app()
+    return _app

@@ -1,0 +1,90 @@
+"""Join what the client saw with what the probe recorded in each server process.
+
+Both sides stamp on `time.monotonic_ns()`, so the join is by request id alone: the client's send
+time and the server's first sight of a request bound its `queued` segment (the seed's accept
+queue), and the probe's segments follow it on the same lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from loopscope.errors import TraceFormatError
+from loopscope.trace.io import build_record, build_records
+from loopscope.trace.model import LoopBlock, PoolCall, PoolSample, Request, Run, Segment, Trace
+
+_SERVER_FIELDS = ("server_start_ns", "server_end_ns", "loop_steps", "longest_step_ns", "pool_hops")
+
+
+def request_lane(request_id: str) -> str:
+    """The lane name of one request's own timeline."""
+    return f"request:{request_id}"
+
+
+def build_trace(
+    run: Run, requests: Iterable[Request], probe_records: Iterable[Mapping[str, Any]] = ()
+) -> Trace:
+    """A `Trace` of `run` from the client's `requests` and the probes' records (one per worker).
+
+    Without probe records the trace holds the client's view only: times, statuses, no segments.
+    """
+    trace = Trace(run=run, requests=list(requests))
+    by_id = {r.id: r for r in trace.requests}
+    precise: list[bool] = []
+    unmatched = 0
+    for index, record in enumerate(probe_records):
+        where = f"probe record {index}"
+        if not isinstance(record, Mapping) or not isinstance(record.get("requests"), Mapping):
+            raise TraceFormatError(f"{where}: not a probe record (no 'requests' mapping)")
+        precise.append(bool(record.get("precise")))
+        run.loop = str(record.get("loop", run.loop))
+        for key, value in dict(record.get("probe", {})).items():
+            run.probe[key] = run.probe.get(key, 0) + int(value)
+        for request_id, server in record["requests"].items():
+            request = by_id.get(request_id)
+            if request is None:
+                unmatched += 1
+                continue
+            _join(request, server, f"{where}.requests[{request_id!r}]")
+        trace.loop_blocks += build_records(LoopBlock, record, "loop_blocks")
+        trace.pool += build_records(PoolCall, record, "pool")
+        trace.pool_samples += build_records(PoolSample, record, "pool_samples")
+        trace.lanes += build_records(Segment, record, "lanes")
+    if precise:
+        run.precise = all(precise)
+        if not run.precise:
+            run.notes.append(
+                f"The server ran on {run.loop}, whose callbacks loopscope cannot time: only the "
+                "watchdog ran, so loop blocks are recorded but per-step segments are not."
+            )
+    if unmatched:
+        run.notes.append(f"{unmatched} requests reached the server without a loopscope id.")
+    trace.loop_blocks.sort(key=lambda b: b.start_ns)
+    trace.pool.sort(key=lambda c: c.submitted_ns)
+    trace.pool_samples.sort(key=lambda s: s.t_ns)
+    return trace
+
+
+def _join(request: Request, server: Any, where: str) -> None:
+    if not isinstance(server, Mapping):
+        raise TraceFormatError(f"{where}: expected an object")
+    for key in _SERVER_FIELDS:
+        value = server.get(key)
+        if value is not None:
+            setattr(request, key, int(value))
+    route = server.get("route")
+    if isinstance(route, str) and route:
+        request.route = route
+    segments = [build_record(Segment, item, f"{where}.segments[{i}]")
+                for i, item in enumerate(server.get("segments", []))]  # fmt: skip
+    if request.server_start_ns is not None and request.server_start_ns > request.client_send_ns:
+        queued = Segment(
+            lane=request_lane(request.id),
+            state="queued",
+            start_ns=request.client_send_ns,
+            end_ns=request.server_start_ns,
+            request_id=request.id,
+        )
+        segments.insert(0, queued)
+    request.segments = segments
