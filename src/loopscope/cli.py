@@ -25,9 +25,19 @@ from rich.progress import (
 
 from loopscope.errors import LoopscopeError, UsageError
 from loopscope.experiment import Mode, demo_record, parse_modes, run_demo
+from loopscope.load import parse_hit, uniform_scenario
 from loopscope.load.driver import Progress as LoadProgress
-from loopscope.measure import Stage
-from loopscope.report.console import demo_table
+from loopscope.measure import Stage, describe_run, measure
+from loopscope.report.console import demo_table, trace_summary
+from loopscope.server import ServerSettings
+from loopscope.trace import Trace, dump_trace, load_traces
+from loopscope.trace.chrome import to_chrome
+
+DEFAULT_HTML = Path("loopscope-report.html")
+HtmlOption = Annotated[
+    Path, typer.Option("--html", help="Where to write the HTML report.", dir_okay=False)
+]
+NoHtmlOption = Annotated[bool, typer.Option("--no-html", help="Do not write the HTML report.")]
 
 app = typer.Typer(
     name="loopscope",
@@ -72,33 +82,18 @@ def demo(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write every run's data to this JSON file.")
     ] = None,
+    html: HtmlOption = DEFAULT_HTML,
+    no_html: NoHtmlOption = False,
     probe: Annotated[
         bool, typer.Option("--probe/--no-probe", help="Record the loop and pool inside the server.")
     ] = True,
 ) -> None:
     """Run the seed's experiment: every mode against a fresh uvicorn, measured."""
     chosen = parse_modes(modes)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.fields[mode]:<15}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stage]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
+    with _progress() as bar:
 
         def on_mode(mode: Mode) -> tuple[LoadProgress, Stage]:
-            task = bar.add_task("", total=users, mode=mode.name, stage="")
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            def stage(text: str) -> None:
-                bar.update(task, stage=text)
-
-            return progress, stage
+            return _progress_callbacks(bar, mode.name, users)
 
         traces = run_demo(
             chosen, io_ms=io_ms, users=users, threads=threads, probe=probe, on_mode=on_mode
@@ -107,6 +102,131 @@ def demo(
     if json_path is not None:
         _write_json(json_path, demo_record(traces))
         console.print(f"Wrote {json_path}")
+    if not no_html:
+        _write_html(traces, html, "loopscope demo: the seed's experiment, measured")
+
+
+@app.command()
+def trace(
+    app_path: Annotated[str, typer.Argument(metavar="MODULE:APP", help="The ASGI app to trace.")],
+    hits: Annotated[
+        list[str],
+        typer.Option("--hit", help="A request each user sends: 'GET /path' or 'POST /p {json}'."),
+    ],
+    app_dir: Annotated[
+        Path | None, typer.Option("--app-dir", help="Directory to import the app from.")
+    ] = None,
+    factory: Annotated[
+        bool, typer.Option("--factory", help="MODULE:APP is a function that returns the app.")
+    ] = False,
+    users: Annotated[int, typer.Option("--users", min=1, max=5000)] = 1,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, max=10000)] = 1,
+    block_ms: Annotated[
+        float, typer.Option("--block-ms", help="Loop-block threshold in ms.", min=0.1)
+    ] = 20.0,
+    loop: Annotated[str, typer.Option("--loop", help="asyncio (precise) or uvloop.")] = "asyncio",
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Thread-pool tokens (default: anyio's 40).")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the trace to this JSON file.")
+    ] = None,
+    html: HtmlOption = DEFAULT_HTML,
+    no_html: NoHtmlOption = False,
+) -> None:
+    """Trace any ASGI app under the probe: send the hits, then say what ran where."""
+    if loop not in ("asyncio", "uvloop"):
+        raise UsageError(f"--loop must be asyncio or uvloop, not {loop!r}.")
+    if app_dir is not None and not app_dir.is_dir():
+        raise UsageError(f"--app-dir {app_dir} is not a directory.")
+    scenario = uniform_scenario([parse_hit(h) for h in hits], users, rounds)
+    settings = ServerSettings(
+        app=app_path,
+        app_dir=str(app_dir) if app_dir else None,
+        factory=factory,
+        loop="uvloop" if loop == "uvloop" else "asyncio",
+        threads=threads,
+        probe=True,
+        block_ms=block_ms,
+    )
+    run = describe_run(settings, scenario, mode="trace")
+    with _progress() as bar:
+        progress, stage = _progress_callbacks(bar, "trace", scenario.total_requests)
+        result = measure(settings, scenario, run, progress=progress, stage=stage)
+    for part in trace_summary(result):
+        console.print(part)
+    if json_path is not None:
+        dump_trace(result, json_path)
+        console.print(f"Wrote {json_path}")
+    if not no_html:
+        _write_html([result], html, f"loopscope trace: {app_path}")
+
+
+@app.command()
+def report(
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="TRACE.json...", help="Traces or demo JSON files.")
+    ],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the HTML report here.", dir_okay=False)
+    ] = None,
+    chrome: Annotated[
+        Path | None, typer.Option("--chrome", help="Write Chrome trace-event JSON (Perfetto).")
+    ] = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Write a PNG of the HTML report (Chromium).")
+    ] = None,
+) -> None:
+    """Re-render saved traces: console summary, HTML, Chrome/Perfetto JSON, PNG."""
+    traces = [t for path in paths for t in load_traces(path)]
+    for t in traces:
+        console.rule(f"{t.run.mode}: {t.run.app}")
+        for part in trace_summary(t):
+            console.print(part)
+    if chrome is not None:
+        _write_json(chrome, to_chrome(traces))
+        console.print(f"Wrote {chrome} (open it in Perfetto or chrome://tracing)")
+    html_path = html
+    if png is not None and html_path is None:
+        html_path = png.with_suffix(".html")
+    if html_path is not None:
+        _write_html(traces, html_path, "loopscope report")
+    if png is not None and html_path is not None:
+        from loopscope.report.png import screenshot
+
+        screenshot(html_path, png)
+        console.print(f"Wrote {png}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[mode]:<15}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _progress_callbacks(bar: Progress, name: str, total: int) -> tuple[LoadProgress, Stage]:
+    task = bar.add_task("", total=total, mode=name, stage="")
+
+    def progress(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    def stage(text: str) -> None:
+        bar.update(task, stage=text)
+
+    return progress, stage
+
+
+def _write_html(traces: list[Trace], path: Path, title: str) -> None:
+    from loopscope.report.html import write_html
+
+    written = write_html(traces, path, title=title)
+    console.print(f"Report: {written.resolve()}")
 
 
 def main() -> None:

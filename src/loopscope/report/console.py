@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import RenderableType
 from rich.table import Table
 
+from loopscope.trace import analysis
 from loopscope.trace.model import Trace
 
 NS_PER_S = 1_000_000_000
@@ -91,3 +93,81 @@ def _compact(times: list[float]) -> str:
         return " ".join(f"{t:.2f}" for t in times)
     ordered = sorted(times)
     return f"{ordered[0]:.2f} … {ordered[-1]:.2f} ({len(times)} requests)"
+
+
+def trace_summary(trace: Trace) -> list[RenderableType]:
+    """What `loopscope trace` prints: latency per route, loop blocks, the pool, and verdicts."""
+    out: list[RenderableType] = []
+    run = trace.run
+    mode = "precise" if run.precise else "watchdog only (uvloop: callbacks cannot be timed)"
+    out.append(
+        f"[bold]{run.app}[/] on uvicorn ({run.loop}, {run.workers} worker(s), {run.threads} "
+        f"thread tokens), {len(trace.requests)} requests, probe: {mode}"
+    )
+    latency = Table(title="Latency per route (client side)", title_justify="left")
+    for column in ("route", "count", "p50", "p90", "p99", "max", "status"):
+        latency.add_column(column, justify="left" if column in ("route", "status") else "right")
+    statuses: dict[str, set[str]] = {}
+    for r in trace.requests:
+        statuses.setdefault(r.route, set()).add(str(r.status or "error"))
+    for route, stats in analysis.latency_percentiles(trace).items():
+        latency.add_row(
+            route,
+            str(stats.count),
+            *(analysis.format_duration(v) for v in (stats.p50, stats.p90, stats.p99, stats.max)),
+            ", ".join(sorted(statuses.get(route, set()))),
+        )
+    out.append(latency)
+    out.append(_blocks_line(trace))
+    groups = analysis.top_loop_blocks(trace)
+    if groups:
+        table = Table(title="Top loop-block locations", title_justify="left")
+        for column in ("where", "kind", "count", "total", "CPU", "waiting", "routes"):
+            table.add_column(column)
+        for g in groups:
+            table.add_row(
+                g.where,
+                g.kind if g.kind == "gc" else ("CPU" if g.cpu_bound else "I/O wait"),
+                str(g.count),
+                analysis.format_duration(g.total_ns),
+                "?" if g.cpu_ns is None else analysis.format_duration(g.cpu_ns),
+                "?" if g.wait_ns is None else analysis.format_duration(g.wait_ns),
+                ", ".join(g.routes),
+            )
+        out.append(table)
+    pool = analysis.pool_saturation(trace)
+    if pool.calls:
+        waited = [w for w in pool.per_request if w.waits]
+        longest = max((w.max_wait_ns for w in waited), default=0)
+        out.append(
+            f"Thread pool: {pool.calls} calls, peak {pool.peak_borrowed} of {pool.total_tokens} "
+            f"tokens in use, {len(waited)} requests waited for a token "
+            f"(longest {analysis.format_duration(longest)}), up to {pool.peak_waiting} waiting."
+        )
+    verdicts = Table(title="Verdicts", title_justify="left", show_header=False)
+    verdicts.add_column("route", style="bold")
+    verdicts.add_column("verdict")
+    for v in analysis.verdicts(trace):
+        verdicts.add_row(v.route, v.text)
+    out.append(verdicts)
+    for note in run.notes:
+        out.append(f"[yellow]note:[/] {note}")
+    dropped = run.probe.get("dropped_events", 0)
+    errors = run.probe.get("probe_errors", 0)
+    if dropped or errors:
+        out.append(f"[yellow]probe:[/] {dropped} events dropped (memory cap), {errors} errors")
+    return out
+
+
+def _blocks_line(trace: Trace) -> str:
+    blocks = [b for b in trace.loop_blocks if b.kind == "code"]
+    gc_blocks = [b for b in trace.loop_blocks if b.kind == "gc"]
+    threshold = f"{trace.run.block_ms:g} ms" if trace.run.block_ms else "the threshold"
+    if not blocks and not gc_blocks:
+        return f"The event loop was never blocked for more than {threshold}."
+    total = analysis.format_duration(sum(b.duration_ns for b in blocks))
+    line = f"The event loop was blocked {len(blocks)} times for {total} in total (> {threshold})"
+    if gc_blocks:
+        gc_total = analysis.format_duration(sum(b.duration_ns for b in gc_blocks))
+        line += f", plus {len(gc_blocks)} garbage-collection pauses ({gc_total})"
+    return line + "."

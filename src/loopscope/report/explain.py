@@ -77,7 +77,7 @@ def _blocked(trace: Trace) -> list[str]:
     top = groups[0]
     times = "once" if top.count == 1 else f"{top.count} times"
     sentences = [
-        f"The loop was blocked {times} for {format_duration(top.total_ns)} in total at "
+        f"The event loop was blocked {times} for {format_duration(top.total_ns)} in total at "
         f"{top.where} ({_nature(top)})."
     ]
     sentences.extend(

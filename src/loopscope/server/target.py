@@ -12,9 +12,10 @@ import atexit
 import os
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.importer import import_from_string
 
 ENV_APP = "LOOPSCOPE_APP"
@@ -47,6 +48,53 @@ class ThreadTokens:
         await self.app(scope, receive, send)
 
 
+class OnShutdown:
+    """Calls `hook` once the app has finished its lifespan shutdown, or at exit, whichever first.
+
+    uvicorn re-raises SIGTERM after a graceful shutdown, so the process dies by the signal and
+    `atexit` never runs; the lifespan shutdown is the last moment that is sure to come. An app
+    that does not speak lifespan is spoken for, so that its shutdown is still seen.
+    """
+
+    def __init__(self, app: ASGIApp, hook: Callable[[], None]) -> None:
+        self.app = app
+        self._hook = hook
+        self._done = False
+        atexit.register(self.run_hook)
+
+    def run_hook(self) -> None:
+        """Run the hook unless it already ran."""
+        if not self._done:
+            self._done = True
+            self._hook()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "lifespan.startup.complete":
+                started = True
+            elif message["type"].startswith("lifespan.shutdown."):
+                self.run_hook()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if started:
+                raise
+            # The app refused the lifespan scope before starting: finish the protocol for it.
+            await send({"type": "lifespan.startup.complete"})
+            while (await receive())["type"] != "lifespan.shutdown":
+                pass
+            self.run_hook()
+            await send({"type": "lifespan.shutdown.complete"})
+
+
 def _install_probe(out_dir: str) -> Any:
     from loopscope.probe import install
 
@@ -56,9 +104,6 @@ def _install_probe(out_dir: str) -> Any:
         precise=None if loop == "asyncio" else False,
         app_root=os.environ.get(ENV_APP_DIR) or os.getcwd(),
     )
-    # uvicorn returns from `run()` after a graceful shutdown (SIGTERM), so atexit sees every
-    # request; the file is named by pid because each worker process writes its own.
-    atexit.register(probe.dump, str(Path(out_dir) / f"probe-{os.getpid()}.json"))
     return probe
 
 
@@ -73,7 +118,11 @@ def build_app() -> ASGIApp:
     target: Any = import_from_string(os.environ[ENV_APP])
     if os.environ.get(ENV_FACTORY) == "1":
         target = target()
-    wrapped: ASGIApp = probe.asgi(target) if probe is not None else target
+    wrapped: ASGIApp = target
+    if probe is not None and out_dir:
+        # Each worker process writes its own file, named by its pid.
+        path = str(Path(out_dir) / f"probe-{os.getpid()}.json")
+        wrapped = OnShutdown(probe.asgi(target), lambda: probe.dump(path))
     tokens = os.environ.get(ENV_THREADS)
     if tokens:
         wrapped = ThreadTokens(wrapped, int(tokens))

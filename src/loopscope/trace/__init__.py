@@ -5,7 +5,13 @@ by simulation; read by `loopscope.report`. This package imports nothing else of 
 `loopscope.errors`, so the probe can use it inside the observed server.
 """
 
-from loopscope.trace.io import dump_trace, load_trace, trace_from_dict, trace_to_dict
+from loopscope.trace.io import (
+    dump_trace,
+    load_trace,
+    load_traces,
+    trace_from_dict,
+    trace_to_dict,
+)
 from loopscope.trace.model import (
     STATES,
     TRACE_VERSION,
@@ -32,6 +38,7 @@ __all__ = [
     "Trace",
     "dump_trace",
     "load_trace",
+    "load_traces",
     "trace_from_dict",
     "trace_to_dict",
 ]

@@ -73,6 +73,25 @@ def load_trace(path: str | Path) -> Trace:
         raise TraceFormatError(f"{path}: {exc}") from None
 
 
+def load_traces(path: str | Path) -> list[Trace]:
+    """Every trace in a file: one trace, or the runs of a `loopscope demo --json` record."""
+    data = read_json(path)
+    if isinstance(data, dict) and isinstance(data.get("runs"), list) and "run" not in data:
+        items = [(f"runs[{i}]", item) for i, item in enumerate(data["runs"])]
+    else:
+        items = [("", data)]
+    traces = []
+    for where, item in items:
+        try:
+            traces.append(trace_from_dict(item))
+        except TraceFormatError as exc:
+            prefix = f"{path}: {where}: " if where else f"{path}: "
+            raise TraceFormatError(f"{prefix}{exc}") from None
+    if not traces:
+        raise TraceFormatError(f"{path}: the file holds no runs")
+    return traces
+
+
 def trace_from_dict(data: Any) -> Trace:
     """Build a `Trace` from its dict form, validating every field."""
     if not isinstance(data, dict) or "run" not in data or "requests" not in data:
@@ -86,7 +105,8 @@ def trace_from_dict(data: Any) -> Trace:
     return Trace(
         run=build_record(Run, data["run"], "run"),
         requests=[
-            _build_request(item, f"requests[{i}]") for i, item in enumerate(_list(data, "requests"))
+            _build_request(item, f"requests[{i}]")
+            for i, item in enumerate(_items(data, "requests", None))
         ],
         loop_blocks=build_records(LoopBlock, data, "loop_blocks"),
         pool=build_records(PoolCall, data, "pool"),
@@ -95,16 +115,25 @@ def trace_from_dict(data: Any) -> Trace:
     )
 
 
-def _list(data: Mapping[str, Any], key: str) -> list[Any]:
-    value = data.get(key, [])
-    if not isinstance(value, list):
-        raise TraceFormatError(f"{key}: expected a list, got {type(value).__name__}")
-    return value
+def build_records(
+    cls: type[T], data: Mapping[str, Any], key: str, where: str | None = None
+) -> list[T]:
+    """Validate and build the list of `cls` records under `data[key]` (missing means empty).
+
+    `where` is the path of `data` itself, so errors name the full path of a bad value.
+    """
+    path = f"{where}.{key}" if where else key
+    return [
+        build_record(cls, item, f"{path}[{i}]") for i, item in enumerate(_items(data, key, where))
+    ]
 
 
-def build_records(cls: type[T], data: Mapping[str, Any], key: str) -> list[T]:
-    """Validate and build the list of `cls` records under `data[key]` (missing means empty)."""
-    return [build_record(cls, item, f"{key}[{i}]") for i, item in enumerate(_list(data, key))]
+def _items(data: Mapping[str, Any], key: str, where: str | None) -> list[Any]:
+    items = data.get(key, [])
+    if not isinstance(items, list):
+        path = f"{where}.{key}" if where else key
+        raise TraceFormatError(f"{path}: expected a list, got {type(items).__name__}")
+    return items
 
 
 def _build_request(item: Any, where: str) -> Request:
@@ -112,7 +141,7 @@ def _build_request(item: Any, where: str) -> Request:
         raise TraceFormatError(f"{where}: expected an object")
     fields = {k: v for k, v in item.items() if k != "segments"}
     request = build_record(Request, fields, where)
-    request.segments = build_records(Segment, item, "segments") if "segments" in item else []
+    request.segments = build_records(Segment, item, "segments", where)
     return request
 
 

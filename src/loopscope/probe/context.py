@@ -1,0 +1,55 @@
+"""The request id: one context variable that follows a request wherever its code runs.
+
+The middleware sets `REQUEST_ID` inside the request's task. asyncio copies the current context
+into every `Handle` it schedules and anyio runs worker-thread calls in a copy of it, so a loop
+step or a thread-pool call can be attributed to its request by reading the variable from the
+context it runs in, without touching tasks or frames.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from contextvars import ContextVar
+
+REQUEST_HEADER = b"x-loopscope-request"
+"""The header a load driver sets so client and server agree on a request's id."""
+
+MAX_REQUEST_ID_LENGTH = 64
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("loopscope_request_id", default=None)
+"""The id of the request whose code is running, `None` outside any request."""
+
+# Ids end up in lane names, file names and HTML; anything outside this set is dropped.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def sanitize_request_id(raw: str) -> str | None:
+    """`raw` with every character outside `[A-Za-z0-9._-]` removed, cut to 64; `None` if empty."""
+    cleaned = _UNSAFE.sub("", raw)[:MAX_REQUEST_ID_LENGTH]
+    return cleaned or None
+
+
+class RequestIds:
+    """Hands out request ids: the client's where it sent one, unique generated ones otherwise."""
+
+    def __init__(self) -> None:
+        # The pid keeps ids from several worker processes of one run apart.
+        self._prefix = f"s{os.getpid()}-"
+        self._counter = itertools.count(1)
+
+    def generate(self) -> str:
+        """A new id of the form `s<pid>-<n>`."""
+        return f"{self._prefix}{next(self._counter)}"
+
+    def from_headers(self, headers: object) -> str:
+        """The sanitized `x-loopscope-request` id from ASGI `headers`, or a generated one."""
+        if isinstance(headers, list | tuple):
+            for name, value in headers:
+                if name == REQUEST_HEADER:
+                    found = sanitize_request_id(bytes(value).decode("latin-1"))
+                    if found is not None:
+                        return found
+                    break
+        return self.generate()

@@ -1,0 +1,182 @@
+"""Thread-pool trips: how long each call waited for a token and a thread, and how long it ran.
+
+Starlette and FastAPI look up `anyio.to_thread.run_sync` as a module attribute at call time
+(`starlette/concurrency.py`, `fastapi/concurrency.py`, `starlette/responses.py`), so replacing that
+attribute sees every `def` endpoint, sync dependency, sync background task and file response.
+Code that imported `run_sync` by name before the probe was installed, `asyncio.to_thread` and
+`loop.run_in_executor` are not seen.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+from warnings import warn
+
+import anyio.to_thread
+
+from loopscope.probe.context import REQUEST_ID
+from loopscope.probe.recorder import Recorder
+from loopscope.trace.model import PoolCall, PoolSample
+
+
+def describe_callable(func: Callable[..., Any]) -> str:
+    """A readable name for what runs in the thread: FastAPI's endpoint, not its wrapper."""
+    while isinstance(func, functools.partial):
+        # fastapi.routing passes `partial(_run_sync_endpoint, function=endpoint, ...)`.
+        inner = func.keywords.get("function")
+        func = inner if callable(inner) else func.func
+    module = getattr(func, "__module__", None) or ""
+    name = getattr(func, "__qualname__", None) or type(func).__qualname__
+    return f"{module}.{name}" if module else name
+
+
+class ThreadLabels:
+    """Unique lane names for threads: anyio names every worker "AnyIO worker thread"."""
+
+    def __init__(self) -> None:
+        self._labels: weakref.WeakKeyDictionary[threading.Thread, str] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._counter = itertools.count(1)
+
+    def current(self) -> str:
+        """The label of the calling thread, `<name> #<n>`."""
+        thread = threading.current_thread()
+        label = self._labels.get(thread)
+        if label is None:
+            label = self._labels[thread] = f"{thread.name} #{next(self._counter)}"
+        return label
+
+
+class PoolHooks:
+    """The wrapper around `anyio.to_thread.run_sync`, and its exact undoing."""
+
+    def __init__(self, recorder: Recorder, requests_hop: Callable[[str], None]) -> None:
+        self._recorder = recorder
+        self._count_hop = requests_hop
+        self._labels = ThreadLabels()
+        self._original: Any = None
+
+    @property
+    def installed(self) -> bool:
+        """Whether the wrapper is in place."""
+        return self._original is not None
+
+    def install(self) -> None:
+        """Replace `anyio.to_thread.run_sync` with the timing wrapper."""
+        self._original = anyio.to_thread.__dict__["run_sync"]
+        anyio.to_thread.run_sync = self._wrap(self._original)  # type: ignore[assignment]
+
+    def uninstall(self) -> None:
+        """Put the original `anyio.to_thread.run_sync` back."""
+        if self._original is not None:
+            anyio.to_thread.run_sync = self._original
+            self._original = None
+
+    def _sample(self, limiter: Any) -> None:
+        if limiter is None:
+            return
+        try:
+            stats = limiter.statistics()
+            self._recorder.add_pool_sample(
+                PoolSample(
+                    t_ns=time.monotonic_ns(),
+                    borrowed=int(stats.borrowed_tokens),
+                    total=int(stats.total_tokens),
+                    waiting=int(stats.tasks_waiting),
+                )
+            )
+        except Exception:
+            self._recorder.errors += 1
+
+    def _begin(self, func: Callable[..., Any], limiter: Any) -> tuple[PoolCall, Any] | None:
+        """Record a submission (on the loop); `None` when the budget is spent."""
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            self._count_hop(request_id)
+        if not self._recorder.admit():
+            return None
+        call = PoolCall(
+            request_id=request_id,
+            func=describe_callable(func),
+            submitted_ns=time.monotonic_ns(),
+            started_ns=None,
+            finished_ns=None,
+            thread=None,
+        )
+        self._recorder.pool.append(call)
+        default = anyio.to_thread.current_default_thread_limiter()
+        # Samples describe the default pool only; FastAPI's private CapacityLimiter(1) for
+        # generator-dependency exits would mix two pools in one series.
+        sampled = default if limiter is None or limiter is default else None
+        self._sample(sampled)
+        return call, sampled
+
+    def _timed(self, func: Callable[..., Any], call: PoolCall, limiter: Any) -> Callable[..., Any]:
+        labels = self._labels
+        rec = self._recorder
+
+        def timed(*args: Any) -> Any:
+            cpu_start = 0
+            try:
+                call.started_ns = time.monotonic_ns()
+                cpu_start = time.thread_time_ns()
+                call.thread = labels.current()
+                self._sample(limiter)
+            except Exception:
+                rec.errors += 1
+            try:
+                return func(*args)
+            finally:
+                try:
+                    call.cpu_ns = time.thread_time_ns() - cpu_start
+                    call.finished_ns = time.monotonic_ns()
+                    self._sample(limiter)
+                except Exception:
+                    rec.errors += 1
+
+        return timed
+
+    def _wrap(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        hooks = self
+
+        @functools.wraps(original)
+        async def run_sync(
+            func: Callable[..., Any],
+            *args: Any,
+            abandon_on_cancel: bool = False,
+            cancellable: bool | None = None,
+            limiter: Any = None,
+        ) -> Any:
+            if cancellable is not None:
+                # Warn here, as anyio does, so the warning points at the caller, not at us.
+                abandon_on_cancel = cancellable
+                warn(
+                    "The `cancellable=` keyword argument to `anyio.to_thread.run_sync` is "
+                    "deprecated since AnyIO 4.1.0; use `abandon_on_cancel=` instead",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+            target = func
+            begun: tuple[PoolCall, Any] | None = None
+            try:
+                begun = hooks._begin(func, limiter)
+                if begun is not None:
+                    target = hooks._timed(func, *begun)
+            except Exception:
+                hooks._recorder.errors += 1
+            try:
+                return await original(
+                    target, *args, abandon_on_cancel=abandon_on_cancel, limiter=limiter
+                )
+            finally:
+                if begun is not None:
+                    begun[0].resumed_ns = time.monotonic_ns()
+
+        return run_sync

@@ -1,0 +1,146 @@
+"""Bounded storage for everything the probe's hooks observe.
+
+The hooks run on the event loop's hot path, in worker threads and in the watchdog thread, so
+they only append tuples and small objects here; turning them into segments and blocks happens
+later, in `loopscope.probe.segments`, when somebody asks for the result. One budget
+(`max_events`) covers every kind of record, so a long run cannot grow without bound (viztracer#308:
+async traces reach gigabytes); past it records are counted in `dropped`, never stored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from loopscope.trace.model import LoopBlock, PoolCall, PoolSample
+
+Step = tuple[int, int, int, str | None, int]
+"""One loop step: `(start_ns, end_ns, cpu_end_ns, request_id, ready_ns)`.
+
+`cpu_end_ns` is the loop thread's CPU clock at the end of a long step and 0 for short ones
+(reading the thread CPU clock is a system call, too dear for every step); `ready_ns` is when the
+handle became runnable, 0 where unknown.
+"""
+
+GcPause = tuple[int, int]
+"""One garbage collection on the loop thread: `(start_ns, end_ns)`."""
+
+# Handles stamped as runnable but never run (cancelled ones) would pile up; past this many the
+# stamps are dropped wholesale, which only costs a few `ready` segments.
+STAMP_LIMIT = 10_000
+# The stack samples kept for one stuck step: enough to find the most frequent line.
+SAMPLES_PER_STALL = 64
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What the middleware saw of one HTTP request."""
+
+    method: str
+    path: str
+    start_ns: int
+    route: str | None = None
+    status: int | None = None
+    end_ns: int | None = None
+    pool_hops: int = 0
+
+
+@dataclass(slots=True)
+class StackSamples:
+    """The watchdog's stack samples of one stall of the loop (a long step or a missed heartbeat).
+
+    `cpu_start_ns` is the loop thread's CPU clock estimated at the stall's start, `request_id`
+    the culprit where the watchdog could tell it (heartbeat mode).
+    """
+
+    cpu_start_ns: int | None = None
+    request_id: str | None = None
+    count: int = 0
+    lines: Counter[str | None] = field(default_factory=Counter)
+    stacks: dict[str | None, list[str]] = field(default_factory=dict)
+
+    def add(self, where: str | None, stack: list[str]) -> None:
+        """Count one sample: `where` is the innermost user frame, `stack` innermost last."""
+        if self.count >= SAMPLES_PER_STALL:
+            return
+        self.count += 1
+        self.lines[where] += 1
+        self.stacks[where] = stack
+
+    def best(self) -> tuple[str | None, list[str]]:
+        """The user line seen most often, with the last stack seen there."""
+        ranked = [line for line, _ in self.lines.most_common() if line is not None]
+        where = ranked[0] if ranked else None
+        return where, list(self.stacks.get(where, []))
+
+
+class Recorder:
+    """The probe's memory: append-only lists, counters and one event budget.
+
+    Attributes are public because the hooks are closures that touch them directly; every other
+    reader goes through `loopscope.probe.segments`.
+    """
+
+    __slots__ = (
+        "capacity",
+        "current_step",
+        "dropped",
+        "errors",
+        "gc_pauses",
+        "pool",
+        "pool_samples",
+        "requests",
+        "samples",
+        "stamps",
+        "steps",
+        "used",
+        "watch_blocks",
+    )
+
+    def __init__(self, max_events: int) -> None:
+        self.capacity = max_events
+        self.used = 0
+        self.dropped = 0
+        self.errors = 0
+        self.current_step = 0  # start of the loop step now running, 0 between steps
+        self.steps: list[Step] = []
+        self.requests: dict[str, RequestRecord] = {}
+        self.pool: list[PoolCall] = []
+        self.pool_samples: list[PoolSample] = []
+        self.gc_pauses: list[GcPause] = []
+        self.samples: dict[int, StackSamples] = {}
+        self.watch_blocks: list[LoopBlock] = []
+        self.stamps: dict[int, tuple[int, object]] = {}
+
+    def admit(self) -> bool:
+        """Take one event from the budget; `False` (and one more dropped event) when it is spent."""
+        if self.used < self.capacity:
+            self.used += 1
+            return True
+        self.dropped += 1
+        return False
+
+    def add_request(self, request_id: str, record: RequestRecord) -> str | None:
+        """Store `record` under `request_id` (made unique) and return the id used, or `None`."""
+        if not self.admit():
+            return None
+        key = request_id
+        serial = 1
+        while key in self.requests:
+            # A client reusing an id must not overwrite the earlier request.
+            serial += 1
+            key = f"{request_id}.{serial}"
+        self.requests[key] = record
+        return key
+
+    def add_pool_sample(self, sample: PoolSample) -> None:
+        """Store one thread-pool limiter sample if the budget allows."""
+        if self.admit():
+            self.pool_samples.append(sample)
+
+    def stall(self, key: int) -> StackSamples | None:
+        """The samples of the stall that started at `key`, created on first use."""
+        found = self.samples.get(key)
+        if found is None and self.admit():
+            found = self.samples[key] = StackSamples()
+        return found

@@ -1,0 +1,370 @@
+"""SVG timelines: the seed's diagrams drawn from a Trace.
+
+One lane per request (R1, R2, R3 with their routes), then the event loop, then each worker
+thread, coloured by state, on a time axis in ms from the run's first client send, with the
+makespan marked. Every bar carries `data-*` attributes that the report's tooltip reads.
+
+Long runs stay readable and small: lanes shrink down to `MIN_LANE_H` px, and runs of segments
+narrower than a pixel are merged into one bar coloured by the state that filled most of it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from loopscope.report import _svg
+from loopscope.report.palette import (
+    CLIENT_COLOUR,
+    MAKESPAN_COLOUR,
+    STATE_COLOURS,
+    STATE_LABELS,
+)
+from loopscope.trace.analysis import format_duration, makespan_ns, span_ns
+from loopscope.trace.model import Request, Segment, State, Trace
+
+WIDTH = 1200
+LABEL_W = 210
+PLOT_W = WIDTH - LABEL_W - 40
+LEGEND_H = 52
+MARK_H = 20
+AXIS_H = 40
+GROUP_GAP = 16
+MAX_LANE_H = 22
+MIN_LANE_H = 3
+REQUESTS_MAX_H = 720
+THREADS_MAX_H = 240
+LABEL_MIN_FONT = 9
+MIN_BAR_PX = 1.0
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where a run sits on the page: ns → px, and each request's route for the machine lanes."""
+
+    origin: int
+    scale: float
+    routes: dict[str, str]
+
+    def x(self, t_ns: int) -> float:
+        return LABEL_W + max(0, t_ns - self.origin) * self.scale
+
+
+@dataclass
+class _Lane:
+    key: str
+    label: str
+    group: str
+    segments: list[Segment]
+    request: Request | None = None
+
+
+@dataclass
+class _Bar:
+    """One drawn rect: a segment, or several sub-pixel segments merged."""
+
+    first: Segment
+    start_ns: int
+    end_ns: int
+    by_state: dict[State, int] = field(default_factory=dict)
+    cpu_ns: int | None = None
+    merged: int = 0
+
+    def add(self, segment: Segment) -> None:
+        self.end_ns = max(self.end_ns, segment.end_ns)
+        self.by_state[segment.state] = self.by_state.get(segment.state, 0) + segment.duration_ns
+        if segment.cpu_ns is not None:
+            self.cpu_ns = (self.cpu_ns or 0) + segment.cpu_ns
+        self.merged += 1
+
+    @property
+    def state(self) -> State:
+        return max(self.by_state, key=lambda s: self.by_state[s])
+
+
+def render_timelines(traces: list[Trace], shared_scale: bool = True) -> list[str]:
+    """One SVG per trace; with `shared_scale` all use the longest run's time scale, so the seed's
+    "everything done at T4 vs T1.5" shows as bars of different lengths."""
+    if not shared_scale:
+        return [render_timeline(trace) for trace in traces]
+    span = max((_visible_ns(trace) for trace in traces), default=0)
+    return [render_timeline(trace, span_ns=span) for trace in traces]
+
+
+def render_timeline(trace: Trace, span_ns: int | None = None) -> str:
+    """The SVG timeline of one run, `span_ns` wide (default: the run's own span)."""
+    span = max(span_ns or _visible_ns(trace), 1)
+    frame = _Frame(_origin(trace), PLOT_W / (span * 1.02), {r.id: r.route for r in trace.requests})
+    lanes = _lanes(trace)
+    body: list[str] = []
+    y = LEGEND_H + MARK_H
+    top = y
+    heights = _lane_heights(lanes)
+    for group in ("requests", "loop", "threads"):
+        members = [lane for lane in lanes if lane.group == group]
+        if not members:
+            continue
+        lane_h = heights[group]
+        body.append(_svg.text(_GROUP_TITLES[group], x=8, y=y - 4, class_="group"))
+        every = max(1, math.ceil(LABEL_MIN_FONT / max(lane_h - 2, 1)))
+        for index, lane in enumerate(members):
+            body.append(_lane(lane, y, lane_h, frame, show_label=index % every == 0))
+            y += lane_h
+        y += GROUP_GAP
+    bottom = y - GROUP_GAP
+    mode = trace.run.mode
+    height = bottom + AXIS_H
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{WIDTH}" '
+        f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img"'
+        f"{_svg.attrs(aria_label=f'Timeline of the {trace.run.mode} run', data_mode=mode)}>",
+        _legend(),
+        _axis(span, frame.scale, top, bottom),
+        *body,
+        _makespan(trace, frame, top, bottom),
+        "</svg>",
+    ]
+    return "".join(parts)
+
+
+_GROUP_TITLES = {"requests": "REQUESTS", "loop": "EVENT LOOP", "threads": "WORKER THREADS"}
+
+
+def _origin(trace: Trace) -> int:
+    return (span_ns(trace) or (0, 0))[0]
+
+
+def _visible_ns(trace: Trace) -> int:
+    span = span_ns(trace)
+    if span is None:
+        return 0
+    ends = [s.end_ns for r in trace.requests for s in r.segments] + [s.end_ns for s in trace.lanes]
+    return max([span[1], *ends]) - span[0]
+
+
+def _lanes(trace: Trace) -> list[_Lane]:
+    lanes = [
+        _Lane(f"request:{r.id}", f"{r.id} {r.route}", "requests", r.segments, r)
+        for r in trace.requests
+    ]
+    machine: dict[str, list[Segment]] = {}
+    for segment in trace.lanes:
+        machine.setdefault(segment.lane, []).append(segment)
+    if not any(key.startswith("loop:") for key in machine) and trace.loop_blocks:
+        # A trace with blocks but no loop lane (the watchdog alone, e.g. under uvloop) still
+        # shows when the loop was stuck.
+        machine["loop:"] = [
+            Segment("loop:", "loop-blocked", b.start_ns, b.end_ns, b.cpu_ns, b.where, b.request_id)
+            for b in trace.loop_blocks
+        ]
+    if not any(key.startswith("thread:") for key in machine):
+        for call in trace.pool:
+            if call.thread and call.started_ns is not None and call.finished_ns is not None:
+                lane = f"thread:{call.thread}"
+                machine.setdefault(lane, []).append(
+                    Segment(
+                        lane,
+                        "in-thread",
+                        call.started_ns,
+                        call.finished_ns,
+                        call.cpu_ns,
+                        None,
+                        call.request_id,
+                    )
+                )
+    loops = sorted(key for key in machine if key.startswith("loop:"))
+    threads = sorted((key for key in machine if key.startswith("thread:")), key=_natural)
+    for key in loops:
+        pid = key.removeprefix("loop:")
+        label = f"event loop (pid {pid})" if len(loops) > 1 and pid else "event loop"
+        lanes.append(_Lane(key, label, "loop", machine[key]))
+    for key in threads:
+        lanes.append(_Lane(key, key.removeprefix("thread:"), "threads", machine[key]))
+    return lanes
+
+
+def _natural(key: str) -> list[int | str]:
+    """Sort key that puts "thread 10" after "thread 9"."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key)]
+
+
+def _lane_heights(lanes: list[_Lane]) -> dict[str, int]:
+    def fit(count: int, budget: int) -> int:
+        return max(MIN_LANE_H, min(MAX_LANE_H, budget // max(count, 1)))
+
+    return {
+        "requests": fit(sum(lane.group == "requests" for lane in lanes), REQUESTS_MAX_H),
+        "loop": MAX_LANE_H,
+        "threads": fit(sum(lane.group == "threads" for lane in lanes), THREADS_MAX_H),
+    }
+
+
+def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> str:
+    gap = 4 if lane_h >= 12 else (1 if lane_h >= 5 else 0)
+    bar_h = lane_h - gap
+    bar_y = y + gap / 2
+    out = [f"<g{_svg.attrs(class_='lane', data_lane=lane.key, data_group=lane.group)}>"]
+    if show_label:
+        font = min(12, max(LABEL_MIN_FONT, lane_h - 6))
+        out.append(
+            _svg.text(
+                _svg.truncate(lane.label, 30),
+                x=LABEL_W - 8,
+                y=y + lane_h / 2 + font / 3,
+                class_="label",
+                font_size=font,
+            )
+        )
+    request = lane.request
+    if request is not None:
+        x0, x1 = frame.x(request.client_send_ns), frame.x(request.client_done_ns)
+        out.append(
+            _svg.rect(
+                x=x0,
+                y=y + lane_h / 2 - 0.5,
+                width=max(x1 - x0, 1.0),
+                height=1,
+                fill=CLIENT_COLOUR,
+                class_="client",
+            )
+        )
+    for bar in _bars(lane.segments, frame.scale):
+        out.append(_bar(bar, bar_y, bar_h, frame, request))
+    out.append("</g>")
+    return "".join(out)
+
+
+def _bars(segments: list[Segment], scale: float) -> list[_Bar]:
+    """Whole segments where they are a pixel wide or more; sub-pixel runs merged into one bar."""
+    bars: list[_Bar] = []
+    pending: _Bar | None = None
+    for segment in sorted(segments, key=lambda s: s.start_ns):
+        wide = segment.duration_ns * scale >= MIN_BAR_PX
+        if pending is not None and (wide or (segment.start_ns - pending.end_ns) * scale > 0.5):
+            bars.append(pending)
+            pending = None
+        bar = pending or _Bar(segment, segment.start_ns, segment.end_ns)
+        bar.add(segment)
+        if wide:
+            bars.append(bar)
+        else:
+            pending = bar
+    if pending is not None:
+        bars.append(pending)
+    return bars
+
+
+def _bar(bar: _Bar, y: float, height: int, frame: _Frame, request: Request | None) -> str:
+    x = frame.x(bar.start_ns)
+    width = max((bar.end_ns - bar.start_ns) * frame.scale, MIN_BAR_PX)
+    duration = bar.end_ns - bar.start_ns
+    state = bar.state
+    first = bar.first
+    rid = first.request_id or (request.id if request is not None else "")
+    out = _svg.rect(
+        x=x,
+        y=y,
+        width=width,
+        height=height,
+        fill=STATE_COLOURS[state],
+        class_="seg",
+        data_request=rid,
+        data_route=frame.routes.get(rid, ""),
+        data_state=state,
+        data_start_ms=f"{(bar.start_ns - frame.origin) / 1e6:.3f}",
+        data_dur_ms=f"{duration / 1e6:.3f}",
+        data_cpu_ms="" if bar.cpu_ns is None else f"{bar.cpu_ns / 1e6:.3f}",
+        data_where=first.where or "",
+        data_merged=bar.merged if bar.merged > 1 else None,
+    )
+    if bar.cpu_ns and duration > 0 and width * bar.cpu_ns / duration >= 0.5:
+        # The dark strip is the CPU share: the seed's CPU-bound vs waiting, at a glance.
+        strip = max(2.0, height * 0.3)
+        out += _svg.rect(
+            x=x,
+            y=y + height - strip,
+            width=width * min(1.0, bar.cpu_ns / duration),
+            height=strip,
+            class_="cpu",
+        )
+    return out
+
+
+def _legend() -> str:
+    """Swatches for every state (always all, so runs side by side read the same)."""
+    items: list[tuple[str, str]] = [(STATE_COLOURS[s], STATE_LABELS[s]) for s in STATE_COLOURS]
+    out = ['<g class="legend">']
+    x, y = 8, 8
+    for colour, label in items:
+        item_w = 26 + 7 * len(label)
+        if x + item_w > WIDTH:
+            x, y = 8, y + 20
+        out.append(_svg.rect(x=x, y=y, width=16, height=12, fill=colour, rx=2))
+        out.append(_svg.text(label, x=x + 21, y=y + 10, class_="legend-text"))
+        x += item_w
+    out.append(_svg.rect(x=x, y=y + 5.5, width=16, height=1, fill=CLIENT_COLOUR))
+    out.append(_svg.text("in flight (client view)", x=x + 21, y=y + 10, class_="legend-text"))
+    x += 26 + 7 * 23
+    out.append(_svg.rect(x=x, y=y + 8, width=16, height=4, class_="cpu"))
+    out.append(_svg.text("CPU share", x=x + 21, y=y + 10, class_="legend-text"))
+    out.append("</g>")
+    return "".join(out)
+
+
+def _axis(span: int, scale: float, top: int, bottom: int) -> str:
+    """Gridlines and tick labels in ms since the first request was sent."""
+    span_ms = span * 1.02 / 1e6
+    step = _svg.nice_step(span_ms)
+    out = ['<g class="axis">']
+    ticks = int(span_ms / step) + 1
+    for i in range(ticks):
+        ms = i * step
+        x = LABEL_W + ms * 1e6 * scale
+        out.append(_svg.line(x1=x, y1=top - 4, x2=x, y2=bottom + 4, class_="grid"))
+        label = f"{ms:g}" if step >= 1 else f"{ms:.{_decimals(step)}f}"
+        out.append(_svg.text(label, x=x, y=bottom + 18, class_="tick"))
+    out.append(
+        _svg.text(
+            "ms since the first request was sent",
+            x=LABEL_W + PLOT_W / 2,
+            y=bottom + 34,
+            class_="axis-title",
+        )
+    )
+    out.append("</g>")
+    return "".join(out)
+
+
+def _decimals(step: float) -> int:
+    return max(0, -math.floor(math.log10(step)))
+
+
+def _makespan(trace: Trace, frame: _Frame, top: int, bottom: int) -> str:
+    """A line where the last response arrived, labelled with the makespan."""
+    if not trace.requests:
+        return ""
+    makespan = makespan_ns(trace)
+    x = frame.x(frame.origin + makespan)
+    label = f"all done at {format_duration(makespan)}"
+    anchor = "end" if x > LABEL_W + PLOT_W * 0.85 else "start"
+    return (
+        f'<g class="makespan"{_svg.attrs(data_makespan_ms=f"{makespan / 1e6:.3f}")}>'
+        + _svg.line(
+            x1=x,
+            y1=top - 6,
+            x2=x,
+            y2=bottom + 4,
+            stroke=MAKESPAN_COLOUR,
+            stroke_width=1.5,
+            stroke_dasharray="5 3",
+        )
+        + _svg.text(
+            label,
+            x=x + (-4 if anchor == "end" else 4),
+            y=top - 8,
+            class_="makespan-label",
+            text_anchor=anchor,
+        )
+        + "</g>"
+    )

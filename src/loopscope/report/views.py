@@ -1,0 +1,168 @@
+"""Each run's numbers, worded and formatted for the HTML template.
+
+The template only lays out what is here; every figure comes from `loopscope.trace.analysis`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopscope.report.explain import explain
+from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
+from loopscope.trace.analysis import (
+    Verdict,
+    format_duration,
+    has_server_data,
+    latency_percentiles,
+    loop_blocks,
+    loop_utilisation,
+    makespan_ns,
+    percentile,
+    pool_saturation,
+    time_by_state,
+    top_loop_blocks,
+    verdicts,
+)
+from loopscope.trace.model import Trace
+
+POOL_WAIT_ROWS = 10
+"""At most this many per-request token waits are listed, longest first."""
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as the template shows it: heading facts, explanation, verdicts and table rows."""
+
+    mode: str
+    source: str
+    client_only: bool
+    facts: list[tuple[str, str]]
+    notes: list[str]
+    explanation: str
+    verdicts: list[Verdict]
+    requests: int
+    makespan: str
+    p50: str
+    p99: str
+    loop_busy: str
+    block_count: int
+    latency: list[dict[str, object]]
+    states: list[dict[str, str]]
+    blocks: list[dict[str, object]]
+    pool: list[tuple[str, str]]
+    pool_waits: list[dict[str, str]]
+    svg: str
+
+
+def run_view(trace: Trace, svg: str) -> RunView:
+    """The view of `trace`, with its already rendered timeline `svg`."""
+    run = trace.run
+    latencies = sorted(r.latency_ns for r in trace.requests)
+    busy = loop_utilisation(trace)
+    return RunView(
+        mode=run.mode,
+        source=run.source,
+        client_only=not has_server_data(trace),
+        facts=_facts(trace),
+        notes=list(run.notes),
+        explanation=" ".join(explain(trace)),
+        verdicts=verdicts(trace),
+        requests=len(trace.requests),
+        makespan=format_duration(makespan_ns(trace)),
+        p50=format_duration(percentile(latencies, 50)) if latencies else "–",
+        p99=format_duration(percentile(latencies, 99)) if latencies else "–",
+        loop_busy="–" if busy is None else f"{busy:.1%}",
+        block_count=len(loop_blocks(trace)),
+        latency=[
+            {
+                "route": route,
+                "count": s.count,
+                "p50": format_duration(s.p50),
+                "p90": format_duration(s.p90),
+                "p99": format_duration(s.p99),
+                "max": format_duration(s.max),
+            }
+            for route, s in latency_percentiles(trace).items()
+        ],
+        states=_states(trace),
+        blocks=[
+            {
+                "where": g.where,
+                "kind": g.kind,
+                "count": g.count,
+                "total": format_duration(g.total_ns),
+                "longest": format_duration(g.longest_ns),
+                "cpu": "–" if g.cpu_ns is None else format_duration(g.cpu_ns),
+                "wait": "–" if g.wait_ns is None else format_duration(g.wait_ns),
+                "routes": ", ".join(g.routes) or "–",
+                "delayed": g.delayed,
+            }
+            for g in top_loop_blocks(trace)
+        ],
+        pool=_pool(trace),
+        pool_waits=_pool_waits(trace),
+        svg=svg,
+    )
+
+
+def _facts(trace: Trace) -> list[tuple[str, str]]:
+    run = trace.run
+    facts = [
+        ("app", run.app or "–"),
+        ("server", f"{run.server}, {run.http}, {run.workers} worker{'s' * (run.workers != 1)}"),
+        ("loop", run.loop),
+        ("thread pool", "–" if run.threads is None else f"{run.threads} tokens"),
+        ("I/O per request", "–" if run.io_ms is None else f"{run.io_ms:g} ms"),
+        ("users", str(run.users)),
+    ]
+    if run.scenario:
+        facts.append(("scenario", run.scenario))
+    if run.block_ms is not None:
+        facts.append(("loop-block threshold", f"{run.block_ms:g} ms"))
+    if run.source == "measured":
+        facts.append(("probe", "precise" if run.precise else "watchdog or none"))
+    if run.python:
+        facts.append(("Python", run.python))
+    return facts
+
+
+def _states(trace: Trace) -> list[dict[str, str]]:
+    totals = time_by_state(trace)
+    whole = sum(totals.values())
+    return [
+        {
+            "state": state,
+            "label": STATE_LABELS[state],
+            "colour": STATE_COLOURS[state],
+            "total": format_duration(total),
+            "share": f"{total / whole:.1%}",
+        }
+        for state, total in totals.items()
+        if total > 0
+    ]
+
+
+def _pool(trace: Trace) -> list[tuple[str, str]]:
+    pool = pool_saturation(trace)
+    if not pool.used:
+        return []
+    return [
+        ("tokens", "–" if pool.total_tokens is None else str(pool.total_tokens)),
+        ("calls", str(pool.calls)),
+        ("peak tokens borrowed", str(pool.peak_borrowed)),
+        ("peak tasks waiting for a token", str(pool.peak_waiting)),
+        ("time with every token in use", format_duration(pool.full_ns)),
+    ]
+
+
+def _pool_waits(trace: Trace) -> list[dict[str, str]]:
+    waited = [w for w in pool_saturation(trace).per_request if w.waits]
+    waited.sort(key=lambda w: -w.max_wait_ns)
+    return [
+        {
+            "request": w.request_id,
+            "route": w.route,
+            "text": f"{w.waits}× up to {format_duration(w.max_wait_ns)}",
+        }
+        for w in waited[:POOL_WAIT_ROWS]
+    ]
