@@ -30,6 +30,7 @@ pytest: setup
 test: lint typecheck pytest
 
 bench: setup
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/probe_overhead.py
 
 clean:

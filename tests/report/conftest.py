@@ -6,6 +6,7 @@ code take a fraction of a millisecond, the DML one second.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -245,3 +246,21 @@ def many_requests_trace(n: int, mode: str = "async-many") -> Trace:
 def seed_traces() -> list[Trace]:
     """The seed's three runs: blocking (thread pool), async-blocking, async."""
     return [blocking_trace(), async_blocking_trace(), async_trace()]
+
+
+@pytest.fixture
+def one_thread() -> Trace:
+    """The seed's one-worker-thread model, simulated."""
+    return one_thread_trace()
+
+
+@pytest.fixture
+def client_only() -> Trace:
+    """A run with the client's stamps only."""
+    return client_only_trace()
+
+
+@pytest.fixture
+def make_many() -> Callable[[int], Trace]:
+    """A factory of true-async runs with `n` requests."""
+    return many_requests_trace

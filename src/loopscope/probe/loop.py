@@ -107,7 +107,7 @@ class LoopHooks:
                         if stamp is not None:
                             ready = stamp[0]
                         elif type(handle) is timer_handle:
-                            ready = int(handle._when * 1e9)
+                            ready = int(handle.when() * 1e9)
                     if rec.used < rec.capacity:
                         rec.used += 1
                         append((start, end, cpu_end, request_id, ready))

@@ -40,9 +40,7 @@ class ThreadLabels:
     """Unique lane names for threads: anyio names every worker "AnyIO worker thread"."""
 
     def __init__(self) -> None:
-        self._labels: weakref.WeakKeyDictionary[threading.Thread, str] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._labels: weakref.WeakKeyDictionary[threading.Thread, str] = weakref.WeakKeyDictionary()
         self._counter = itertools.count(1)
 
     def current(self) -> str:

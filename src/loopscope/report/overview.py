@@ -32,7 +32,7 @@ def render_makespan_chart(traces: list[Trace]) -> str:
         makespan = makespan_ns(trace)
         y = 4 + index * ROW_H
         width = max(plot_w * makespan / longest, 1.0)
-        label = f"{run.mode} ({run.source})"
+        label = f"{index + 1}. {run.mode} ({run.source})"
         out.append(
             _svg.text(
                 _svg.truncate(label, 36),

@@ -217,7 +217,10 @@ def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> 
             )
         )
     request = lane.request
-    if request is not None:
+    if request is None:
+        # The machine lanes get a pale track, so an idle loop reads as idle, not as missing.
+        out.append(_svg.rect(x=LABEL_W, y=bar_y, width=PLOT_W, height=bar_h, class_="track"))
+    else:
         x0, x1 = frame.x(request.client_send_ns), frame.x(request.client_done_ns)
         out.append(
             _svg.rect(
@@ -231,6 +234,8 @@ def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> 
         )
     for bar in _bars(lane.segments, frame.scale):
         out.append(_bar(bar, bar_y, bar_h, frame, request))
+        if request is None and bar.merged == 1 and bar_h >= 12:
+            out.append(_bar_caption(bar, bar_y, bar_h, frame))
     out.append("</g>")
     return "".join(out)
 
@@ -291,23 +296,35 @@ def _bar(bar: _Bar, y: float, height: int, frame: _Frame, request: Request | Non
     return out
 
 
+def _bar_caption(bar: _Bar, y: float, height: int, frame: _Frame) -> str:
+    """The request's id inside a wide bar on the loop or a thread: whose coroutine or handler it
+    was, as the seed's diagrams write "coroutine 1" on the loop."""
+    width = (bar.end_ns - bar.start_ns) * frame.scale
+    rid = bar.first.request_id
+    if not rid or width < 10 + 7 * len(rid):
+        return ""
+    x = frame.x(bar.start_ns) + width / 2
+    return _svg.text(rid, x=x, y=y + height / 2 + 4, class_="bar-caption")
+
+
 def _legend() -> str:
     """Swatches for every state (always all, so runs side by side read the same)."""
-    items: list[tuple[str, str]] = [(STATE_COLOURS[s], STATE_LABELS[s]) for s in STATE_COLOURS]
+    items = [_svg.rect(width=16, height=12, fill=STATE_COLOURS[s], rx=2) for s in STATE_COLOURS]
+    labels = list(STATE_LABELS.values())
+    items.append(_svg.rect(y=5.5, width=16, height=1, fill=CLIENT_COLOUR))
+    labels.append("in flight (client view)")
+    items.append(_svg.rect(y=8, width=16, height=4, class_="cpu"))
+    labels.append("CPU share")
     out = ['<g class="legend">']
     x, y = 8, 8
-    for colour, label in items:
-        item_w = 26 + 7 * len(label)
+    for swatch, label in zip(items, labels, strict=True):
+        # 6.6 px per character approximates 12 px sans-serif well enough to lay out one row.
+        item_w = 34 + round(6.6 * len(label))
         if x + item_w > WIDTH:
             x, y = 8, y + 20
-        out.append(_svg.rect(x=x, y=y, width=16, height=12, fill=colour, rx=2))
-        out.append(_svg.text(label, x=x + 21, y=y + 10, class_="legend-text"))
+        out.append(f'<g transform="translate({x} {y})">{swatch}')
+        out.append(_svg.text(label, x=21, y=10, class_="legend-text") + "</g>")
         x += item_w
-    out.append(_svg.rect(x=x, y=y + 5.5, width=16, height=1, fill=CLIENT_COLOUR))
-    out.append(_svg.text("in flight (client view)", x=x + 21, y=y + 10, class_="legend-text"))
-    x += 26 + 7 * 23
-    out.append(_svg.rect(x=x, y=y + 8, width=16, height=4, class_="cpu"))
-    out.append(_svg.text("CPU share", x=x + 21, y=y + 10, class_="legend-text"))
     out.append("</g>")
     return "".join(out)
 

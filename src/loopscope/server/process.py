@@ -37,7 +37,8 @@ class ServerSettings:
     """How to run one server. `app` is an import string such as `pkg.module:app`.
 
     `threads` sets the thread pool's token count (anyio's default is 40); `probe` installs
-    loopscope's probe in every worker, recording loop blocks longer than `block_ms`.
+    loopscope's probe in every worker, recording loop blocks longer than `block_ms`; `cpus` pins
+    the server to those cores (with `taskset`), as capacity measurements need.
     """
 
     app: str
@@ -52,6 +53,7 @@ class ServerSettings:
     env: dict[str, str] = field(default_factory=dict)
     probe: bool = False
     block_ms: float = 20.0
+    cpus: tuple[int, ...] | None = None
     start_timeout_s: float = 30.0
     stop_grace_s: float = 5.0
 
@@ -98,7 +100,9 @@ class ServerProcess:
     def command(self) -> list[str]:
         """The uvicorn command line this server runs."""
         s = self.settings
+        pin = ["taskset", "-c", ",".join(map(str, s.cpus))] if s.cpus else []
         return [
+            *pin,
             sys.executable, "-m", "uvicorn", "loopscope.server.target:app",
             "--host", s.host, "--port", str(self.port),
             "--loop", s.loop, "--http", s.http, "--workers", str(s.workers),

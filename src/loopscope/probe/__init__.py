@@ -1,0 +1,107 @@
+"""The probe: records, inside the server process, what the event loop and thread pool did.
+
+Install it before the app is imported, wrap the app, and collect when the server has stopped:
+
+```python
+probe = loopscope.probe.install(block_ms=20)
+app = probe.asgi(user_app)        # request ids, server-side start/end, status, route
+...                               # uvicorn serves app
+probe.dump("server.json")         # or probe.collect() -> dict
+probe.uninstall()
+```
+
+`with loopscope.probe.installed(...) as probe:` (or `with install(...) as probe:`) uninstalls on
+exit. Under the pure asyncio loop every loop step is timed (`precise: true`); under uvloop only a
+watchdog thread runs, which still finds loop blocks and their line. The probe imports only
+`loopscope.trace`, `loopscope.errors`, the standard library and anyio, never raises into the app
+(its own failures are counted in `probe_errors`), and stores at most `max_events` records.
+
+## The dump format (`Probe.collect()`, `Probe.dump()`)
+
+All times are integer nanoseconds of `time.monotonic_ns()` (the system-wide CLOCK_MONOTONIC, the
+same clock as the load driver's). Objects named after a `loopscope.trace.model` class are that
+class's `dataclasses.asdict`, with exactly its field names.
+
+```
+{
+  "pid": int,                      # the server process
+  "loop": "asyncio" | "uvloop" | "<module>.<Class>" | "unknown",   # unknown: no ASGI call seen
+  "precise": bool,                 # loop steps timed; false = watchdog heartbeat only
+  "block_ms": float,               # the threshold for a LoopBlock
+  "requests": {                    # keyed by request id: the client's `x-loopscope-request`
+    "<id>": {                      #   header (sanitized: [A-Za-z0-9._-], ≤ 64 chars; a repeated
+                                   #   id gets ".2", ".3"...) or a generated "s<pid>-<n>"
+      "method": str, "path": str,
+      "route": str,                # the route template (`/users/{id}`), else the path
+      "status": int | null,        # from `http.response.start`; null if the app sent none
+      "server_start_ns": int,      # the middleware's first sight of the request
+      "server_end_ns": int | null, # after the last message was sent (null: still running)
+      "loop_steps": int | null,    # loop steps run for the request (null when not precise)
+      "longest_step_ns": int | null,
+      "pool_hops": int,            # calls through anyio.to_thread.run_sync
+      "segments": [Segment]        # lane "request:<id>", ordered and non-overlapping
+    }
+  },
+  "loop_blocks": [LoopBlock],      # ordered by start_ns
+  "pool": [PoolCall],              # ordered by submitted_ns; `thread` is "<name> #<n>"
+  "pool_samples": [PoolSample],    # default limiter, at each submit, start and finish
+  "lanes": [Segment],              # "loop:<pid>" then "thread:<name> #<n>" segments
+  "probe": {"dropped_events": int, "probe_errors": int, "steps": int}
+}
+```
+
+Request segments: in precise mode they cover `server_start_ns`→`server_end_ns` with the states
+`on-loop`, `loop-blocked` (a step longer than `block_ms`; `cpu_ns` and `where` set), `awaiting`,
+`ready`, `pool-wait` and `in-thread` (`cpu_ns` set); `queued` is never emitted (the client's send
+time is not known here). `on-loop` segments have `cpu_ns: null`: reading the thread CPU clock on
+every step would cost more than the step timing itself. In heartbeat mode a request's segments
+hold only its `pool-wait`, `in-thread` and `loop-blocked` intervals, and do not cover the request.
+
+Loop blocks: `where` is the innermost frame in the user's code (`path:line`, relative to
+`app_root` or the working directory where possible), `stack` at most 8 `path:line in func`
+entries, innermost last; `kind` is `gc` (with `where: null`) when garbage collection covers at
+least half the block; `delayed` lists other requests that had a runnable handle, arrived (first
+seen within 1 ms after the block's end) or had thread work finish during the block. Under
+uvloop a block spans from a missed heartbeat's post to its run, so it starts up to `block_ms/4`
+late, and its `request_id` is the request of the task the loop was running.
+
+The loop lane coalesces steps of one request less than 0.2 ms apart into one `on-loop` segment;
+counts stay exact in `loop_steps` and `probe.steps` (the loop steps recorded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from loopscope.probe.asgi import ASGIApp
+from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID, sanitize_request_id
+from loopscope.probe.instrument import Probe, active_probe, install
+
+
+@contextlib.contextmanager
+def installed(
+    *,
+    block_ms: float = 20.0,
+    precise: bool | None = None,
+    max_events: int = 200_000,
+    app_root: str | None = None,
+) -> Iterator[Probe]:
+    """`install(...)` for the duration of a `with` block, uninstalled on exit."""
+    probe = install(block_ms=block_ms, precise=precise, max_events=max_events, app_root=app_root)
+    try:
+        yield probe
+    finally:
+        probe.uninstall()
+
+
+__all__ = [
+    "REQUEST_HEADER",
+    "REQUEST_ID",
+    "ASGIApp",
+    "Probe",
+    "active_probe",
+    "install",
+    "installed",
+    "sanitize_request_id",
+]

@@ -1,0 +1,220 @@
+"""`install` the probe into this process, wrap the app with `Probe.asgi`, `collect` or `dump`.
+
+One probe per process: its hooks are process-wide (asyncio's classes, anyio's module,
+`gc.callbacks`), so a second `install` is refused rather than stacking wrappers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from loopscope.errors import TraceError, UsageError
+from loopscope.probe.asgi import ASGIApp, ProbeMiddleware
+from loopscope.probe.context import RequestIds
+from loopscope.probe.frames import FrameNamer
+from loopscope.probe.gcwatch import GcWatch
+from loopscope.probe.loop import LoopHooks
+from loopscope.probe.pool import PoolHooks
+from loopscope.probe.recorder import Recorder
+from loopscope.probe.segments import server_trace
+from loopscope.probe.watchdog import Watchdog
+
+_active: Probe | None = None
+_active_lock = threading.Lock()
+
+
+def loop_kind(loop: asyncio.AbstractEventLoop) -> str:
+    """`asyncio` for the pure-Python loop, `uvloop` for uvloop, else the loop's class path."""
+    cls = type(loop)
+    if cls.__module__.split(".")[0] == "uvloop":
+        return "uvloop"
+    if isinstance(loop, asyncio.BaseEventLoop):
+        return "asyncio"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class Probe:
+    """The probe installed in this process. Create it with `install`; see `loopscope.probe`."""
+
+    def __init__(
+        self, *, block_ms: float, precise: bool | None, max_events: int, app_root: str | None
+    ) -> None:
+        self.block_ms = block_ms
+        self.recorder = Recorder(max_events)
+        self.request_ids = RequestIds()
+        self.task_requests: dict[asyncio.Task[Any], str] = {}
+        self._wanted_precise = precise
+        self._precise: bool | None = None
+        self._loop_kind = "unknown"
+        self._namer = FrameNamer(app_root)
+        block_ns = int(block_ms * 1_000_000)
+        self._block_ns = block_ns
+        self._loop_hooks = LoopHooks(self.recorder, long_step_ns=block_ns // 2)
+        self._pool_hooks = PoolHooks(self.recorder, self._count_hop)
+        self._gc = GcWatch(self.recorder)
+        self._watchdog: Watchdog | None = None
+        self._observed: asyncio.AbstractEventLoop | None = None
+        self._installed = False
+
+    @property
+    def installed(self) -> bool:
+        """Whether the probe's hooks are in place."""
+        return self._installed
+
+    @property
+    def loop(self) -> str:
+        """The kind of loop observed (`asyncio`, `uvloop`, ...), `unknown` before the first call."""
+        return self._loop_kind
+
+    @property
+    def precise(self) -> bool:
+        """Whether loop steps are being timed (pure asyncio loop and precise not turned off)."""
+        return bool(self._precise)
+
+    def _install(self) -> None:
+        try:
+            if self._wanted_precise is not False:
+                self._loop_hooks.install()
+            self._pool_hooks.install()
+            self._gc.install()
+        except BaseException:
+            self._remove_hooks()
+            raise
+        self._installed = True
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.observe_loop()
+
+    def observe_loop(self) -> None:
+        """Note the running loop on its first sight and start watching it; later calls are no-ops.
+
+        Called by the middleware on every ASGI call (the lifespan's first), on the loop's thread.
+        """
+        if self._observed is not None or not self._installed:
+            return
+        loop = asyncio.get_running_loop()
+        self._observed = loop
+        self._loop_kind = loop_kind(loop)
+        self._precise = self._loop_kind == "asyncio" and self._wanted_precise is not False
+        if self._precise:
+            self._loop_hooks.loop = loop
+        self._gc.thread_id = threading.get_ident()
+        self._watchdog = Watchdog(
+            self.recorder,
+            self._namer,
+            loop=loop,
+            block_ns=self._block_ns,
+            heartbeat=not self._precise,
+            current_request=self._current_request,
+        )
+        self._watchdog.start()
+
+    def _current_request(self) -> str | None:
+        """The request of the task the loop is running; read from the watchdog thread."""
+        loop = self._observed
+        if loop is None:
+            return None
+        task = asyncio.current_task(loop)
+        return self.task_requests.get(task) if task is not None else None
+
+    def _count_hop(self, request_id: str) -> None:
+        record = self.recorder.requests.get(request_id)
+        if record is not None:
+            record.pool_hops += 1
+
+    def asgi(self, app: ASGIApp) -> ASGIApp:
+        """`app` wrapped in the probe's middleware: request ids and server-side times."""
+        return ProbeMiddleware(app, self)
+
+    def collect(self) -> dict[str, Any]:
+        """The server side of a Trace for this process, JSON-ready (format in `loopscope.probe`)."""
+        return server_trace(
+            self.recorder,
+            pid=os.getpid(),
+            loop=self._loop_kind,
+            precise=self.precise,
+            block_ms=self.block_ms,
+        )
+
+    def dump(self, path: str | Path) -> Path:
+        """Write `collect()` to `path` as JSON and return the path."""
+        target = Path(path)
+        try:
+            target.write_text(json.dumps(self.collect(), separators=(",", ":")))
+        except OSError as exc:
+            raise TraceError(
+                f"Cannot write the probe's record to {target}: {exc.strerror}."
+            ) from exc
+        return target
+
+    def _remove_hooks(self) -> None:
+        self._loop_hooks.uninstall()
+        self._pool_hooks.uninstall()
+        self._gc.uninstall()
+
+    def uninstall(self) -> None:
+        """Stop the watchdog and restore every patched attribute; the records stay readable."""
+        global _active
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        self._remove_hooks()
+        self._installed = False
+        with _active_lock:
+            if _active is self:
+                _active = None
+
+    def __enter__(self) -> Probe:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.uninstall()
+
+
+def install(
+    *,
+    block_ms: float = 20.0,
+    precise: bool | None = None,
+    max_events: int = 200_000,
+    app_root: str | None = None,
+) -> Probe:
+    """Install the probe in this process and return it; undo with `Probe.uninstall()`.
+
+    `block_ms` is the threshold above which the loop counts as blocked. `precise=None` times
+    every loop step when the app runs on the pure asyncio loop and falls back to the watchdog's
+    heartbeat under uvloop; `False` forces the heartbeat. `max_events` bounds what is stored.
+    `app_root` is where the app's source lives, for relative `path:line` locations.
+    Raises `UsageError` when a probe is already installed or a setting is out of range.
+    """
+    global _active
+    if not block_ms > 0:
+        raise UsageError(f"block_ms must be positive, got {block_ms!r}.")
+    if max_events < 0:
+        raise UsageError(f"max_events must be 0 or more, got {max_events!r}.")
+    with _active_lock:
+        if _active is not None:
+            raise UsageError(
+                "The loopscope probe is already installed in this process. "
+                "Call `uninstall()` on the installed probe before installing another."
+            )
+        probe = Probe(block_ms=block_ms, precise=precise, max_events=max_events, app_root=app_root)
+        probe._install()
+        _active = probe
+    return probe
+
+
+def active_probe() -> Probe | None:
+    """The probe installed in this process, if any."""
+    return _active

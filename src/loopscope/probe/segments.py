@@ -1,0 +1,310 @@
+"""Turn the probe's raw records into the server side of a Trace: blocks, segments and lanes.
+
+Pure functions of a `Recorder` snapshot, run when the result is asked for, never on the hot path.
+Each request's lane `request:<id>` is painted from `server_start_ns` to `server_end_ns`:
+
+- its loop steps are `on-loop`, or `loop-blocked` when longer than the threshold;
+- a gap in which one of its thread-pool calls is in flight is `pool-wait` (submitted → started)
+  and `in-thread` (started → finished); after the thread finished, until the next step, `ready`;
+- any other gap is `awaiting` up to the moment the next step's handle became runnable, and
+  `ready` from then on.
+
+In heartbeat mode (no step timing) a lane holds only what was seen: `pool-wait`, `in-thread` and
+`loop-blocked`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from collections import defaultdict
+from typing import Any
+
+from loopscope.probe.recorder import Recorder, RequestRecord, StackSamples, Step
+from loopscope.trace.model import LoopBlock, PoolCall, Segment, State
+
+COALESCE_NS = 200_000
+"""Loop-lane steps of one request closer than this are drawn as one `on-loop` run."""
+ARRIVAL_GRACE_NS = 1_000_000
+"""A request first seen this soon after a block ended arrived while the loop was stuck."""
+_READY_LOOKAHEAD_NS = 1_000_000_000
+_GC_SHARE = 0.5
+
+
+def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
+    """The `LoopBlock` of one long step, with the watchdog's line, stack and CPU estimate."""
+    start, end, cpu_end, request_id, _ = step
+    where, stack = samples.best() if samples is not None else (None, [])
+    cpu = None
+    if samples is not None and samples.cpu_start_ns is not None and cpu_end:
+        cpu = max(0, min(cpu_end - samples.cpu_start_ns, end - start))
+    return LoopBlock(start, end, cpu, request_id, where, stack)
+
+
+def label_gc(block: LoopBlock, pauses: list[tuple[int, int]]) -> None:
+    """Make `block` a `gc` block, blamed on no line, when collections cover most of it."""
+    covered = 0
+    i = bisect.bisect_left(pauses, (block.start_ns - 10**10, 0))
+    for start, end in pauses[i:]:
+        if start >= block.end_ns:
+            break
+        covered += max(0, min(end, block.end_ns) - max(start, block.start_ns))
+    if covered >= _GC_SHARE * block.duration_ns:
+        block.kind = "gc"
+        block.where = None
+
+
+def mark_delayed(
+    block: LoopBlock,
+    steps: list[Step],
+    starts: list[int],
+    arrivals: list[tuple[int, str]],
+    pool: list[PoolCall],
+) -> None:
+    """Fill `block.delayed`: requests that were ready, arrived or got thread results meanwhile."""
+    found: set[str] = set()
+    i = bisect.bisect_left(starts, block.end_ns)
+    while i < len(starts) and starts[i] - block.end_ns < _READY_LOOKAHEAD_NS:
+        _, _, _, request_id, ready = steps[i]
+        if request_id is not None and 0 < ready < block.end_ns:
+            found.add(request_id)
+        i += 1
+    i = bisect.bisect_left(arrivals, (block.start_ns, ""))
+    while i < len(arrivals) and arrivals[i][0] <= block.end_ns + ARRIVAL_GRACE_NS:
+        found.add(arrivals[i][1])
+        i += 1
+    for call in pool:
+        finished = call.finished_ns
+        in_block = finished is not None and block.start_ns <= finished <= block.end_ns
+        if call.request_id is not None and in_block:
+            found.add(call.request_id)
+    found.discard(block.request_id or "")
+    block.delayed = sorted(found)
+
+
+class _Painter:
+    """Builds one request's lane left to right, never overlapping what is already painted."""
+
+    def __init__(self, request_id: str, calls: list[PoolCall]) -> None:
+        self.lane = f"request:{request_id}"
+        self.request_id = request_id
+        self.calls = calls
+        self.out: list[Segment] = []
+
+    def add(
+        self, state: State, start: int, end: int, cpu: int | None = None, where: str | None = None
+    ) -> None:
+        if end > start:
+            self.out.append(Segment(self.lane, state, start, end, cpu, where, self.request_id))
+
+    def idle(self, start: int, end: int, ready: int, after_pool: bool) -> None:
+        if after_pool or 0 < ready <= start:
+            self.add("ready", start, end)
+        elif 0 < ready < end:
+            self.add("awaiting", start, ready)
+            self.add("ready", ready, end)
+        else:
+            self.add("awaiting", start, end)
+
+    def gap(self, start: int, end: int, ready: int) -> None:
+        """Paint `start`→`end`, a stretch with no loop step of this request."""
+        cursor = start
+        after_pool = False
+        for call in self.calls:
+            if call.submitted_ns >= end:
+                break
+            for piece_start, piece_end, state, cpu in _pool_pieces(call, end):
+                s, e = max(piece_start, cursor), min(piece_end, end)
+                if e <= s:
+                    continue
+                if s > cursor:
+                    self.idle(cursor, s, 0, after_pool)
+                if cpu is not None and piece_end > piece_start:
+                    cpu = cpu * (e - s) // (piece_end - piece_start)
+                self.add(state, s, e, cpu)
+                cursor = e
+                after_pool = state == "in-thread"
+        if cursor < end:
+            self.idle(cursor, end, ready, after_pool)
+
+
+def _pool_pieces(call: PoolCall, horizon: int) -> list[tuple[int, int, State, int | None]]:
+    started = call.started_ns
+    if started is None:
+        wait_end = call.resumed_ns or call.finished_ns or horizon
+        return [(call.submitted_ns, wait_end, "pool-wait", None)]
+    finished = call.finished_ns
+    return [
+        (call.submitted_ns, started, "pool-wait", None),
+        (started, finished or horizon, "in-thread", call.cpu_ns if finished else None),
+    ]
+
+
+def request_segments(
+    request_id: str,
+    record: RequestRecord,
+    steps: list[Step],
+    calls: list[PoolCall],
+    blocks: dict[int, LoopBlock],
+) -> list[Segment]:
+    """The precise-mode lane of one request, covering `server_start_ns`→`server_end_ns`."""
+    begin = record.start_ns
+    finish = record.end_ns or max([begin] + [step[1] for step in steps])
+    painter = _Painter(request_id, calls)
+    cursor = begin
+    for start, end, _, _, ready in steps:
+        s, e = max(start, cursor), min(end, finish)
+        if e <= s:
+            continue
+        if s > cursor:
+            painter.gap(cursor, s, ready)
+        block = blocks.get(start)
+        if block is not None:
+            cpu = None if block.cpu_ns is None else min(block.cpu_ns, e - s)
+            painter.add("loop-blocked", s, e, cpu, block.where)
+        else:
+            painter.add("on-loop", s, e)
+        cursor = e
+    if cursor < finish:
+        painter.gap(cursor, finish, 0)
+    return painter.out
+
+
+def watched_segments(
+    request_id: str, record: RequestRecord, calls: list[PoolCall], blocks: list[LoopBlock]
+) -> list[Segment]:
+    """The heartbeat-mode lane of one request: its thread-pool trips and the blocks it caused."""
+    begin = record.start_ns
+    finish = record.end_ns or begin
+    painter = _Painter(request_id, calls)
+    pieces: list[tuple[int, int, State, int | None, str | None]] = [
+        (s, e, state, cpu, None)
+        for call in calls
+        for s, e, state, cpu in _pool_pieces(call, finish)
+    ]
+    pieces += [
+        (b.start_ns, b.end_ns, "loop-blocked", b.cpu_ns, b.where)
+        for b in blocks
+        if b.request_id == request_id
+    ]
+    cursor = begin
+    for start, end, state, cpu, where in sorted(pieces, key=lambda piece: piece[0]):
+        s, e = max(start, cursor), min(end, finish)
+        if e > s:
+            painter.add(state, s, e, cpu, where)
+            cursor = e
+    return painter.out
+
+
+def loop_lane(
+    pid: int, steps: list[Step], blocks: dict[int, LoopBlock], watched: list[LoopBlock]
+) -> list[Segment]:
+    """The loop's own lane: coalesced `on-loop` runs and one `loop-blocked` segment per block."""
+    lane = f"loop:{pid}"
+    out = [
+        Segment(lane, "loop-blocked", b.start_ns, b.end_ns, b.cpu_ns, b.where, b.request_id)
+        for b in watched
+    ]
+    run: Segment | None = None
+    for start, end, _, request_id, _ in steps:
+        block = blocks.get(start)
+        if block is not None:
+            run = None
+            out.append(
+                Segment(lane, "loop-blocked", start, end, block.cpu_ns, block.where, request_id)
+            )
+        elif run is not None and run.request_id == request_id and start - run.end_ns < COALESCE_NS:
+            run.end_ns = end
+        else:
+            run = Segment(lane, "on-loop", start, end, None, None, request_id)
+            out.append(run)
+    return out
+
+
+def thread_lanes(pool: list[PoolCall]) -> list[Segment]:
+    """One `in-thread` segment per finished pool call, on lane `thread:<label>`."""
+    return [
+        Segment(
+            f"thread:{c.thread}",
+            "in-thread",
+            c.started_ns,
+            c.finished_ns,
+            c.cpu_ns,
+            None,
+            c.request_id,
+        )
+        for c in pool
+        if c.thread is not None and c.started_ns is not None and c.finished_ns is not None
+    ]
+
+
+def server_trace(
+    recorder: Recorder, *, pid: int, loop: str, precise: bool, block_ms: float
+) -> dict[str, Any]:
+    """The JSON-ready server side of a Trace (format documented in `loopscope.probe`)."""
+    block_ns = int(block_ms * 1_000_000)
+    steps = list(recorder.steps)
+    requests = dict(recorder.requests)
+    pool = sorted(recorder.pool, key=lambda call: call.submitted_ns)
+    pauses = sorted(recorder.gc_pauses)
+    samples = dict(recorder.samples)
+    watched = list(recorder.watch_blocks) if not precise else []
+
+    by_start: dict[int, LoopBlock] = {}
+    for step in steps:
+        if step[1] - step[0] > block_ns:
+            by_start[step[0]] = block_from_step(step, samples.get(step[0]))
+    blocks = sorted([*by_start.values(), *watched], key=lambda b: b.start_ns)
+    starts = [step[0] for step in steps]
+    arrivals = sorted((r.start_ns, request_id) for request_id, r in requests.items())
+    for block in blocks:
+        label_gc(block, pauses)
+        mark_delayed(block, steps, starts, arrivals, pool)
+
+    steps_of: dict[str, list[Step]] = defaultdict(list)
+    for step in steps:
+        if step[3] is not None:
+            steps_of[step[3]].append(step)
+    calls_of: dict[str, list[PoolCall]] = defaultdict(list)
+    for call in pool:
+        if call.request_id is not None:
+            calls_of[call.request_id].append(call)
+
+    out_requests: dict[str, Any] = {}
+    for request_id, record in requests.items():
+        own = steps_of.get(request_id, [])
+        calls = calls_of.get(request_id, [])
+        if precise:
+            segments = request_segments(request_id, record, own, calls, by_start)
+        else:
+            segments = watched_segments(request_id, record, calls, watched)
+        out_requests[request_id] = {
+            "method": record.method,
+            "path": record.path,
+            "route": record.route or record.path,
+            "status": record.status,
+            "server_start_ns": record.start_ns,
+            "server_end_ns": record.end_ns,
+            "loop_steps": len(own) if precise else None,
+            "longest_step_ns": max((s[1] - s[0] for s in own), default=None) if precise else None,
+            "pool_hops": record.pool_hops,
+            "segments": [dataclasses.asdict(s) for s in segments],
+        }
+
+    lanes = loop_lane(pid, steps, by_start, watched) + thread_lanes(pool)
+    return {
+        "pid": pid,
+        "loop": loop,
+        "precise": precise,
+        "block_ms": block_ms,
+        "requests": out_requests,
+        "loop_blocks": [dataclasses.asdict(b) for b in blocks],
+        "pool": [dataclasses.asdict(c) for c in pool],
+        "pool_samples": [dataclasses.asdict(s) for s in recorder.pool_samples],
+        "lanes": [dataclasses.asdict(s) for s in lanes],
+        "probe": {
+            "dropped_events": recorder.dropped,
+            "probe_errors": recorder.errors,
+            "steps": len(steps),
+        },
+    }

@@ -1,0 +1,73 @@
+"""The `loopscope` command as a user runs it: exit codes, one-line errors, files written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+APPS = Path(__file__).parent / "apps"
+
+
+def loopscope(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loopscope", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+
+
+def test_the_demo_prints_the_table_and_writes_json_and_html(tmp_path: Path) -> None:
+    result = loopscope(
+        "demo", "--io-ms", "100", "--modes", "async-blocking,async",
+        "--json", str(tmp_path / "runs.json"), "--html", str(tmp_path / "report.html"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "async-blocking" in result.stdout and "makespan" in result.stdout
+    assert "requests ran one after another" in result.stdout
+    assert "all 3 overlapped" in result.stdout
+    runs = json.loads((tmp_path / "runs.json").read_text())["runs"]
+    assert [run["mode"] for run in runs] == ["async-blocking", "async"]
+    assert (tmp_path / "report.html").stat().st_size > 1000
+    assert str((tmp_path / "report.html").resolve()) in result.stdout.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["demo", "--modes", "turbo", "--no-html"], 2, "Unknown mode turbo"),
+        (["trace", "x:app", "--hit", "GET nowhere", "--no-html"], 2, "must start with '/'"),
+        (["trace", "x:app", "--hit", "GET /", "--loop", "trio", "--no-html"], 2, "--loop"),
+        (["trace", "no_such_module:app", "--hit", "GET /", "--no-html"], 3, "no_such_module"),
+    ],
+)
+def test_bad_input_is_one_message_and_an_exit_code(
+    args: list[str], code: int, message: str
+) -> None:
+    result = loopscope(*args)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_corrupt_trace_file_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1, "run": {"mode": 3}, "requests": []}')
+    result = loopscope("report", str(bad))
+    assert result.returncode == 5
+    assert "run.mode: expected str" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    result = loopscope("--debug", "report", str(bad))
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
