@@ -25,9 +25,16 @@ def loopscope(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 
 def test_the_demo_prints_the_table_and_writes_json_and_html(tmp_path: Path) -> None:
     result = loopscope(
-        "demo", "--io-ms", "100", "--modes", "async-blocking,async",
-        "--json", str(tmp_path / "runs.json"), "--html", str(tmp_path / "report.html"),
-    )  # fmt: skip
+        "demo",
+        "--io-ms",
+        "100",
+        "--modes",
+        "async-blocking,async",
+        "--json",
+        str(tmp_path / "runs.json"),
+        "--html",
+        str(tmp_path / "report.html"),
+    )
     assert result.returncode == 0, result.stderr
     assert "async-blocking" in result.stdout and "makespan" in result.stdout
     assert "requests ran one after another" in result.stdout

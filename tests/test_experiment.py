@@ -5,6 +5,8 @@ Small I/O delays keep the suite fast; margins are ratios of the I/O time, never 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from loopscope.errors import UsageError
@@ -28,7 +30,7 @@ def test_async_blocking_serialises_the_three_requests_one_io_apart() -> None:
     io = IO_MS / 1000
     assert 2.6 * io < makespan_s(trace) < 3.8 * io
     # One after another: each finishes about one I/O time after the previous one.
-    assert all(0.7 * io < later - earlier < 1.4 * io for earlier, later in zip(done, done[1:]))
+    assert all(0.7 * io < later - earlier < 1.4 * io for earlier, later in itertools.pairwise(done))
     assert what_happened(trace).startswith("requests ran one after another")
 
 

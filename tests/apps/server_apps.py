@@ -23,7 +23,11 @@ async def nap(request: Request) -> JSONResponse:
 async def echo(request: Request) -> JSONResponse:
     body = await request.body()
     return JSONResponse(
-        {"id": request.headers.get("x-loopscope-request"), "method": request.method, "body": body.decode()}
+        {
+            "id": request.headers.get("x-loopscope-request"),
+            "method": request.method,
+            "body": body.decode(),
+        }
     )
 
 

@@ -56,7 +56,9 @@ def test_info_and_history_answer_with_the_users_row(
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("action", ["info", "history"])
-@pytest.mark.parametrize("username", ["nobody", "user0' --", "' OR 1=1 --", "user0\"; DROP TABLE users"])
+@pytest.mark.parametrize(
+    "username", ["nobody", "user0' --", "' OR 1=1 --", 'user0"; DROP TABLE users']
+)
 def test_unknown_and_injection_shaped_users_are_not_found(
     client: httpx.Client, variant: str, action: str, username: str
 ) -> None:

@@ -30,9 +30,24 @@ def _trace() -> Trace:
     return Trace(
         run=Run(mode="async-blocking", app="app:app", io_ms=1.0, users=1, notes=["a note"]),
         requests=[
-            Request("R1", "POST", "/login/x", "/login/{v}", 200, 0, 1_100, 900, 10, 1_050,
-                    size=30, user=0, loop_steps=3, longest_step_ns=990, pool_hops=0,
-                    segments=segments)  # fmt: skip
+            Request(
+                "R1",
+                "POST",
+                "/login/x",
+                "/login/{v}",
+                200,
+                0,
+                1_100,
+                900,
+                10,
+                1_050,
+                size=30,
+                user=0,
+                loop_steps=3,
+                longest_step_ns=990,
+                pool_hops=0,
+                segments=segments,
+            )
         ],
         loop_blocks=[LoopBlock(10, 1_000, 5, "R1", "app/db.py:7", ["app/db.py:7 in get"])],
         pool=[PoolCall("R1", "get_user", 5, 6, 9, "AnyIO worker thread", 1)],
@@ -57,8 +72,13 @@ def test_the_file_starts_with_its_version_and_has_the_contracted_keys(tmp_path: 
     )
     assert set(request["segments"][0]) >= {"lane", "state", "start_ns", "end_ns", "cpu_ns", "where"}
     assert set(data["loop_blocks"][0]) >= {
-        "start_ns", "end_ns", "cpu_ns", "request_id", "where", "stack"
-    }  # fmt: skip
+        "start_ns",
+        "end_ns",
+        "cpu_ns",
+        "request_id",
+        "where",
+        "stack",
+    }
 
 
 @pytest.mark.parametrize(
@@ -75,9 +95,7 @@ def test_the_file_starts_with_its_version_and_has_the_contracted_keys(tmp_path: 
         (lambda d: d["requests"][0].update(status=True), "status"),
     ],
 )
-def test_a_corrupt_trace_names_the_bad_value(
-    tmp_path: Path, mutate: object, message: str
-) -> None:
+def test_a_corrupt_trace_names_the_bad_value(tmp_path: Path, mutate: object, message: str) -> None:
     data = trace_to_dict(_trace())
     mutate(data)  # type: ignore[operator]
     path = tmp_path / "bad.json"

@@ -70,6 +70,7 @@ class ProbeMiddleware:
                 method=str(scope.get("method", "")), path=str(scope.get("path", "")), start_ns=start
             )
             request_id = host.recorder.add_request(request_id, record) or request_id
+            record.first_step_ns = host.recorder.current_step
             token = REQUEST_ID.set(request_id)
             task = asyncio.current_task()
             if task is not None:
@@ -109,6 +110,7 @@ class ProbeMiddleware:
         if task is not None:
             self._host.task_requests.pop(task, None)
         if record is not None:
+            record.last_step_ns = self._host.recorder.current_step
             if record.end_ns is None:
                 record.end_ns = time.monotonic_ns()
             record.route = record.path

@@ -73,7 +73,8 @@ class FrameNamer:
         while frame is not None and len(stack) < MAX_STACK:
             code = frame.f_code
             shown = self.display_path(code.co_filename)
-            if shown is not None or innermost:
+            ours = code.co_filename.startswith(_PROBE_DIR)
+            if shown is not None or (innermost and not ours):
                 path = shown if shown is not None else code.co_filename
                 stack.append(f"{path}:{frame.f_lineno} in {code.co_name}")
                 if shown is not None and where is None:

@@ -16,13 +16,13 @@ from typing import Any
 
 from loopscope.errors import TraceError, UsageError
 from loopscope.probe.asgi import ASGIApp, ProbeMiddleware
+from loopscope.probe.collect import server_trace
 from loopscope.probe.context import RequestIds
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.gcwatch import GcWatch
 from loopscope.probe.loop import LoopHooks
 from loopscope.probe.pool import PoolHooks
 from loopscope.probe.recorder import Recorder
-from loopscope.probe.segments import server_trace
 from loopscope.probe.watchdog import Watchdog
 
 _active: Probe | None = None

@@ -98,9 +98,6 @@ class LoopHooks:
                 rec.current_step = 0
                 try:
                     cpu_end = thread_cpu() if end - start > long_ns else 0
-                    if request_id is None:
-                        # The middleware sets the id during the request's first step.
-                        request_id = context.get(var)
                     ready = 0
                     if request_id is not None:
                         stamp = pop_stamp(id(handle), None)

@@ -43,6 +43,10 @@ class RequestRecord:
     status: int | None = None
     end_ns: int | None = None
     pool_hops: int = 0
+    # The loop steps the request's id was set and reset in: read at a step's start, the id
+    # misses the first, and a request served in one step would be missed entirely.
+    first_step_ns: int = 0
+    last_step_ns: int = 0
 
 
 @dataclass(slots=True)

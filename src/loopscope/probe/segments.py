@@ -1,6 +1,6 @@
-"""Turn the probe's raw records into the server side of a Trace: blocks, segments and lanes.
+"""Paint the lanes: each request's segments, the loop's lane and the worker threads' lanes.
 
-Pure functions of a `Recorder` snapshot, run when the result is asked for, never on the hot path.
+Pure functions of the probe's records, run when the result is asked for, never on the hot path.
 Each request's lane `request:<id>` is painted from `server_start_ns` to `server_end_ns`:
 
 - its loop steps are `on-loop`, or `loop-blocked` when longer than the threshold;
@@ -15,71 +15,11 @@ In heartbeat mode (no step timing) a lane holds only what was seen: `pool-wait`,
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
-from collections import defaultdict
-from typing import Any
-
-from loopscope.probe.recorder import Recorder, RequestRecord, StackSamples, Step
+from loopscope.probe.recorder import RequestRecord, Step
 from loopscope.trace.model import LoopBlock, PoolCall, Segment, State
 
 COALESCE_NS = 200_000
 """Loop-lane steps of one request closer than this are drawn as one `on-loop` run."""
-ARRIVAL_GRACE_NS = 1_000_000
-"""A request first seen this soon after a block ended arrived while the loop was stuck."""
-_READY_LOOKAHEAD_NS = 1_000_000_000
-_GC_SHARE = 0.5
-
-
-def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
-    """The `LoopBlock` of one long step, with the watchdog's line, stack and CPU estimate."""
-    start, end, cpu_end, request_id, _ = step
-    where, stack = samples.best() if samples is not None else (None, [])
-    cpu = None
-    if samples is not None and samples.cpu_start_ns is not None and cpu_end:
-        cpu = max(0, min(cpu_end - samples.cpu_start_ns, end - start))
-    return LoopBlock(start, end, cpu, request_id, where, stack)
-
-
-def label_gc(block: LoopBlock, pauses: list[tuple[int, int]]) -> None:
-    """Make `block` a `gc` block, blamed on no line, when collections cover most of it."""
-    covered = 0
-    i = bisect.bisect_left(pauses, (block.start_ns - 10**10, 0))
-    for start, end in pauses[i:]:
-        if start >= block.end_ns:
-            break
-        covered += max(0, min(end, block.end_ns) - max(start, block.start_ns))
-    if covered >= _GC_SHARE * block.duration_ns:
-        block.kind = "gc"
-        block.where = None
-
-
-def mark_delayed(
-    block: LoopBlock,
-    steps: list[Step],
-    starts: list[int],
-    arrivals: list[tuple[int, str]],
-    pool: list[PoolCall],
-) -> None:
-    """Fill `block.delayed`: requests that were ready, arrived or got thread results meanwhile."""
-    found: set[str] = set()
-    i = bisect.bisect_left(starts, block.end_ns)
-    while i < len(starts) and starts[i] - block.end_ns < _READY_LOOKAHEAD_NS:
-        _, _, _, request_id, ready = steps[i]
-        if request_id is not None and 0 < ready < block.end_ns:
-            found.add(request_id)
-        i += 1
-    i = bisect.bisect_left(arrivals, (block.start_ns, ""))
-    while i < len(arrivals) and arrivals[i][0] <= block.end_ns + ARRIVAL_GRACE_NS:
-        found.add(arrivals[i][1])
-        i += 1
-    for call in pool:
-        finished = call.finished_ns
-        in_block = finished is not None and block.start_ns <= finished <= block.end_ns
-        if call.request_id is not None and in_block:
-            found.add(call.request_id)
-    found.discard(block.request_id or "")
-    block.delayed = sorted(found)
 
 
 class _Painter:
@@ -236,75 +176,3 @@ def thread_lanes(pool: list[PoolCall]) -> list[Segment]:
         for c in pool
         if c.thread is not None and c.started_ns is not None and c.finished_ns is not None
     ]
-
-
-def server_trace(
-    recorder: Recorder, *, pid: int, loop: str, precise: bool, block_ms: float
-) -> dict[str, Any]:
-    """The JSON-ready server side of a Trace (format documented in `loopscope.probe`)."""
-    block_ns = int(block_ms * 1_000_000)
-    steps = list(recorder.steps)
-    requests = dict(recorder.requests)
-    pool = sorted(recorder.pool, key=lambda call: call.submitted_ns)
-    pauses = sorted(recorder.gc_pauses)
-    samples = dict(recorder.samples)
-    watched = list(recorder.watch_blocks) if not precise else []
-
-    by_start: dict[int, LoopBlock] = {}
-    for step in steps:
-        if step[1] - step[0] > block_ns:
-            by_start[step[0]] = block_from_step(step, samples.get(step[0]))
-    blocks = sorted([*by_start.values(), *watched], key=lambda b: b.start_ns)
-    starts = [step[0] for step in steps]
-    arrivals = sorted((r.start_ns, request_id) for request_id, r in requests.items())
-    for block in blocks:
-        label_gc(block, pauses)
-        mark_delayed(block, steps, starts, arrivals, pool)
-
-    steps_of: dict[str, list[Step]] = defaultdict(list)
-    for step in steps:
-        if step[3] is not None:
-            steps_of[step[3]].append(step)
-    calls_of: dict[str, list[PoolCall]] = defaultdict(list)
-    for call in pool:
-        if call.request_id is not None:
-            calls_of[call.request_id].append(call)
-
-    out_requests: dict[str, Any] = {}
-    for request_id, record in requests.items():
-        own = steps_of.get(request_id, [])
-        calls = calls_of.get(request_id, [])
-        if precise:
-            segments = request_segments(request_id, record, own, calls, by_start)
-        else:
-            segments = watched_segments(request_id, record, calls, watched)
-        out_requests[request_id] = {
-            "method": record.method,
-            "path": record.path,
-            "route": record.route or record.path,
-            "status": record.status,
-            "server_start_ns": record.start_ns,
-            "server_end_ns": record.end_ns,
-            "loop_steps": len(own) if precise else None,
-            "longest_step_ns": max((s[1] - s[0] for s in own), default=None) if precise else None,
-            "pool_hops": record.pool_hops,
-            "segments": [dataclasses.asdict(s) for s in segments],
-        }
-
-    lanes = loop_lane(pid, steps, by_start, watched) + thread_lanes(pool)
-    return {
-        "pid": pid,
-        "loop": loop,
-        "precise": precise,
-        "block_ms": block_ms,
-        "requests": out_requests,
-        "loop_blocks": [dataclasses.asdict(b) for b in blocks],
-        "pool": [dataclasses.asdict(c) for c in pool],
-        "pool_samples": [dataclasses.asdict(s) for s in recorder.pool_samples],
-        "lanes": [dataclasses.asdict(s) for s in lanes],
-        "probe": {
-            "dropped_events": recorder.dropped,
-            "probe_errors": recorder.errors,
-            "steps": len(steps),
-        },
-    }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import threading
 import time
 from collections import deque
@@ -40,21 +41,32 @@ def _cpu_clock_of(thread_id: int) -> Callable[[], int] | None:
     return lambda: time.clock_gettime_ns(clock_id)
 
 
-class _Heartbeat:
-    """One posted heartbeat: when it was posted and when (if yet) the loop ran it."""
+class _Stretch:
+    """Consecutive samples of a stuck loop that found it running the same request."""
 
-    __slots__ = ("cpu_posted", "cpu_ran", "posted", "ran", "samples")
+    __slots__ = ("first_cpu", "first_ns", "last_cpu", "last_ns", "samples")
+
+    def __init__(self, now: int, cpu: int | None, request_id: str | None) -> None:
+        self.first_ns = self.last_ns = now
+        self.first_cpu = self.last_cpu = cpu
+        self.samples = StackSamples(request_id=request_id)
+
+
+class _Heartbeat:
+    """One posted heartbeat: when it was posted, when (if yet) the loop ran it, what was seen."""
+
+    __slots__ = ("cpu_posted", "cpu_ran", "posted", "ran", "stretches")
 
     def __init__(self, posted: int, cpu_posted: int | None) -> None:
         self.posted = posted
         self.cpu_posted = cpu_posted
         self.ran = 0
         self.cpu_ran = 0
-        self.samples: StackSamples | None = None
+        self.stretches: list[_Stretch] = []
 
     def beat(self) -> None:
-        self.ran = time.monotonic_ns()
         self.cpu_ran = time.thread_time_ns()
+        self.ran = time.monotonic_ns()
 
 
 class Watchdog:
@@ -82,6 +94,7 @@ class Watchdog:
         self._cpu_clock = _cpu_clock_of(self._loop_thread)
         self._ticks: deque[tuple[int, int]] = deque(maxlen=_TICKS_KEPT)
         self._pending: _Heartbeat | None = None
+        self._last_turn: tuple[int, int] = (0, 0)  # last heartbeat run: (wall, loop CPU)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="loopscope-watchdog", daemon=True)
 
@@ -109,10 +122,12 @@ class Watchdog:
 
     def _tick(self) -> None:
         now = time.monotonic_ns()
+        cpu = None
         if self._cpu_clock is not None:
-            self._ticks.append((now, self._cpu_clock()))
+            cpu = self._cpu_clock()
+            self._ticks.append((now, cpu))
         if self._heartbeat:
-            self._watch_heartbeat(now)
+            self._watch_heartbeat(now, cpu)
         else:
             self._watch_step(now)
 
@@ -148,13 +163,14 @@ class Watchdog:
         if self._recorder.current_step == start:
             samples.add(where, stack)
 
-    def _watch_heartbeat(self, now: int) -> None:
+    def _watch_heartbeat(self, now: int, cpu: int | None) -> None:
         pending = self._pending
         if pending is not None and pending.ran:
             self._finish(pending)
+            self._last_turn = (pending.ran, pending.cpu_ran)
             pending = self._pending = None
         if pending is None:
-            cpu = self._ticks[-1][1] if self._ticks else None
+            self._check_gil_stall(now, cpu)
             pending = self._pending = _Heartbeat(now, cpu)
             try:
                 self._loop.call_soon_threadsafe(pending.beat)
@@ -162,24 +178,53 @@ class Watchdog:
                 self._stop.set()
             return
         if now - pending.posted > self._sample_after_ns:
-            if pending.samples is None:
-                pending.samples = StackSamples(request_id=self._current_request())
-            self._sample_into(pending.samples)
+            request_id = self._current_request()
+            stretches = pending.stretches
+            if not stretches or stretches[-1].samples.request_id != request_id:
+                stretches.append(_Stretch(now, cpu, request_id))
+            stretch = stretches[-1]
+            stretch.last_ns, stretch.last_cpu = now, cpu
+            self._sample_into(stretch.samples)
+
+    def _check_gil_stall(self, now: int, cpu: int | None) -> None:
+        """Catch a stall that held the GIL (a big GC, a C extension) and so starved this thread.
+
+        No heartbeat can be posted while the loop thread holds the GIL, so the stall shows only
+        as this thread waking late while the loop thread's CPU clock ran on.
+        """
+        turned, cpu_turned = self._last_turn
+        if not turned or cpu is None or now - turned <= self._block_ns:
+            return
+        if (cpu - cpu_turned) * 2 < now - turned or not self._recorder.admit():
+            return
+        samples = StackSamples(request_id=self._current_request())
+        self._sample_into(samples)
+        where, stack = samples.best()
+        block = LoopBlock(turned, now, cpu - cpu_turned, samples.request_id, where, stack)
+        self._recorder.watch_blocks.append(block)
 
     def _finish(self, pending: _Heartbeat) -> None:
-        if pending.ran - pending.posted <= self._block_ns or not self._recorder.admit():
+        """Record the blocks of a heartbeat that ran late, one per request seen meanwhile."""
+        if pending.ran - pending.posted <= self._block_ns:
             return
-        samples = pending.samples or StackSamples()
-        where, stack = samples.best()
-        cpu = None
-        if pending.cpu_posted is not None:
-            cpu = max(0, min(pending.cpu_ran - pending.cpu_posted, pending.ran - pending.posted))
-        block = LoopBlock(
-            start_ns=pending.posted,
-            end_ns=pending.ran,
-            cpu_ns=cpu,
-            request_id=samples.request_id,
-            where=where,
-            stack=stack,
-        )
-        self._recorder.watch_blocks.append(block)
+        stretches = pending.stretches or [_Stretch(pending.posted, pending.cpu_posted, None)]
+        bounds: list[tuple[int, int | None]] = [(pending.posted, pending.cpu_posted)]
+        for before, after in itertools.pairwise(stretches):
+            # The request changed somewhere between two samples: split halfway.
+            middle = (before.last_ns + after.first_ns) // 2
+            cpu = None
+            if before.last_cpu is not None and after.first_cpu is not None:
+                cpu = (before.last_cpu + after.first_cpu) // 2
+            bounds.append((middle, cpu))
+        bounds.append((pending.ran, pending.cpu_ran))
+        for stretch, (start, cpu_start), (end, cpu_end) in zip(
+            stretches, bounds, bounds[1:], strict=False
+        ):
+            if end - start <= self._block_ns or not self._recorder.admit():
+                continue
+            cpu = None
+            if cpu_start is not None and cpu_end is not None:
+                cpu = max(0, min(cpu_end - cpu_start, end - start))
+            where, stack = stretch.samples.best()
+            block = LoopBlock(start, end, cpu, stretch.samples.request_id, where, stack)
+            self._recorder.watch_blocks.append(block)

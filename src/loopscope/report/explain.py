@@ -8,6 +8,7 @@ for how long, and who waited for it, so a reader can match the run to the seed's
 from __future__ import annotations
 
 from loopscope.trace.analysis import (
+    UNKNOWN_WHERE,
     BlockGroup,
     format_duration,
     has_server_data,
@@ -17,7 +18,9 @@ from loopscope.trace.analysis import (
     peak_concurrency,
     percentile,
     pool_saturation,
+    short_where,
     span_ns,
+    time_by_state,
     top_loop_blocks,
 )
 from loopscope.trace.model import Trace
@@ -25,9 +28,15 @@ from loopscope.trace.model import Trace
 _LIST_FINISHES_UP_TO = 6
 """Runs this small list every request's finish time ("at 1.0 s, 2.0 s and 3.0 s")."""
 
+MAIN_STORY_SHARE = 0.25
+"""Loop blocks (of the makespan) or thread work (of the requests' time) that make the story."""
+
+NOTABLE_WAIT_NS = 10_000_000
+"""Token waits shorter than this (and than 5% of the run) are thread start-up, not contention."""
+
 
 def explain(trace: Trace) -> list[str]:
-    """Sentences that explain `trace`, most important first; empty for a trace without requests."""
+    """Sentences that explain `trace`, most important first."""
     if not trace.requests:
         return ["No requests were recorded in this run."]
     sentences: list[str] = []
@@ -39,13 +48,14 @@ def explain(trace: Trace) -> list[str]:
     sentences.append(_arrivals(trace))
     if not has_server_data(trace):
         sentences.append(_client_only(trace))
-    elif loop_blocks(trace):
+        return sentences
+    blocked = sum(b.duration_ns for b in loop_blocks(trace))
+    if blocked >= MAIN_STORY_SHARE * makespan_ns(trace):
         sentences.extend(_blocked(trace))
-    elif pool_saturation(trace).used:
-        sentences.extend(_thread_pool(trace))
     else:
-        sentences.append(_coroutines(trace))
-    if has_server_data(trace) and not loop_blocks(trace):
+        sentences.extend(_thread_pool(trace) if _mostly_in_threads(trace) else [_coroutines(trace)])
+        if blocked:
+            sentences.append(_minor_blocks(trace))
         sentences.extend(_long_queue(trace))
     busy = loop_utilisation(trace)
     if busy is not None:
@@ -55,13 +65,18 @@ def explain(trace: Trace) -> list[str]:
     return sentences
 
 
+def _mostly_in_threads(trace: Trace) -> bool:
+    states = time_by_state(trace)
+    total = sum(r.latency_ns for r in trace.requests)
+    return states["in-thread"] + states["pool-wait"] >= MAIN_STORY_SHARE * total
+
+
 def _arrivals(trace: Trace) -> str:
     sends = sorted(r.client_send_ns for r in trace.requests)
-    count = len(sends)
-    noun = "request was" if count == 1 else "requests were"
-    if count == 1:
-        return f"1 {noun} sent."
-    return f"{count} {noun} sent within {format_duration(sends[-1] - sends[0])} of each other."
+    if len(sends) == 1:
+        return "1 request was sent."
+    spread = format_duration(sends[-1] - sends[0])
+    return f"{len(sends)} requests were sent within {spread} of each other."
 
 
 def _client_only(trace: Trace) -> str:
@@ -74,17 +89,8 @@ def _client_only(trace: Trace) -> str:
 
 def _blocked(trace: Trace) -> list[str]:
     groups = top_loop_blocks(trace, n=3)
-    top = groups[0]
-    times = "once" if top.count == 1 else f"{top.count} times"
-    sentences = [
-        f"The event loop was blocked {times} for {format_duration(top.total_ns)} in total at "
-        f"{top.where} ({_nature(top)})."
-    ]
-    sentences.extend(
-        f"It was also blocked at {g.where}: {g.count}× for {format_duration(g.total_ns)} "
-        f"({_nature(g)})."
-        for g in groups[1:]
-    )
+    sentences = [f"The event loop was blocked {_how_often(groups[0])} ({_nature(groups[0])})."]
+    sentences.extend(f"It was also blocked {_how_often(g)} ({_nature(g)})." for g in groups[1:])
     queued, ready = _held_up(trace)
     serial = peak_concurrency(_in_progress(trace)) <= 1
     if queued:
@@ -104,6 +110,29 @@ def _blocked(trace: Trace) -> list[str]:
     else:
         sentences.append(f"Nobody else was waiting while it was blocked; {_finishes(trace)}.")
     return sentences
+
+
+def _minor_blocks(trace: Trace) -> str:
+    top = top_loop_blocks(trace, n=1)[0]
+    queued, ready = _held_up(trace)
+    held = len(queued | ready)
+    holding = f", holding up {_count(held, 'other request')}" if held else ""
+    return f"The event loop was also blocked {_how_often(top)} ({_nature(top)}){holding}."
+
+
+def _how_often(group: BlockGroup) -> str:
+    where = _place(group)
+    if group.count == 1:
+        return f"once, for {format_duration(group.total_ns)}, {where}"
+    return f"{group.count} times for {format_duration(group.total_ns)} in total {where}"
+
+
+def _place(group: BlockGroup) -> str:
+    if group.kind == "gc":
+        return "by garbage collection"
+    if group.where == UNKNOWN_WHERE:
+        return "at an unknown line"
+    return f"at {short_where(group.where)}"
 
 
 def _nature(group: BlockGroup) -> str:
@@ -137,14 +166,15 @@ def _thread_pool(trace: Trace) -> list[str]:
     pool = pool_saturation(trace)
     tokens = f" ({_count(pool.total_tokens, 'token')})" if pool.total_tokens else ""
     sentences = [
-        f"Every handler ran in a worker thread of the thread pool{tokens}; the event loop only "
-        "took the requests from the accept queue and handed them over."
+        f"The requests' blocking work ran in worker threads of the thread pool{tokens}; the "
+        "event loop stayed free to take requests from the accept queue."
     ]
     if pool.peak_borrowed == 1:
         sentences.append("Only 1 worker thread ran at a time.")
     else:
         sentences.append(f"Up to {pool.peak_borrowed} worker threads ran at once.")
-    waited = [w for w in pool.per_request if w.waits]
+    notable = max(NOTABLE_WAIT_NS, 0.05 * makespan_ns(trace))
+    waited = [w for w in pool.per_request if w.max_wait_ns >= notable]
     if waited:
         longest = format_duration(max(w.max_wait_ns for w in waited))
         full = (
@@ -155,7 +185,7 @@ def _thread_pool(trace: Trace) -> list[str]:
             f"{longest}{full}."
         )
     if pool.peak_borrowed <= 1 < len(trace.requests):
-        sentences.append(f"The handlers ran one after another; {_finishes(trace)}.")
+        sentences.append(f"The threads' work ran one after another; {_finishes(trace)}.")
     else:
         sentences.append(f"{_overlap(trace)}; {_finishes(trace)}.")
     return sentences

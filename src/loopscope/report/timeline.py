@@ -15,28 +15,26 @@ import re
 from dataclasses import dataclass, field
 
 from loopscope.report import _svg
-from loopscope.report.palette import (
-    CLIENT_COLOUR,
-    MAKESPAN_COLOUR,
-    STATE_COLOURS,
-    STATE_LABELS,
-)
-from loopscope.trace.analysis import format_duration, makespan_ns, span_ns
+from loopscope.report.axes import LABEL_W, PLOT_W, WIDTH, legend, makespan_marker, time_axis
+from loopscope.report.palette import CLIENT_COLOUR, STATE_COLOURS
+from loopscope.trace.analysis import makespan_ns, short_where, span_ns
 from loopscope.trace.model import Request, Segment, State, Trace
 
-WIDTH = 1200
-LABEL_W = 210
-PLOT_W = WIDTH - LABEL_W - 40
-LEGEND_H = 52
-MARK_H = 20
+LEGEND_H = 52  # two rows of swatches at WIDTH
+MARK_H = 20  # the makespan label above the lanes
 AXIS_H = 40
 GROUP_GAP = 16
 MAX_LANE_H = 22
 MIN_LANE_H = 3
+"""Lanes never get thinner than this; 200 requests still show as 200 distinct stripes."""
 REQUESTS_MAX_H = 720
+"""Height the request lanes shrink into once there are more than fit at `MAX_LANE_H`."""
 THREADS_MAX_H = 240
+"""The same for worker-thread lanes (anyio's pool has up to 40 threads)."""
 LABEL_MIN_FONT = 9
+"""Below this, lane labels are shown for every n-th lane only."""
 MIN_BAR_PX = 1.0
+"""Segments narrower than this merge with their sub-pixel neighbours into one bar."""
 
 
 @dataclass(frozen=True)
@@ -114,15 +112,18 @@ def render_timeline(trace: Trace, span_ns: int | None = None) -> str:
         y += GROUP_GAP
     bottom = y - GROUP_GAP
     mode = trace.run.mode
+    makespan = makespan_ns(trace)
     height = bottom + AXIS_H
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{WIDTH}" '
         f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img"'
         f"{_svg.attrs(aria_label=f'Timeline of the {trace.run.mode} run', data_mode=mode)}>",
-        _legend(),
-        _axis(span, frame.scale, top, bottom),
+        legend(),
+        time_axis(span, frame.scale, top, bottom),
         *body,
-        _makespan(trace, frame, top, bottom),
+        makespan_marker(makespan, frame.x(frame.origin + makespan), top, bottom)
+        if trace.requests
+        else "",
         "</svg>",
     ]
     return "".join(parts)
@@ -280,7 +281,7 @@ def _bar(bar: _Bar, y: float, height: int, frame: _Frame, request: Request | Non
         data_start_ms=f"{(bar.start_ns - frame.origin) / 1e6:.3f}",
         data_dur_ms=f"{duration / 1e6:.3f}",
         data_cpu_ms="" if bar.cpu_ns is None else f"{bar.cpu_ns / 1e6:.3f}",
-        data_where=first.where or "",
+        data_where=short_where(first.where) if first.where else "",
         data_merged=bar.merged if bar.merged > 1 else None,
     )
     if bar.cpu_ns and duration > 0 and width * bar.cpu_ns / duration >= 0.5:
@@ -305,83 +306,3 @@ def _bar_caption(bar: _Bar, y: float, height: int, frame: _Frame) -> str:
         return ""
     x = frame.x(bar.start_ns) + width / 2
     return _svg.text(rid, x=x, y=y + height / 2 + 4, class_="bar-caption")
-
-
-def _legend() -> str:
-    """Swatches for every state (always all, so runs side by side read the same)."""
-    items = [_svg.rect(width=16, height=12, fill=STATE_COLOURS[s], rx=2) for s in STATE_COLOURS]
-    labels = list(STATE_LABELS.values())
-    items.append(_svg.rect(y=5.5, width=16, height=1, fill=CLIENT_COLOUR))
-    labels.append("in flight (client view)")
-    items.append(_svg.rect(y=8, width=16, height=4, class_="cpu"))
-    labels.append("CPU share")
-    out = ['<g class="legend">']
-    x, y = 8, 8
-    for swatch, label in zip(items, labels, strict=True):
-        # 6.6 px per character approximates 12 px sans-serif well enough to lay out one row.
-        item_w = 34 + round(6.6 * len(label))
-        if x + item_w > WIDTH:
-            x, y = 8, y + 20
-        out.append(f'<g transform="translate({x} {y})">{swatch}')
-        out.append(_svg.text(label, x=21, y=10, class_="legend-text") + "</g>")
-        x += item_w
-    out.append("</g>")
-    return "".join(out)
-
-
-def _axis(span: int, scale: float, top: int, bottom: int) -> str:
-    """Gridlines and tick labels in ms since the first request was sent."""
-    span_ms = span * 1.02 / 1e6
-    step = _svg.nice_step(span_ms)
-    out = ['<g class="axis">']
-    ticks = int(span_ms / step) + 1
-    for i in range(ticks):
-        ms = i * step
-        x = LABEL_W + ms * 1e6 * scale
-        out.append(_svg.line(x1=x, y1=top - 4, x2=x, y2=bottom + 4, class_="grid"))
-        label = f"{ms:g}" if step >= 1 else f"{ms:.{_decimals(step)}f}"
-        out.append(_svg.text(label, x=x, y=bottom + 18, class_="tick"))
-    out.append(
-        _svg.text(
-            "ms since the first request was sent",
-            x=LABEL_W + PLOT_W / 2,
-            y=bottom + 34,
-            class_="axis-title",
-        )
-    )
-    out.append("</g>")
-    return "".join(out)
-
-
-def _decimals(step: float) -> int:
-    return max(0, -math.floor(math.log10(step)))
-
-
-def _makespan(trace: Trace, frame: _Frame, top: int, bottom: int) -> str:
-    """A line where the last response arrived, labelled with the makespan."""
-    if not trace.requests:
-        return ""
-    makespan = makespan_ns(trace)
-    x = frame.x(frame.origin + makespan)
-    label = f"all done at {format_duration(makespan)}"
-    anchor = "end" if x > LABEL_W + PLOT_W * 0.85 else "start"
-    return (
-        f'<g class="makespan"{_svg.attrs(data_makespan_ms=f"{makespan / 1e6:.3f}")}>'
-        + _svg.line(
-            x1=x,
-            y1=top - 6,
-            x2=x,
-            y2=bottom + 4,
-            stroke=MAKESPAN_COLOUR,
-            stroke_width=1.5,
-            stroke_dasharray="5 3",
-        )
-        + _svg.text(
-            label,
-            x=x + (-4 if anchor == "end" else 4),
-            y=top - 8,
-            class_="makespan-label",
-            text_anchor=anchor,
-        )
-        + "</g>"
-    )

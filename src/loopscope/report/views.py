@@ -19,6 +19,7 @@ from loopscope.trace.analysis import (
     makespan_ns,
     percentile,
     pool_saturation,
+    short_where,
     time_by_state,
     top_loop_blocks,
     verdicts,
@@ -87,7 +88,8 @@ def run_view(trace: Trace, svg: str) -> RunView:
         states=_states(trace),
         blocks=[
             {
-                "where": g.where,
+                "where": short_where(g.where),
+                "where_full": g.where,
                 "kind": g.kind,
                 "count": g.count,
                 "total": format_duration(g.total_ns),
@@ -111,7 +113,10 @@ def _facts(trace: Trace) -> list[tuple[str, str]]:
         ("app", run.app or "–"),
         ("server", f"{run.server}, {run.http}, {run.workers} worker{'s' * (run.workers != 1)}"),
         ("loop", run.loop),
-        ("thread pool", "–" if run.threads is None else f"{run.threads} tokens"),
+        (
+            "thread pool",
+            "–" if run.threads is None else f"{run.threads} token{'s' * (run.threads != 1)}",
+        ),
         ("I/O per request", "–" if run.io_ms is None else f"{run.io_ms:g} ms"),
         ("users", str(run.users)),
     ]

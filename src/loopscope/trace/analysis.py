@@ -16,6 +16,11 @@ from typing import Literal
 
 from loopscope.trace.model import STATES, BlockKind, LoopBlock, Segment, State, Trace
 
+UNKNOWN_WHERE = "unknown"
+"""The `where` of blocks whose source line was not caught."""
+GC_WHERE = "garbage collection"
+"""The `where` of garbage-collection pauses."""
+
 CPU_BOUND_SHARE = 0.5
 """A block is CPU-bound when its thread CPU time is at least this share of its wall time."""
 
@@ -179,9 +184,7 @@ def top_loop_blocks(trace: Trace, n: int = 10) -> list[BlockGroup]:
     routes = {r.id: r.route for r in trace.requests}
     groups: dict[str, list[LoopBlock]] = defaultdict(list)
     for block in loop_blocks(trace):
-        groups[block.where or ("garbage collection" if block.kind == "gc" else "unknown")].append(
-            block
-        )
+        groups[block.where or (GC_WHERE if block.kind == "gc" else UNKNOWN_WHERE)].append(block)
     result = [_group(where, blocks, routes) for where, blocks in groups.items()]
     result.sort(key=lambda g: (-g.total_ns, g.where))
     return result[:n]
@@ -408,26 +411,25 @@ def verdicts(trace: Trace) -> list[Verdict]:
 def _block_verdict(route: str, blocks: list[LoopBlock]) -> Verdict:
     by_where: dict[str, list[LoopBlock]] = defaultdict(list)
     for block in blocks:
-        by_where[block.where or "an unknown line"].append(block)
+        by_where[block.where or (GC_WHERE if block.kind == "gc" else UNKNOWN_WHERE)].append(block)
     worst = max((_group(w, bs, {}) for w, bs in by_where.items()), key=lambda g: g.total_ns)
-    total = sum(b.duration_ns for b in blocks)
-    count = len(blocks)
-    how = (
-        f"{count} time, {format_duration(total)}"
-        if count == 1
-        else (f"{count} times, {format_duration(total)} in total")
-    )
+    total = format_duration(sum(b.duration_ns for b in blocks))
+    how = f"1 time, {total}" if len(blocks) == 1 else f"{len(blocks)} times, {total} in total"
+    where = None if worst.where in (UNKNOWN_WHERE, GC_WHERE) else worst.where
+    at = "an unknown line" if worst.where == UNKNOWN_WHERE else short_where(worst.where)
+    if worst.kind == "gc":
+        text = f"held the loop in garbage collection ({how}) — allocate less per request"
+        return Verdict(route, "blocks-loop", text)
     if worst.cpu_bound:
-        text = f"CPU-bound at {worst.where} ({how}) — offload to a process pool"
-        return Verdict(route, "cpu-bound", text, worst.where)
+        text = f"CPU-bound at {at} ({how}) — offload to a process pool"
+        return Verdict(route, "cpu-bound", text, where)
     if worst.cpu_bound is False:
         text = (
-            f"blocks the event loop at {worst.where} ({how}) — I/O wait: "
-            "await an async driver or offload it"
+            f"blocks the event loop at {at} ({how}) — I/O wait: await an async driver or offload it"
         )
-        return Verdict(route, "io-wait", text, worst.where)
-    text = f"blocks the event loop at {worst.where} ({how}) — offload it or use an async API"
-    return Verdict(route, "blocks-loop", text, worst.where)
+        return Verdict(route, "io-wait", text, where)
+    text = f"blocks the event loop at {at} ({how}) — offload it or use an async API"
+    return Verdict(route, "blocks-loop", text, where)
 
 
 def _pool_verdict(route: str, waits: list[PoolWaits], latency_ns: int, threshold: str) -> Verdict:
@@ -443,6 +445,15 @@ def _pool_verdict(route: str, waits: list[PoolWaits], latency_ns: int, threshold
         return Verdict(route, "pool-wait", text)
     text = f"runs in the thread pool; no loop blocks over the threshold{threshold}"
     return Verdict(route, "thread-pool", text)
+
+
+def short_where(where: str | None) -> str:
+    """`where` for people: an absolute path cut to its last directory and file
+    (`/srv/app/shop/repo.py:7` → `shop/repo.py:7`); other values unchanged."""
+    if not where or not (where.startswith("/") or where[1:3] in (":\\", ":/")):
+        return where or UNKNOWN_WHERE
+    parts = where.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])
 
 
 def format_duration(ns: int) -> str:

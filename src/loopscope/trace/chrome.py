@@ -3,8 +3,9 @@
 Each run becomes one process named after its mode; each lane (the event loop, every worker
 thread, every request) one thread. Segments are complete (`"X"`) events with their request,
 route, state, CPU time and source line in `args`; loop blocks get a lane of their own and the
-thread-pool limiter a counter track. Times are µs from each run's first client send, so runs
-opened together line up at zero, as in the HTML report.
+thread-pool limiter a counter track. Times are µs from each run's first client send (shifted
+together when some run recorded work before it), so runs opened together line up, as in the HTML
+report.
 
 Format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
 """
@@ -27,6 +28,13 @@ def to_chrome(traces: list[Trace]) -> dict[str, Any]:
     events: list[dict[str, Any]] = []
     for index, trace in enumerate(traces):
         events.extend(_run_events(trace, pid=index + 1))
+    # Work recorded before the first send (server start-up) would get a negative timestamp,
+    # which some viewers drop; one shift for all runs keeps them lined up with each other.
+    earliest = min((e["ts"] for e in events if "ts" in e), default=0.0)
+    if earliest < 0:
+        for event in events:
+            if "ts" in event:
+                event["ts"] = round(event["ts"] - earliest, 3)
     return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 

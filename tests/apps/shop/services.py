@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from shop.repo import fetch_orders
 
 

@@ -1,0 +1,89 @@
+"""Loop blocks from the raw records: which steps were too long, whose, where, and who waited.
+
+A step longer than the threshold (precise mode) or a late heartbeat (watchdog mode) is a block.
+Its `where` and `stack` come from the watchdog's samples, its CPU time from the loop thread's CPU
+clock, its `kind` from the GC pauses it overlaps, and `delayed` from the other requests' records.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from loopscope.probe.recorder import RequestRecord, StackSamples, Step
+from loopscope.trace.model import LoopBlock, PoolCall
+
+ARRIVAL_GRACE_NS = 1_000_000
+"""A request first seen this soon after a block ended arrived while the loop was stuck."""
+_READY_LOOKAHEAD_NS = 1_000_000_000
+_GC_SHARE = 0.5
+
+
+def attribute_steps(steps: list[Step], requests: dict[str, RequestRecord]) -> list[Step]:
+    """`steps` with the steps a request's id was set or reset in given to that request.
+
+    The hot path reads the id when a step starts, so it misses the step the middleware sets it
+    in, and a request served within one step entirely; the middleware notes both steps.
+    """
+    owners: dict[int, str] = {}
+    for request_id, record in requests.items():
+        for step_start in (record.first_step_ns, record.last_step_ns):
+            if step_start:
+                owners[step_start] = request_id
+    if not owners:
+        return steps
+    return [
+        (start, end, cpu, owners.get(start), ready) if request_id is None else step
+        for step in steps
+        for start, end, cpu, request_id, ready in (step,)
+    ]
+
+
+def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
+    """The `LoopBlock` of one long step, with the watchdog's line, stack and CPU estimate."""
+    start, end, cpu_end, request_id, _ = step
+    where, stack = samples.best() if samples is not None else (None, [])
+    cpu = None
+    if samples is not None and samples.cpu_start_ns is not None and cpu_end:
+        cpu = max(0, min(cpu_end - samples.cpu_start_ns, end - start))
+    return LoopBlock(start, end, cpu, request_id, where, stack)
+
+
+def label_gc(block: LoopBlock, pauses: list[tuple[int, int]]) -> None:
+    """Make `block` a `gc` block, blamed on no line, when collections cover most of it."""
+    covered = 0
+    i = bisect.bisect_left(pauses, (block.start_ns - 10**10, 0))
+    for start, end in pauses[i:]:
+        if start >= block.end_ns:
+            break
+        covered += max(0, min(end, block.end_ns) - max(start, block.start_ns))
+    if covered >= _GC_SHARE * block.duration_ns:
+        block.kind = "gc"
+        block.where = None
+
+
+def mark_delayed(
+    block: LoopBlock,
+    steps: list[Step],
+    starts: list[int],
+    arrivals: list[tuple[int, str]],
+    pool: list[PoolCall],
+) -> None:
+    """Fill `block.delayed`: requests that were ready, arrived or got thread results meanwhile."""
+    found: set[str] = set()
+    i = bisect.bisect_left(starts, block.end_ns)
+    while i < len(starts) and starts[i] - block.end_ns < _READY_LOOKAHEAD_NS:
+        _, _, _, request_id, ready = steps[i]
+        if request_id is not None and 0 < ready < block.end_ns:
+            found.add(request_id)
+        i += 1
+    i = bisect.bisect_left(arrivals, (block.start_ns, ""))
+    while i < len(arrivals) and arrivals[i][0] <= block.end_ns + ARRIVAL_GRACE_NS:
+        found.add(arrivals[i][1])
+        i += 1
+    for call in pool:
+        finished = call.finished_ns
+        in_block = finished is not None and block.start_ns <= finished <= block.end_ns
+        if call.request_id is not None and in_block:
+            found.add(call.request_id)
+    found.discard(block.request_id or "")
+    block.delayed = sorted(found)

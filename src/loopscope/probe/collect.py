@@ -1,0 +1,88 @@
+"""Assemble the server side of a Trace from a `Recorder`: the dict `Probe.collect()` returns.
+
+The format is documented in `loopscope.probe`; every nested object is the `dataclasses.asdict`
+of a `loopscope.trace.model` class, so its field names are the model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from typing import Any
+
+from loopscope.probe.blocks import attribute_steps, block_from_step, label_gc, mark_delayed
+from loopscope.probe.recorder import Recorder, Step
+from loopscope.probe.segments import loop_lane, request_segments, thread_lanes, watched_segments
+from loopscope.trace.model import LoopBlock, PoolCall
+
+
+def server_trace(
+    recorder: Recorder, *, pid: int, loop: str, precise: bool, block_ms: float
+) -> dict[str, Any]:
+    """The JSON-ready server side of a Trace (format documented in `loopscope.probe`)."""
+    block_ns = int(block_ms * 1_000_000)
+    requests = dict(recorder.requests)
+    steps = attribute_steps(list(recorder.steps), requests)
+    pool = sorted(recorder.pool, key=lambda call: call.submitted_ns)
+    pauses = sorted(recorder.gc_pauses)
+    samples = dict(recorder.samples)
+    watched = list(recorder.watch_blocks) if not precise else []
+
+    by_start: dict[int, LoopBlock] = {}
+    for step in steps:
+        if step[1] - step[0] > block_ns:
+            by_start[step[0]] = block_from_step(step, samples.get(step[0]))
+    blocks = sorted([*by_start.values(), *watched], key=lambda b: b.start_ns)
+    starts = [step[0] for step in steps]
+    arrivals = sorted((r.start_ns, request_id) for request_id, r in requests.items())
+    for block in blocks:
+        label_gc(block, pauses)
+        mark_delayed(block, steps, starts, arrivals, pool)
+
+    steps_of: dict[str, list[Step]] = defaultdict(list)
+    for step in steps:
+        if step[3] is not None:
+            steps_of[step[3]].append(step)
+    calls_of: dict[str, list[PoolCall]] = defaultdict(list)
+    for call in pool:
+        if call.request_id is not None:
+            calls_of[call.request_id].append(call)
+
+    out_requests: dict[str, Any] = {}
+    for request_id, record in requests.items():
+        own = steps_of.get(request_id, [])
+        calls = calls_of.get(request_id, [])
+        if precise:
+            segments = request_segments(request_id, record, own, calls, by_start)
+        else:
+            segments = watched_segments(request_id, record, calls, watched)
+        out_requests[request_id] = {
+            "method": record.method,
+            "path": record.path,
+            "route": record.route or record.path,
+            "status": record.status,
+            "server_start_ns": record.start_ns,
+            "server_end_ns": record.end_ns,
+            "loop_steps": len(own) if precise else None,
+            "longest_step_ns": max((s[1] - s[0] for s in own), default=None) if precise else None,
+            "pool_hops": record.pool_hops,
+            "segments": [dataclasses.asdict(s) for s in segments],
+        }
+
+    lanes = loop_lane(pid, steps, by_start, watched) + thread_lanes(pool)
+    return {
+        "pid": pid,
+        "loop": loop,
+        "precise": precise,
+        "block_ms": block_ms,
+        "requests": out_requests,
+        "loop_blocks": [dataclasses.asdict(b) for b in blocks],
+        "pool": [dataclasses.asdict(c) for c in pool],
+        "pool_samples": [dataclasses.asdict(s) for s in recorder.pool_samples],
+        "lanes": [dataclasses.asdict(s) for s in lanes],
+        "probe": {
+            "dropped_events": recorder.dropped,
+            "probe_errors": recorder.errors,
+            "steps": len(steps),
+        },
+    }

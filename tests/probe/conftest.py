@@ -1,0 +1,164 @@
+"""Fixtures for the probe's tests: real probed servers, and no probe hook left behind.
+
+`run_probed` runs a test app (`apps/<module>.py`) in its own uvicorn process with the probe
+installed, as in production, drives it with a scenario over HTTP, stops it with SIGTERM and
+returns the probe's record. Every run is bounded: start, request and shutdown timeouts; loopback
+only. The autouse `check_probe_hooks_removed` checks that asyncio, anyio and gc are exactly as
+they were before any probe (pyinstrument's `check_sampler_state`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from asyncio import base_events, events
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import httpx
+import pytest
+
+from loopscope.probe import active_probe
+
+APPS = Path(__file__).parent / "apps"
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+REQUEST_TIMEOUT = 10.0
+
+Scenario = Callable[[httpx.AsyncClient], Awaitable[None]]
+RunProbed = Callable[..., dict[str, Any]]
+
+# Taken when this file is imported, before any test could have installed a probe.
+ORIGINALS = {
+    "asyncio.events.Handle._run": (events.Handle, "_run", events.Handle.__dict__["_run"]),
+    "BaseEventLoop._call_soon": (
+        base_events.BaseEventLoop,
+        "_call_soon",
+        base_events.BaseEventLoop.__dict__["_call_soon"],
+    ),
+    "BaseEventLoop._add_callback": (
+        base_events.BaseEventLoop,
+        "_add_callback",
+        base_events.BaseEventLoop.__dict__["_add_callback"],
+    ),
+}
+ORIGINAL_RUN_SYNC = anyio.to_thread.__dict__["run_sync"]
+
+
+def probe_callbacks() -> list[object]:
+    """The entries of `gc.callbacks` that belong to the probe."""
+    return [
+        callback
+        for callback in gc.callbacks
+        if str(getattr(callback, "__module__", "")).startswith("loopscope.probe")
+    ]
+
+
+@pytest.fixture(autouse=True)
+def check_probe_hooks_removed() -> Iterator[None]:
+    """After each test: asyncio, anyio and gc are exactly as they were before any probe."""
+    yield
+    leftover = active_probe()
+    if leftover is not None:
+        leftover.uninstall()
+        pytest.fail("a test left the probe installed")
+    for name, (owner, attribute, original) in ORIGINALS.items():
+        assert owner.__dict__[attribute] is original, f"{name} is still patched"
+    assert anyio.to_thread.__dict__["run_sync"] is ORIGINAL_RUN_SYNC, "run_sync is still patched"
+    assert probe_callbacks() == [], "a probe callback is left in gc.callbacks"
+
+
+def _marked_line(module: str, mark: str) -> str:
+    lines = (APPS / f"{module}.py").read_text().splitlines()
+    for number, text in enumerate(lines, start=1):
+        if text.rstrip().endswith(f"# mark: {mark}"):
+            return f"{module}.py:{number}"
+    raise AssertionError(f"no line marked {mark!r} in {module}.py")
+
+
+@pytest.fixture(scope="session")
+def marked_line() -> Callable[[str, str], str]:
+    """`file:line` of the line in `apps/<module>.py` ending with the comment `# mark: <mark>`."""
+    return _marked_line
+
+
+def _read_port(process: subprocess.Popen[str]) -> int:
+    assert process.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=deadline - time.monotonic()):
+                break
+            line = process.stdout.readline()
+            if not line:
+                break
+            if line.startswith("PORT "):
+                return int(line.split()[1])
+    raise AssertionError("the probed server did not start")
+
+
+def _drive(base_url: str, scenario: Scenario) -> None:
+    async def main() -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+            await scenario(client)
+
+    asyncio.run(main())
+
+
+def _run_probed(
+    tmp_path: Path,
+    scenario: Scenario,
+    *,
+    module: str = "blocking",
+    loop: str = "asyncio",
+    threads: int | None = None,
+    **probe: Any,
+) -> dict[str, Any]:
+    out = tmp_path / f"probe-{module}-{loop}.json"
+    log_path = tmp_path / f"server-{module}-{loop}.log"
+    config = {
+        "module": module,
+        "loop": loop,
+        "threads": threads,
+        "out": str(out),
+        "probe": {"app_root": str(APPS), **probe},
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APPS), *sys.path])}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(APPS / "serve_probed.py"), json.dumps(config)],
+            cwd=APPS,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        try:
+            _drive(f"http://127.0.0.1:{_read_port(process)}", scenario)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=STOP_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            assert process.stdout is not None
+            process.stdout.close()
+    assert process.returncode == 0, log_path.read_text()
+    record: dict[str, Any] = json.loads(out.read_text())
+    return record
+
+
+@pytest.fixture(scope="session")
+def run_probed() -> RunProbed:
+    """`run(tmp_path, scenario, *, module, loop, threads, **install_kwargs) -> record`."""
+    return _run_probed
