@@ -8,8 +8,10 @@ LoopscopeError                 anything loopscope reports as a one-line message
 │   ├── ServerStartError       the app failed to import or the server never answered
 │   └── ServerDiedError        the server exited while it was being measured
 ├── LoadError                  the load could not be sent or its answers not read
-└── TraceError                 a trace file could not be read or written
-    └── TraceFormatError       a trace file is corrupt, foreign, or from another version
+├── TraceError                 a trace file could not be read or written
+│   └── TraceFormatError       a trace file is corrupt, foreign, or from another version
+└── ReportError                a report could not be written or screenshotted
+    └── ChromiumNotFoundError  no Chromium to render the report's PNG with
 ```
 
 Only the CLI turns these into exit codes (`EXIT_CODES`) and messages; library code raises them
@@ -73,3 +75,14 @@ class TraceError(LoopscopeError):
 
 class TraceFormatError(TraceError):
     """Raised when a trace file is corrupt, not a loopscope trace, or of an unknown version."""
+
+
+class ReportError(LoopscopeError):
+    """Raised when a report cannot be written, or Chromium fails to screenshot it."""
+
+    exit_code = 6
+
+
+class ChromiumNotFoundError(ReportError):
+    """Raised when no Chromium executable is found for a screenshot; the message says how to
+    install one."""

@@ -7,10 +7,11 @@ file; `screenshot` turns that file into a PNG with headless Chromium. Everything
 and their analysis (`loopscope.trace.analysis`) and never runs a server or a load.
 """
 
+from loopscope.errors import ChromiumNotFoundError, ReportError
 from loopscope.report.explain import explain
-from loopscope.report.html import DEFAULT_TITLE, ReportError, render_html, write_html
+from loopscope.report.html import DEFAULT_TITLE, render_html, write_html
 from loopscope.report.overview import render_makespan_chart
-from loopscope.report.png import ChromiumNotFoundError, find_chromium, screenshot
+from loopscope.report.png import find_chromium, screenshot
 from loopscope.report.timeline import render_timeline, render_timelines
 
 __all__ = [

@@ -14,7 +14,7 @@ import jinja2
 from markupsafe import Markup
 
 from loopscope import __version__
-from loopscope.errors import LoopscopeError
+from loopscope.errors import ReportError
 from loopscope.report.overview import render_makespan_chart
 from loopscope.report.palette import STATE_LABELS
 from loopscope.report.timeline import render_timelines
@@ -22,12 +22,6 @@ from loopscope.report.views import run_view
 from loopscope.trace.model import Trace
 
 DEFAULT_TITLE = "loopscope: how the server scheduled the requests"
-
-
-class ReportError(LoopscopeError):
-    """Raised when the report cannot be written (or, from `report.png`, screenshotted)."""
-
-    exit_code = 6
 
 
 def _asset(name: str) -> str:

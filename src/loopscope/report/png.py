@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from loopscope.report.html import ReportError
+from loopscope.errors import ChromiumNotFoundError, ReportError
 
 CHROMIUM = "/usr/bin/chromium"
 """Where Debian's `chromium` package installs the browser."""
@@ -23,10 +23,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 """Flags for a quiet, offline, container-friendly headless run."""
-
-
-class ChromiumNotFoundError(ReportError):
-    """Raised when no Chromium executable is found for the screenshot."""
 
 
 def find_chromium(executable: str | Path | None = None) -> Path:
@@ -56,9 +52,15 @@ def screenshot(
         raise ReportError(f"There is no report at {source} to screenshot.")
     target = Path(png_path)
     document = source.as_uri()
-    # Imported here: Playwright is a dev extra, and only screenshots need it.
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import Route, sync_playwright
+    # Imported here: Playwright is an optional extra (`loopscope[png]`), and only screenshots
+    # need it.
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import Route, sync_playwright
+    except ImportError as exc:
+        raise ReportError(
+            "A PNG needs Playwright for Python: pip install 'loopscope[png]' (or playwright)."
+        ) from exc
 
     def only_the_document(route: Route) -> None:
         if route.request.url == document:
