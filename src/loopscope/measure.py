@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from loopscope import __version__
-from loopscope.load import Scenario, run_load
+from loopscope.load import Scenario, run_load, warmup_scenario
 from loopscope.load.driver import Progress
 from loopscope.server import ServerProcess, ServerSettings
 from loopscope.trace.merge import build_trace
@@ -50,13 +50,26 @@ def measure(
     run: Run,
     progress: Progress | None = None,
     stage: Stage | None = None,
+    warmup: bool = True,
 ) -> Trace:
-    """Run `scenario` against a fresh server with `settings` and return the measured `Trace`."""
+    """Run `scenario` against a fresh server with `settings` and return the measured `Trace`.
+
+    With `warmup`, each distinct route is hit once before the measurement (ids `W1`, `W2`, ...)
+    and everything the server recorded before the measurement began is left out of the trace.
+    """
     server = ServerProcess(settings)
     try:
         if stage:
             stage("starting server")
         server.start()
+        if warmup:
+            if stage:
+                stage("warming up")
+            asyncio.run(run_load(server.url, warmup_scenario(scenario), id_prefix="W"))
+            run.notes.append(
+                "Each route was called once before the measurement (warm-up, not shown), so "
+                "first-request work such as schema building is not counted."
+            )
         if stage:
             stage("sending requests")
         run.started_ns = time.monotonic_ns()
@@ -65,6 +78,6 @@ def measure(
         if stage:
             stage("stopping server")
         server.stop()
-        return build_trace(run, requests, server.probe_records())
+        return build_trace(run, requests, server.probe_records(), since_ns=run.started_ns)
     finally:
         server.close()

@@ -114,7 +114,9 @@ def test_busy_loop_is_attributed_to_its_line_and_classified_as_cpu(
     (block,) = blocks_of(record, "cpu-1")
     assert block["where"] == marked_line("helpers", "busy-loop")
     wall = block["end_ns"] - block["start_ns"]
-    assert block["cpu_ns"] is not None and block["cpu_ns"] > wall * 0.6
+    # The route burns 150 ms of CPU; on a busy machine its wall time stretches, its CPU does not.
+    assert block["cpu_ns"] is not None and block["cpu_ns"] > BLOCK_NS * 0.85
+    assert block["cpu_ns"] > wall * 0.4
 
 
 def test_asyncio_sleep_and_def_routes_do_not_block_the_loop(record: dict[str, Any]) -> None:

@@ -5,7 +5,14 @@ records under the same id, and is stamped with `time.monotonic_ns()` at send, fi
 """
 
 from loopscope.load.driver import REQUEST_ID_HEADER, run_load
-from loopscope.load.scenarios import Hit, Scenario, parse_hit, seed_scenario, uniform_scenario
+from loopscope.load.scenarios import (
+    Hit,
+    Scenario,
+    parse_hit,
+    seed_scenario,
+    uniform_scenario,
+    warmup_scenario,
+)
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -15,4 +22,5 @@ __all__ = [
     "run_load",
     "seed_scenario",
     "uniform_scenario",
+    "warmup_scenario",
 ]

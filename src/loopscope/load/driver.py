@@ -32,7 +32,7 @@ class _Slot:
     hit: Hit
 
 
-def _plan(scenario: Scenario) -> list[list[_Slot]]:
+def _plan(scenario: Scenario, id_prefix: str) -> list[list[_Slot]]:
     # R1, R2, ... in the order the seed numbers them: the first request of every user, then the
     # second, and so on.
     plan: list[list[_Slot]] = [[] for _ in range(scenario.users)]
@@ -43,7 +43,7 @@ def _plan(scenario: Scenario) -> list[list[_Slot]]:
             for user, hits in enumerate(scenario.hits_by_user):
                 if k < len(hits):
                     number += 1
-                    plan[user].append(_Slot(f"R{number}", user, hits[k]))
+                    plan[user].append(_Slot(f"{id_prefix}{number}", user, hits[k]))
     return plan
 
 
@@ -87,13 +87,15 @@ async def _send(
 
 
 async def run_load(
-    base_url: str, scenario: Scenario, progress: Progress | None = None
+    base_url: str, scenario: Scenario, progress: Progress | None = None, id_prefix: str = "R"
 ) -> list[Request]:
     """Send `scenario` to `base_url`; return every request, in id order, answered or not.
 
+    Requests are numbered in the seed's way, `R1`, `R2`, ... (`id_prefix` replaces the `R`).
+
     Raises `LoadError` only when no request got an answer at all (the server is unreachable).
     """
-    plan = _plan(scenario)
+    plan = _plan(scenario, id_prefix)
     total = scenario.total_requests
     results: list[Request] = []
     start = asyncio.Event()
@@ -118,4 +120,4 @@ async def run_load(
             f"None of the {len(results)} requests to {base_url} got an answer; the first "
             f"failed with: {results[0].error}."
         )
-    return sorted(results, key=lambda r: int(r.id[1:]))
+    return sorted(results, key=lambda r: int(r.id[len(id_prefix) :]))

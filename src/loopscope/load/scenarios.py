@@ -58,6 +58,23 @@ class Scenario:
         return self.rounds * sum(len(hits) for hits in self.hits_by_user)
 
 
+def warmup_scenario(scenario: Scenario) -> Scenario:
+    """The first hit to each distinct method and path of `scenario`, all sent at once.
+
+    It primes the server's lazy first-request work (imports, schema building) so that the
+    measurement sees the steady state.
+    """
+    first: dict[tuple[str, str], Hit] = {}
+    for hits in scenario.hits_by_user:
+        for hit in hits:
+            first.setdefault((hit.method, hit.path), hit)
+    return Scenario(
+        name="warm-up",
+        hits_by_user=tuple((hit,) for hit in first.values()),
+        request_timeout_s=scenario.request_timeout_s,
+    )
+
+
 def parse_hit(text: str) -> Hit:
     """Parse `"GET /path"` or `"POST /path {json}"` into a `Hit`."""
     parts = text.strip().split(maxsplit=2)

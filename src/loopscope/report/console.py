@@ -56,14 +56,16 @@ def what_happened(trace: Trace) -> str:
 
 
 def _cause(trace: Trace) -> str:
+    # Only a cause that explains a good share of the run is worth naming in one line.
     blocks = [b for b in trace.loop_blocks if b.kind == "code"]
-    if blocks:
-        total = sum(b.duration_ns for b in blocks) / NS_PER_S
-        return f": the event loop was blocked {len(blocks)}× for {total:.2f} s"
+    blocked_s = sum(b.duration_ns for b in blocks) / NS_PER_S
+    if blocks and blocked_s >= 0.25 * makespan_s(trace):
+        return f": the event loop was blocked {len(blocks)}× for {blocked_s:.2f} s"
     waited = max((s.waiting for s in trace.pool_samples), default=0)
     if waited:
-        peak = max(s.borrowed for s in trace.pool_samples)
-        return f": up to {waited} waited for the thread pool's {peak} busy tokens"
+        tokens = max(s.total for s in trace.pool_samples)
+        noun = "token" if tokens == 1 else "tokens"
+        return f": the thread pool had {tokens} {noun}; up to {waited} requests waited for one"
     return ""
 
 

@@ -23,14 +23,21 @@ def request_lane(request_id: str) -> str:
 
 
 def build_trace(
-    run: Run, requests: Iterable[Request], probe_records: Iterable[Mapping[str, Any]] = ()
+    run: Run,
+    requests: Iterable[Request],
+    probe_records: Iterable[Mapping[str, Any]] = (),
+    since_ns: int | None = None,
 ) -> Trace:
     """A `Trace` of `run` from the client's `requests` and the probes' records (one per worker).
 
     Without probe records the trace holds the client's view only: times, statuses, no segments.
+    Server records that ended before `since_ns` (a warm-up) are left out, and so are the
+    requests the client did not send in this run; the loop and thread lanes end with the last
+    answer (what the server did while shutting down is not part of the run).
     """
     trace = Trace(run=run, requests=list(requests))
     by_id = {r.id: r for r in trace.requests}
+    until = max((r.client_done_ns for r in trace.requests), default=2**63)
     precise: list[bool] = []
     unmatched = 0
     for index, record in enumerate(probe_records):
@@ -44,13 +51,25 @@ def build_trace(
         for request_id, server in record["requests"].items():
             request = by_id.get(request_id)
             if request is None:
-                unmatched += 1
+                if since_ns is None or (server.get("server_start_ns") or 0) >= since_ns:
+                    unmatched += 1
                 continue
             _join(request, server, f"{where}.requests[{request_id!r}]")
-        trace.loop_blocks += build_records(LoopBlock, record, "loop_blocks")
-        trace.pool += build_records(PoolCall, record, "pool")
-        trace.pool_samples += build_records(PoolSample, record, "pool_samples")
-        trace.lanes += build_records(Segment, record, "lanes")
+        after = since_ns if since_ns is not None else -1
+        trace.loop_blocks += [
+            b for b in build_records(LoopBlock, record, "loop_blocks") if b.end_ns >= after
+        ]
+        trace.pool += [
+            c for c in build_records(PoolCall, record, "pool") if (c.finished_ns or after) >= after
+        ]
+        trace.pool_samples += [
+            s for s in build_records(PoolSample, record, "pool_samples") if s.t_ns >= after
+        ]
+        trace.lanes += [
+            s
+            for s in build_records(Segment, record, "lanes")
+            if s.end_ns >= after and s.start_ns <= until
+        ]
     if precise:
         run.precise = all(precise)
         if not run.precise:
