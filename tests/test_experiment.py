@@ -67,3 +67,51 @@ def test_unknown_modes_are_named_in_the_error() -> None:
     with pytest.raises(UsageError, match="Unknown mode turbo"):
         parse_modes("async,turbo")
     assert [m.name for m in parse_modes("offload, async")] == ["offload", "async"]
+
+
+def _line_of(path: str, text: str) -> int:
+    from pathlib import Path
+
+    import loopscope
+
+    source = Path(loopscope.__file__).parent / path
+    return next(i for i, line in enumerate(source.read_text().splitlines(), 1) if text in line)
+
+
+def test_async_blocking_shows_one_waiting_loop_block_per_request_at_the_sleep_line() -> None:
+    trace = run_mode(MODES["async-blocking"], io_ms=IO_MS, users=3, threads=40)
+    sleep_line = _line_of("demo/db.py", "time.sleep(self.io_s)")
+    blocks = [b for b in trace.loop_blocks if b.kind == "code"]
+    assert sorted(b.request_id or "" for b in blocks) == ["R1", "R2", "R3"]
+    for block in blocks:
+        assert block.where is not None and block.where.endswith(f"demo/db.py:{sleep_line}")
+        assert block.duration_ns > 0.8 * IO_MS * 1e6
+        assert block.cpu_ns is not None and block.cpu_ns < 0.3 * block.duration_ns  # waiting
+    # The seed's accept queue: R2 and R3 were queued while R1 blocked the loop.
+    r3 = trace.requests[2]
+    queued = sum(s.duration_ns for s in r3.segments if s.state == "queued")
+    assert queued > 1.6 * IO_MS * 1e6
+
+
+def test_true_async_has_no_loop_block_over_the_threshold() -> None:
+    trace = run_mode(MODES["async"], io_ms=IO_MS, users=3, threads=40)
+    assert trace.run.precise
+    assert [b for b in trace.loop_blocks if b.kind == "code"] == []
+    states = {s.state for r in trace.requests for s in r.segments}
+    assert {"queued", "on-loop", "awaiting"} <= states
+    assert "loop-blocked" not in states
+
+
+@pytest.mark.slow
+def test_sixty_blocking_users_wait_for_the_pools_forty_tokens() -> None:
+    io_ms = 500
+    trace = run_mode(MODES["blocking"], io_ms=io_ms, users=60, threads=40)
+    waits = [
+        sum(s.duration_ns for s in r.segments if s.state == "pool-wait") / 1e6
+        for r in trace.requests
+    ]
+    long_waits = [w for w in waits if 0.7 * io_ms < w < 1.6 * io_ms]
+    assert len(long_waits) >= 20
+    assert max(s.borrowed for s in trace.pool_samples) == 40
+    assert max(s.total for s in trace.pool_samples) == 40
+    assert all((r.pool_hops or 0) >= 1 for r in trace.requests)

@@ -49,7 +49,7 @@ def test_under_uvloop_the_watchdog_still_finds_the_block_and_its_line(
     busy = _block(record, "cpu-1")
     assert busy["where"] == marked_line("helpers", "busy-loop")
     assert busy["cpu_ns"] > 150_000_000 * 0.85
-    assert busy["cpu_ns"] > (busy["end_ns"] - busy["start_ns"]) * 0.4
+    assert busy["cpu_ns"] > (busy["end_ns"] - busy["start_ns"]) * 0.3
 
     # A full collection holds the GIL, so no heartbeat can even be posted: caught all the same.
     assert _block(record, "gc-collect")["kind"] == "gc"

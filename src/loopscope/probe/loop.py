@@ -87,8 +87,7 @@ class LoopHooks:
             if handle._loop is not hooks.loop:
                 original(handle)
                 return
-            context = handle._context
-            request_id = context.get(var)
+            request_id = handle._context.get(var)
             start = wall()
             rec.current_step = start
             try:

@@ -11,6 +11,7 @@ from loopscope.trace import analysis
 from loopscope.trace.model import Trace
 
 NS_PER_S = 1_000_000_000
+NOTABLE_POOL_WAIT_NS = 5_000_000
 
 
 def run_start_ns(trace: Trace) -> int:
@@ -139,13 +140,21 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
         out.append(table)
     pool = analysis.pool_saturation(trace)
     if pool.calls:
-        waited = [w for w in pool.per_request if w.waits]
-        longest = max((w.max_wait_ns for w in waited), default=0)
-        out.append(
+        # A millisecond or two is a new worker thread starting, not a wait for a token.
+        waited = [w for w in pool.per_request if w.max_wait_ns >= NOTABLE_POOL_WAIT_NS]
+        line = (
             f"Thread pool: {pool.calls} calls, peak {pool.peak_borrowed} of {pool.total_tokens} "
-            f"tokens in use, {len(waited)} requests waited for a token "
-            f"(longest {analysis.format_duration(longest)}), up to {pool.peak_waiting} waiting."
+            "tokens in use; "
         )
+        if waited:
+            longest = analysis.format_duration(max(w.max_wait_ns for w in waited))
+            line += (
+                f"{len(waited)} requests waited for a token (longest {longest}, "
+                f"up to {pool.peak_waiting} at once)."
+            )
+        else:
+            line += "no request waited for a token."
+        out.append(line)
     verdicts = Table(title="Verdicts", title_justify="left", show_header=False)
     verdicts.add_column("route", style="bold")
     verdicts.add_column("verdict")
