@@ -7,7 +7,9 @@ It wakes every quarter of the block threshold and does one of two things:
   `StackSamples`; the step's end, recorded by the wrapper, decides later whether it was a block.
 - heartbeat mode (uvloop, or precise mode turned off): post a callback with
   `call_soon_threadsafe`; if it has not run within half the threshold, sample; once it runs
-  later than the threshold, record a `LoopBlock` from the post to the run.
+  later than the threshold, record a `LoopBlock` from the post to the run, split where the
+  sampled request changed. A stall that holds the GIL starves this thread too, so it is
+  recognised afterwards: the watchdog woke late while the loop thread's CPU clock ran on.
 
 Sampling reads `sys._current_frames()`, which costs the loop nothing (NOTES: ~0). The watchdog
 also reads the loop thread's CPU clock on every tick so that a stall's CPU time can be measured

@@ -33,8 +33,8 @@ async def cpu_block() -> dict[str, int]:
 
 
 @app.get("/async-sleep")
-async def async_sleep() -> dict[str, str]:
-    await asyncio.sleep(0.05)
+async def async_sleep(seconds: float = 0.05) -> dict[str, str]:
+    await asyncio.sleep(seconds)
     return {"slept": "politely"}
 
 
