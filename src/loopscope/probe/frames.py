@@ -1,9 +1,11 @@
 """Name the line a stuck loop is executing: the innermost frame in the user's own code.
 
 "User code" is everything that is not the standard library, not an installed package
-(site-packages) and not the probe itself, so a `time.sleep` inside a helper of the app is
-blamed on the helper's line, not on uvicorn or asyncio. Paths are shown relative to the app
-root (or the working directory) when they lie under it, absolute otherwise.
+(site-packages) and not loopscope's own machinery (the probe, the server wrapper), so a
+`time.sleep` inside a helper of the app is blamed on the helper's line, not on uvicorn or
+asyncio. loopscope's demo app is user code wherever it is installed: it is the app under
+study. Paths are shown relative to the app root (or the working directory) when they lie under
+it, absolute otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from types import FrameType
 MAX_STACK = 8
 """At most this many frames in a `LoopBlock.stack`."""
 
-_PROBE_DIR = str(Path(__file__).resolve().parent)
+_LOOPSCOPE_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
+_DEMO_DIR = str(Path(__file__).resolve().parents[1] / "demo") + os.sep
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -26,7 +29,7 @@ def _library_dirs() -> tuple[str, ...]:
     dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     dirs.update(site.getsitepackages())
     dirs.add(site.getusersitepackages())
-    dirs.add(_PROBE_DIR)
+    dirs.add(_LOOPSCOPE_DIR)
     return tuple(sorted({os.path.realpath(d) + os.sep for d in dirs}))
 
 
@@ -52,7 +55,7 @@ class FrameNamer:
         shown: str | None = None
         if not filename.startswith("<"):  # "<frozen ...>", "<string>": no source to blame
             real = os.path.realpath(filename)
-            if not real.startswith(self._libraries):
+            if real.startswith(_DEMO_DIR) or not real.startswith(self._libraries):
                 shown = real
                 for root in self._roots:
                     if real.startswith(root):
@@ -73,7 +76,7 @@ class FrameNamer:
         while frame is not None and len(stack) < MAX_STACK:
             code = frame.f_code
             shown = self.display_path(code.co_filename)
-            ours = code.co_filename.startswith(_PROBE_DIR)
+            ours = code.co_filename.startswith(_LOOPSCOPE_DIR)
             if shown is not None or (innermost and not ours):
                 path = shown if shown is not None else code.co_filename
                 stack.append(f"{path}:{frame.f_lineno} in {code.co_name}")

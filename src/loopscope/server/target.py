@@ -9,6 +9,7 @@ passed in environment variables, which also reach every worker process when `wor
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
@@ -95,6 +96,19 @@ class OnShutdown:
             await send({"type": "lifespan.shutdown.complete"})
 
 
+def _package_root(app: str) -> str | None:
+    """The directory the app's top-level package is imported from, found without importing it,
+    so that locations read `pkg/module.py:12` wherever the package is installed."""
+    try:
+        spec = importlib.util.find_spec(app.split(":")[0].split(".")[0])
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    origin = Path(spec.origin)
+    return str(origin.parent.parent if origin.name == "__init__.py" else origin.parent)
+
+
 def _install_probe(out_dir: str) -> Any:
     from loopscope.probe import install
 
@@ -102,7 +116,7 @@ def _install_probe(out_dir: str) -> Any:
     probe = install(
         block_ms=float(os.environ.get(ENV_BLOCK_MS, "20")),
         precise=None if loop == "asyncio" else False,
-        app_root=os.environ.get(ENV_APP_DIR) or os.getcwd(),
+        app_root=os.environ.get(ENV_APP_DIR) or _package_root(os.environ[ENV_APP]),
     )
     return probe
 

@@ -38,6 +38,15 @@ def build_trace(
     trace = Trace(run=run, requests=list(requests))
     by_id = {r.id: r for r in trace.requests}
     until = max((r.client_done_ns for r in trace.requests), default=2**63)
+    after = since_ns if since_ns is not None else -1
+
+    def in_run(request_id: str | None, end_ns: int | None) -> bool:
+        # Work done for a request belongs to the run if the request does; work done for none
+        # (start-up, a GC pause) if it ended after the run began.
+        if request_id is not None:
+            return request_id in by_id
+        return (end_ns if end_ns is not None else after) >= after
+
     precise: list[bool] = []
     unmatched = 0
     for index, record in enumerate(probe_records):
@@ -55,12 +64,15 @@ def build_trace(
                     unmatched += 1
                 continue
             _join(request, server, f"{where}.requests[{request_id!r}]")
-        after = since_ns if since_ns is not None else -1
         trace.loop_blocks += [
-            b for b in build_records(LoopBlock, record, "loop_blocks") if b.end_ns >= after
+            b
+            for b in build_records(LoopBlock, record, "loop_blocks")
+            if in_run(b.request_id, b.end_ns)
         ]
         trace.pool += [
-            c for c in build_records(PoolCall, record, "pool") if (c.finished_ns or after) >= after
+            c
+            for c in build_records(PoolCall, record, "pool")
+            if in_run(c.request_id, c.finished_ns)
         ]
         trace.pool_samples += [
             s for s in build_records(PoolSample, record, "pool_samples") if s.t_ns >= after
@@ -68,7 +80,7 @@ def build_trace(
         trace.lanes += [
             s
             for s in build_records(Segment, record, "lanes")
-            if s.end_ns >= after and s.start_ns <= until
+            if in_run(s.request_id, s.end_ns) and s.start_ns <= until
         ]
     if precise:
         run.precise = all(precise)
