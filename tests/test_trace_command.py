@@ -24,7 +24,8 @@ def shop_trace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Trace, str]:
             "--hit", "GET /orders/alice", "--hit", "GET /crunch",
             "--hit", "GET /fine", "--hit", "GET /sync",
         ],
-        capture_output=True, text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return load_trace(out), result.stdout

@@ -32,6 +32,14 @@ class ProbeHost(Protocol):
     request_ids: RequestIds
     task_requests: dict[asyncio.Task[Any], str]
 
+    @property
+    def loop_observed(self) -> bool:
+        """Whether `observe_loop` has seen the loop already."""
+
+    @property
+    def tracks_tasks(self) -> bool:
+        """Whether requests must be mapped to their tasks (heartbeat mode)."""
+
     def observe_loop(self) -> None:
         """Note the running loop (first call only) and start watching it."""
 
@@ -52,10 +60,11 @@ class ProbeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         host = self._host
-        try:
-            host.observe_loop()
-        except Exception:
-            host.recorder.errors += 1
+        if not host.loop_observed:
+            try:
+                host.observe_loop()
+            except Exception:
+                host.recorder.errors += 1
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
@@ -72,10 +81,11 @@ class ProbeMiddleware:
             request_id = host.recorder.add_request(request_id, record) or request_id
             record.first_step_ns = host.recorder.current_step
             token = REQUEST_ID.set(request_id)
-            task = asyncio.current_task()
-            if task is not None:
+            if host.tracks_tasks:
                 # For the watchdog under uvloop, which cannot read a handle's context.
-                host.task_requests[task] = request_id
+                task = asyncio.current_task()
+                if task is not None:
+                    host.task_requests[task] = request_id
         except Exception:
             host.recorder.errors += 1
 

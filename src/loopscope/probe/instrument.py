@@ -93,6 +93,17 @@ class Probe:
             return
         self.observe_loop()
 
+    @property
+    def tracks_tasks(self) -> bool:
+        """Whether the middleware must map tasks to requests: only the heartbeat watchdog
+        (uvloop) needs it, as it cannot read a handle's context."""
+        return self._observed is not None and not self._precise
+
+    @property
+    def loop_observed(self) -> bool:
+        """Whether the app's loop has been seen (and is being watched)."""
+        return self._observed is not None
+
     def observe_loop(self) -> None:
         """Note the running loop on its first sight and start watching it; later calls are no-ops.
 
