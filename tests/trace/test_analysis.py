@@ -21,11 +21,15 @@ from loopscope.trace.analysis import (
     loop_blocks,
     loop_utilisation,
     makespan_ns,
-    peak_concurrency,
-    pool_saturation,
     short_where,
     time_by_state,
     top_loop_blocks,
+)
+from loopscope.trace.saturation import (
+    peak_concurrency,
+    pool_saturation,
+)
+from loopscope.trace.verdicts import (
     verdicts,
 )
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.console import RenderableType
 from rich.table import Table
 
-from loopscope.trace import analysis
+from loopscope.trace import analysis, saturation, verdicts
 from loopscope.trace.model import Trace
 
 NS_PER_S = 1_000_000_000
@@ -138,7 +138,7 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
                 ", ".join(g.routes),
             )
         out.append(table)
-    pool = analysis.pool_saturation(trace)
+    pool = saturation.pool_saturation(trace)
     if pool.calls:
         # A millisecond or two is a new worker thread starting, not a wait for a token.
         waited = [w for w in pool.per_request if w.max_wait_ns >= NOTABLE_POOL_WAIT_NS]
@@ -155,12 +155,12 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
         else:
             line += "no request waited for a token."
         out.append(line)
-    verdicts = Table(title="Verdicts", title_justify="left", show_header=False)
-    verdicts.add_column("route", style="bold")
-    verdicts.add_column("verdict")
-    for v in analysis.verdicts(trace):
-        verdicts.add_row(v.route, v.text)
-    out.append(verdicts)
+    table = Table(title="Verdicts", title_justify="left", show_header=False)
+    table.add_column("route", style="bold")
+    table.add_column("verdict")
+    for v in verdicts.verdicts(trace):
+        table.add_row(v.route, v.text)
+    out.append(table)
     for note in run.notes:
         out.append(f"[yellow]note:[/] {note}")
     dropped = run.probe.get("dropped_events", 0)

@@ -15,15 +15,17 @@ from loopscope.trace.analysis import (
     loop_blocks,
     loop_utilisation,
     makespan_ns,
-    peak_concurrency,
     percentile,
-    pool_saturation,
     short_where,
     span_ns,
     time_by_state,
     top_loop_blocks,
 )
 from loopscope.trace.model import Trace
+from loopscope.trace.saturation import (
+    peak_concurrency,
+    pool_saturation,
+)
 
 _LIST_FINISHES_UP_TO = 6
 """Runs this small list every request's finish time ("at 1.0 s, 2.0 s and 3.0 s")."""

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from loopscope.report.explain import explain
 from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
 from loopscope.trace.analysis import (
-    Verdict,
     format_duration,
     has_server_data,
     latency_percentiles,
@@ -18,13 +17,18 @@ from loopscope.trace.analysis import (
     loop_utilisation,
     makespan_ns,
     percentile,
-    pool_saturation,
     short_where,
     time_by_state,
     top_loop_blocks,
-    verdicts,
 )
 from loopscope.trace.model import Trace
+from loopscope.trace.saturation import (
+    pool_saturation,
+)
+from loopscope.trace.verdicts import (
+    Verdict,
+    verdicts,
+)
 
 POOL_WAIT_ROWS = 10
 """At most this many per-request token waits are listed, longest first."""

@@ -1,5 +1,8 @@
 """Pure analysis of a `Trace`: makespan, latencies, where the time went, what blocked the loop.
 
+The thread pool's figures are in `loopscope.trace.saturation`, per-route verdicts in
+`loopscope.trace.verdicts`.
+
 Every function takes a `Trace` and returns plain numbers or small frozen records; none does I/O,
 so the console, the HTML report and tests all read the same figures. Times stay integer
 nanoseconds; `format_duration` is the one place that turns them into words.
@@ -7,12 +10,10 @@ nanoseconds; `format_duration` is the one place that turns them into words.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from loopscope.trace.model import STATES, BlockKind, LoopBlock, Segment, State, Trace
 
@@ -185,12 +186,13 @@ def top_loop_blocks(trace: Trace, n: int = 10) -> list[BlockGroup]:
     groups: dict[str, list[LoopBlock]] = defaultdict(list)
     for block in loop_blocks(trace):
         groups[block.where or (GC_WHERE if block.kind == "gc" else UNKNOWN_WHERE)].append(block)
-    result = [_group(where, blocks, routes) for where, blocks in groups.items()]
+    result = [group_blocks(where, blocks, routes) for where, blocks in groups.items()]
     result.sort(key=lambda g: (-g.total_ns, g.where))
     return result[:n]
 
 
-def _group(where: str, blocks: list[LoopBlock], routes: dict[str, str]) -> BlockGroup:
+def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) -> BlockGroup:
+    """The blocks at `where`, summed; `routes` maps request ids to routes to name the culprits."""
     total = sum(b.duration_ns for b in blocks)
     cpus = [b.cpu_ns for b in blocks if b.cpu_ns is not None]
     cpu = sum(cpus) if cpus else None
@@ -207,244 +209,6 @@ def _group(where: str, blocks: list[LoopBlock], routes: dict[str, str]) -> Block
         routes=tuple(sorted(culprits)),
         delayed=len(delayed),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class PoolWaits:
-    """One request's trips through the thread pool and its waits for a token, in ns."""
-
-    request_id: str
-    route: str
-    calls: int
-    waits: int
-    total_wait_ns: int
-    max_wait_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class PoolSaturation:
-    """How full the thread pool got.
-
-    `total_tokens` comes from the limiter samples, else from `Run.threads`; `full_ns` is the time
-    every token was borrowed; `per_request` lists the requests that used the pool.
-    """
-
-    total_tokens: int | None
-    peak_borrowed: int
-    peak_waiting: int
-    full_ns: int
-    calls: int
-    per_request: tuple[PoolWaits, ...]
-
-    @property
-    def used(self) -> bool:
-        """Whether anything ran in the thread pool at all."""
-        return self.calls > 0 or self.peak_borrowed > 0
-
-
-def pool_saturation(trace: Trace) -> PoolSaturation:
-    """Peak borrowed tokens, peak waiters, time at full tokens and each request's token waits.
-
-    Uses the limiter samples when there are any, else replays `trace.pool` (and, without that,
-    the requests' `pool-wait`/`in-thread` segments).
-    """
-    span = span_ns(trace) or (0, 0)
-    running, waiting = _pool_intervals(trace, span[1])
-    total = max((s.total for s in trace.pool_samples), default=None) or trace.run.threads
-    if trace.pool_samples:
-        samples = sorted(trace.pool_samples, key=lambda s: s.t_ns)
-        peak_borrowed = max(s.borrowed for s in samples)
-        peak_waiting = max(s.waiting for s in samples)
-        full = sum(
-            b.t_ns - a.t_ns
-            for a, b in itertools.pairwise(samples)
-            if a.total > 0 and a.borrowed >= a.total
-        )
-    else:
-        peak_borrowed = _peak(running)
-        peak_waiting = _peak(waiting)
-        full = _time_at_least(running, total) if total else 0
-    return PoolSaturation(
-        total_tokens=total,
-        peak_borrowed=peak_borrowed,
-        peak_waiting=peak_waiting,
-        full_ns=full,
-        calls=len(running),
-        per_request=_pool_waits(trace),
-    )
-
-
-POOL_WAIT_NOTICE_NS = 1_000_000
-"""Token waits shorter than this are the limiter's bookkeeping, not contention."""
-
-
-def _pool_intervals(
-    trace: Trace, end_ns: int
-) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """(running, waiting) intervals of every pool call; unfinished ones run to `end_ns`."""
-    if trace.pool:
-        running = [
-            (c.started_ns, c.finished_ns or end_ns) for c in trace.pool if c.started_ns is not None
-        ]
-        waiting = [(c.submitted_ns, c.started_ns or end_ns) for c in trace.pool]
-        return running, waiting
-    by_state: dict[State, list[tuple[int, int]]] = defaultdict(list)
-    for request in trace.requests:
-        for s in request.segments:
-            by_state[s.state].append((s.start_ns, s.end_ns))
-    return by_state["in-thread"], by_state["pool-wait"]
-
-
-def _pool_waits(trace: Trace) -> tuple[PoolWaits, ...]:
-    waits: dict[str, list[int]] = defaultdict(list)
-    calls: dict[str, int] = defaultdict(int)
-    if trace.pool:
-        for call in trace.pool:
-            if call.request_id is None:
-                continue
-            calls[call.request_id] += 1
-            if call.started_ns is not None:
-                waits[call.request_id].append(call.started_ns - call.submitted_ns)
-    else:
-        for request in trace.requests:
-            for s in request.segments:
-                if s.state == "in-thread":
-                    calls[request.id] += 1
-                elif s.state == "pool-wait":
-                    waits[request.id].append(s.duration_ns)
-    routes = {r.id: r.route for r in trace.requests}
-    return tuple(
-        PoolWaits(
-            request_id=rid,
-            route=routes.get(rid, "?"),
-            calls=calls[rid],
-            waits=sum(1 for w in waits[rid] if w >= POOL_WAIT_NOTICE_NS),
-            total_wait_ns=sum(waits[rid]),
-            max_wait_ns=max(waits[rid], default=0),
-        )
-        for rid in calls
-    )
-
-
-def _levels(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """(time, level) after each change of the number of open intervals."""
-    # Ends sort before starts at the same instant: back-to-back intervals do not overlap.
-    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
-    levels: list[tuple[int, int]] = []
-    level = 0
-    for t, delta in events:
-        level += delta
-        levels.append((t, level))
-    return levels
-
-
-def _peak(intervals: list[tuple[int, int]]) -> int:
-    return max((level for _, level in _levels(intervals)), default=0)
-
-
-def _time_at_least(intervals: list[tuple[int, int]], threshold: int) -> int:
-    levels = _levels(intervals)
-    return sum(b[0] - a[0] for a, b in itertools.pairwise(levels) if a[1] >= threshold)
-
-
-def peak_concurrency(intervals: list[tuple[int, int]]) -> int:
-    """The largest number of `intervals` open at one instant (touching ends do not overlap)."""
-    return _peak(intervals)
-
-
-VerdictKind = Literal[
-    "cpu-bound", "io-wait", "blocks-loop", "pool-wait", "thread-pool", "event-loop", "client-only"
-]
-
-POOL_WAIT_HEAVY_SHARE = 0.1
-"""Token waits are worth a verdict when they add up to this share of the route's latency."""
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One route's verdict: `kind` for machines and styling, `text` in plain words for people."""
-
-    route: str
-    kind: VerdictKind
-    text: str
-    where: str | None = None
-
-
-def verdicts(trace: Trace) -> list[Verdict]:
-    """One plain-words verdict per route, in first-seen order.
-
-    Loop blocks come first (they hold up every request), then heavy waits for a thread-pool
-    token; a route with neither gets "no loop blocks over the threshold".
-    """
-    route_of = {r.id: r.route for r in trace.requests}
-    blocks: dict[str, list[LoopBlock]] = defaultdict(list)
-    for block in loop_blocks(trace):
-        if block.request_id in route_of:
-            blocks[route_of[block.request_id]].append(block)
-    pool: dict[str, list[PoolWaits]] = defaultdict(list)
-    for waits in pool_saturation(trace).per_request:
-        pool[waits.route].append(waits)
-    latency: dict[str, int] = defaultdict(int)
-    served: set[str] = set()
-    for request in trace.requests:
-        latency[request.route] += request.latency_ns
-        if request.server_start_ns is not None or any(
-            s.state != "queued" for s in request.segments
-        ):
-            served.add(request.route)
-    threshold = f" ({trace.run.block_ms:g} ms)" if trace.run.block_ms else ""
-    result = []
-    for route in dict.fromkeys(route_of.values()):
-        if blocks[route]:
-            result.append(_block_verdict(route, blocks[route]))
-        elif pool[route]:
-            result.append(_pool_verdict(route, pool[route], latency[route], threshold))
-        elif route in served:
-            text = f"runs on the event loop; no loop blocks over the threshold{threshold}"
-            result.append(Verdict(route, "event-loop", text))
-        else:
-            text = "client view only: no server-side data was recorded for this route"
-            result.append(Verdict(route, "client-only", text))
-    return result
-
-
-def _block_verdict(route: str, blocks: list[LoopBlock]) -> Verdict:
-    by_where: dict[str, list[LoopBlock]] = defaultdict(list)
-    for block in blocks:
-        by_where[block.where or (GC_WHERE if block.kind == "gc" else UNKNOWN_WHERE)].append(block)
-    worst = max((_group(w, bs, {}) for w, bs in by_where.items()), key=lambda g: g.total_ns)
-    total = format_duration(sum(b.duration_ns for b in blocks))
-    how = f"1 time, {total}" if len(blocks) == 1 else f"{len(blocks)} times, {total} in total"
-    where = None if worst.where in (UNKNOWN_WHERE, GC_WHERE) else worst.where
-    at = "an unknown line" if worst.where == UNKNOWN_WHERE else short_where(worst.where)
-    if worst.kind == "gc":
-        text = f"held the loop in garbage collection ({how}) — allocate less per request"
-        return Verdict(route, "blocks-loop", text)
-    if worst.cpu_bound:
-        text = f"CPU-bound at {at} ({how}) — offload to a process pool"
-        return Verdict(route, "cpu-bound", text, where)
-    if worst.cpu_bound is False:
-        text = (
-            f"blocks the event loop at {at} ({how}) — I/O wait: await an async driver or offload it"
-        )
-        return Verdict(route, "io-wait", text, where)
-    text = f"blocks the event loop at {at} ({how}) — offload it or use an async API"
-    return Verdict(route, "blocks-loop", text, where)
-
-
-def _pool_verdict(route: str, waits: list[PoolWaits], latency_ns: int, threshold: str) -> Verdict:
-    count = sum(w.waits for w in waits)
-    total = sum(w.total_wait_ns for w in waits)
-    if count and total >= POOL_WAIT_HEAVY_SHARE * latency_ns:
-        longest = format_duration(max(w.max_wait_ns for w in waits))
-        times = "once" if count == 1 else f"{count} times"
-        text = (
-            f"runs in the thread pool; waited for a token {times} (up to {longest}): "
-            "raise the limiter or make it async"
-        )
-        return Verdict(route, "pool-wait", text)
-    text = f"runs in the thread pool; no loop blocks over the threshold{threshold}"
-    return Verdict(route, "thread-pool", text)
 
 
 def short_where(where: str | None) -> str:
