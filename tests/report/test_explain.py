@@ -105,3 +105,26 @@ def test_a_trace_without_requests_gets_one_sentence() -> None:
     assert explain(Trace(run=Run(mode="empty", app="x"))) == [
         "No requests were recorded in this run."
     ]
+
+
+def test_a_second_trip_through_a_one_token_pool_is_explained() -> None:
+    from loopscope.report import explain
+    from loopscope.trace.model import PoolCall, Request, Run, Segment, Trace
+
+    ms = 1_000_000
+    requests = [Request(f"R{i}", "POST", "/x", "/x", 200, 0, 900 * ms) for i in (1, 2)]
+    for request, runs in zip(requests, [[(1, 300), (600, 601)], [(300, 600), (601, 602)]]):
+        request.segments = [
+            Segment(f"request:{request.id}", "in-thread", a * ms, b * ms, 0, None, request.id)
+            for a, b in runs
+        ]
+    pool = [
+        PoolCall("R1", "endpoint", 0, 1 * ms, 300 * ms, "w #1"),
+        PoolCall("R2", "endpoint", 1 * ms, 300 * ms, 600 * ms, "w #1"),
+        PoolCall("R1", "validate", 300 * ms, 600 * ms, 601 * ms, "w #1"),
+        PoolCall("R2", "validate", 600 * ms, 601 * ms, 602 * ms, "w #1"),
+    ]
+    trace = Trace(Run(mode="single-thread", app="a:b", threads=1), requests, pool=pool)
+    text = " ".join(explain(trace))
+    assert "up to 2 times" in text
+    assert "R1's trip 2 waited 300 ms for a token" in text

@@ -21,7 +21,7 @@ from loopscope.trace.analysis import (
     time_by_state,
     top_loop_blocks,
 )
-from loopscope.trace.model import Trace
+from loopscope.trace.model import PoolCall, Trace
 from loopscope.trace.saturation import (
     peak_concurrency,
     pool_saturation,
@@ -190,7 +190,40 @@ def _thread_pool(trace: Trace) -> list[str]:
         sentences.append(f"The threads' work ran one after another; {_finishes(trace)}.")
     else:
         sentences.append(f"{_overlap(trace)}; {_finishes(trace)}.")
+    later = _later_hop_wait(trace, notable)
+    if later:
+        sentences.append(later)
     return sentences
+
+
+def _later_hop_wait(trace: Trace, notable: float) -> str:
+    """Name the longest wait of a request's second or later trip through the pool.
+
+    FastAPI sends a `def` endpoint through the pool and then its response validation too; with
+    few tokens the second trip queues behind other requests' first, which the seed's one-thread
+    picture (T1, T2, T3) does not show.
+    """
+    calls: dict[str, list[PoolCall]] = {}
+    for call in sorted(trace.pool, key=lambda c: c.submitted_ns):
+        if call.request_id is not None:
+            calls.setdefault(call.request_id, []).append(call)
+    worst: tuple[int, str, int] | None = None
+    for request_id, trips in calls.items():
+        for hop, call in enumerate(trips[1:], start=2):
+            if call.started_ns is None:
+                continue
+            wait = call.started_ns - call.submitted_ns
+            if wait >= notable and (worst is None or wait > worst[0]):
+                worst = (wait, request_id, hop)
+    if worst is None:
+        return ""
+    wait, request_id, hop = worst
+    most = max(len(t) for t in calls.values())
+    return (
+        f"Each request went through the thread pool up to {most} times (FastAPI runs a `def` "
+        f"endpoint there, then its response validation); {request_id}'s trip {hop} waited "
+        f"{format_duration(wait)} for a token behind other requests' work."
+    )
 
 
 def _coroutines(trace: Trace) -> str:
