@@ -113,7 +113,9 @@ def test_a_second_trip_through_a_one_token_pool_is_explained() -> None:
 
     ms = 1_000_000
     requests = [Request(f"R{i}", "POST", "/x", "/x", 200, 0, 900 * ms) for i in (1, 2)]
-    for request, runs in zip(requests, [[(1, 300), (600, 601)], [(300, 600), (601, 602)]]):
+    for request, runs in zip(
+        requests, [[(1, 300), (600, 601)], [(300, 600), (601, 602)]], strict=True
+    ):
         request.segments = [
             Segment(f"request:{request.id}", "in-thread", a * ms, b * ms, 0, None, request.id)
             for a, b in runs
