@@ -85,3 +85,23 @@ def test_the_trace_file_keeps_the_json_contract(shop_trace: tuple[Trace, str]) -
     trace, _ = shop_trace
     assert trace.version == 1 and trace.run.precise and trace.run.source == "measured"
     assert json.loads(json.dumps(trace.run.probe))["probe_errors"] == 0
+
+
+def test_under_uvloop_the_watchdog_still_finds_the_line_and_says_it_is_not_precise(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "uvloop.json"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "loopscope", "trace", "shop.main:app", "--app-dir", str(APPS),
+            "--loop", "uvloop", "--no-html", "--json", str(out), "--hit", "GET /orders/bob",
+        ],
+        capture_output=True, text=True, timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "watchdog only" in result.stdout
+    trace = load_trace(out)
+    assert trace.run.loop == "uvloop" and not trace.run.precise
+    assert any("per-step segments are not" in note for note in trace.run.notes)
+    assert [b.where for b in trace.loop_blocks if b.kind == "code"] == ["shop/repo.py:9"]
