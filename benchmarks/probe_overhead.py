@@ -88,8 +88,13 @@ def main() -> None:
         for each in (plain, probed):  # warm-up: imports, first-request work
             run_wrk(each, 1, args.connections, cores[1])
         for pair in range(1, args.pairs + 1):
-            without = run_wrk(plain, args.seconds, args.connections, cores[1])
-            with_probe = run_wrk(probed, args.seconds, args.connections, cores[1])
+            # Alternate which goes first, so that a trend within a pair favours neither.
+            first, second = (plain, probed) if pair % 2 else (probed, plain)
+            results = {
+                each: run_wrk(each, args.seconds, args.connections, cores[1])
+                for each in (first, second)
+            }
+            without, with_probe = results[plain], results[probed]
             throughput.append(with_probe.rps / without.rps)
             cpu.append(with_probe.cpu_per_request / without.cpu_per_request)
             print(
