@@ -1,12 +1,14 @@
 """What the probe costs: requests/s of a trivial async route with and without it.
 
-Server and load generator are pinned to different cores (`taskset`); two servers, one with the
-probe and one without, run side by side and take turns under `wrk` (the load reference), so that
-drift on a noisy machine hits both alike. Two ratios are printed, each the median over the pairs:
-throughput (the target: the probe keeps at least 95% of it) and the server's CPU time per request
-(from /proc, steadier on a shared machine, whose stolen time throughput cannot tell apart).
+Two servers of the same app, one with the probe and one without, share one core (`taskset`)
+while two `wrk` processes (the load reference) drive them at the same time from the other core.
+Both servers are saturated, so the scheduler splits the core between them and the ratio of their
+throughputs is the ratio of their costs per request, measured side by side in one run: drift and
+neighbours on a noisy machine hit both alike. Each round also gives the servers' CPU time per
+request (from /proc). The result is the median over the rounds; the target is that the probe
+keeps at least 95% of the throughput.
 
-    python benchmarks/probe_overhead.py [--pairs 12] [--seconds 2] [--connections 32]
+    python benchmarks/probe_overhead.py [--rounds 12] [--seconds 2] [--connections 32]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import shutil
 import statistics
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +72,7 @@ def server(probe: bool, core: int) -> ServerProcess:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=12)
+    parser.add_argument("--rounds", dest="pairs", type=int, default=12)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
@@ -78,7 +81,7 @@ def main() -> None:
     cores = (0, 1) if (os.cpu_count() or 1) >= 2 else (0, 0)
     print(
         f"probe overhead: trivial async route, wrk -c{args.connections} {args.seconds:g}s per run,"
-        f" server on core {cores[0]}, wrk on core {cores[1]}, {args.pairs} alternating pairs"
+        f" both servers on core {cores[0]}, both wrk on core {cores[1]}, {args.pairs} rounds"
     )
     throughput, cpu = [], []
     plain, probed = server(False, cores[0]), server(True, cores[0])
@@ -87,19 +90,18 @@ def main() -> None:
         probed.start()
         for each in (plain, probed):  # warm-up: imports, first-request work
             run_wrk(each, 1, args.connections, cores[1])
-        for pair in range(1, args.pairs + 1):
-            # Alternate which goes first, so that a trend within a pair favours neither.
-            first, second = (plain, probed) if pair % 2 else (probed, plain)
-            results = {
-                each: run_wrk(each, args.seconds, args.connections, cores[1])
-                for each in (first, second)
-            }
-            without, with_probe = results[plain], results[probed]
+        for round_ in range(1, args.pairs + 1):
+            with ThreadPoolExecutor(2) as pool:
+                runs = [
+                    pool.submit(run_wrk, each, args.seconds, args.connections, cores[1])
+                    for each in (plain, probed)
+                ]
+                without, with_probe = (run.result() for run in runs)
             throughput.append(with_probe.rps / without.rps)
             cpu.append(with_probe.cpu_per_request / without.cpu_per_request)
             print(
-                f"  pair {pair:2}: {without.rps:6.0f} → {with_probe.rps:6.0f} req/s "
-                f"(×{throughput[-1]:.3f}); CPU/request {without.cpu_per_request * 1e6:4.0f} → "
+                f"  round {round_:2}: {without.rps:6.0f} vs {with_probe.rps:6.0f} req/s "
+                f"(×{throughput[-1]:.3f}); CPU/request {without.cpu_per_request * 1e6:4.0f} vs "
                 f"{with_probe.cpu_per_request * 1e6:4.0f} µs (×{cpu[-1]:.3f})"
             )
     finally:
