@@ -151,3 +151,26 @@ def test_the_event_budget_counts_what_it_refuses() -> None:
     assert not recorder.admit()
     assert recorder.add_request("r", RequestRecord("GET", "/", start_ns=0)) is None
     assert (recorder.used, recorder.dropped) == (2, 2)
+
+
+def test_a_wait_for_the_pool_while_another_request_blocks_the_loop_is_ready_not_pool_wait() -> (
+    None
+):
+    recorder = Recorder(100)
+    recorder.requests["sync"] = RequestRecord("GET", "/sync", start_ns=at(0), end_ns=at(200))
+    recorder.requests["blocker"] = RequestRecord("GET", "/b", start_ns=at(9), end_ns=at(120))
+    recorder.steps += [
+        (at(0), at(10), 0, "sync", 0),
+        (at(10), at(110), 0, "blocker", at(10)),  # holds the loop for 100 ms
+        (at(190), at(200), 0, "sync", at(185)),
+    ]
+    recorder.samples[at(10)] = StackSamples(cpu_start_ns=CPU0, request_id="blocker")
+    # Submitted just before the block; the worker only started once the loop turned again.
+    recorder.pool.append(PoolCall("sync", "work", at(10), at(115), at(185), "W #1", cpu_ns=0))
+
+    record = collect(recorder)
+
+    states = painted(record, "sync")
+    assert ("ready", 10, 110) in states
+    assert ("pool-wait", 110, 115) in states
+    assert all(not (s == "pool-wait" and a < 110) for s, a, _ in states)

@@ -81,13 +81,17 @@ class PoolHooks:
         if limiter is None:
             return
         try:
-            stats = limiter.statistics()
+            # Called from worker threads too, where `statistics()` is unsafe: it copies the
+            # borrower set while the loop thread may change it. `len()` of anyio's set and wait
+            # queue is atomic under the GIL.
+            waiters = getattr(limiter, "_wait_queue", None)
+            waiting = len(waiters) if waiters is not None else limiter.statistics().tasks_waiting
             self._recorder.add_pool_sample(
                 PoolSample(
                     t_ns=time.monotonic_ns(),
-                    borrowed=int(stats.borrowed_tokens),
-                    total=int(stats.total_tokens),
-                    waiting=int(stats.tasks_waiting),
+                    borrowed=int(limiter.borrowed_tokens),
+                    total=int(limiter.total_tokens),
+                    waiting=int(waiting),
                 )
             )
         except Exception:

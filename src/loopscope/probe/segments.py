@@ -6,6 +6,9 @@ Each request's lane `request:<id>` is painted from `server_start_ns` to `server_
 - its loop steps are `on-loop`, or `loop-blocked` when longer than the threshold;
 - a gap in which one of its thread-pool calls is in flight is `pool-wait` (submitted → started)
   and `in-thread` (started → finished); after the thread finished, until the next step, `ready`;
+  where the wait for the pool overlaps another request's loop block, it is `ready` instead: the
+  call had not reached the limiter yet (anyio first yields to the loop), so it was the loop, not
+  a token, that it waited for;
 - any other gap is `awaiting` up to the moment the next step's handle became runnable, and
   `ready` from then on.
 
@@ -25,17 +28,32 @@ COALESCE_NS = 200_000
 class _Painter:
     """Builds one request's lane left to right, never overlapping what is already painted."""
 
-    def __init__(self, request_id: str, calls: list[PoolCall]) -> None:
+    def __init__(self, request_id: str, calls: list[PoolCall], blocks: list[LoopBlock]) -> None:
         self.lane = f"request:{request_id}"
         self.request_id = request_id
         self.calls = calls
         self.out: list[Segment] = []
+        self.loop_held = sorted(
+            (b.start_ns, b.end_ns) for b in blocks if b.request_id != request_id
+        )
 
     def add(
         self, state: State, start: int, end: int, cpu: int | None = None, where: str | None = None
     ) -> None:
         if end > start:
             self.out.append(Segment(self.lane, state, start, end, cpu, where, self.request_id))
+
+    def add_pool_wait(self, start: int, end: int) -> None:
+        """`pool-wait`, except where another request held the loop: `ready` there."""
+        cursor = start
+        for held_start, held_end in self.loop_held:
+            s, e = max(held_start, cursor), min(held_end, end)
+            if e <= s:
+                continue
+            self.add("pool-wait", cursor, s)
+            self.add("ready", s, e)
+            cursor = e
+        self.add("pool-wait", cursor, end)
 
     def idle(self, start: int, end: int, ready: int, after_pool: bool) -> None:
         if after_pool or 0 < ready <= start:
@@ -61,7 +79,10 @@ class _Painter:
                     self.idle(cursor, s, 0, after_pool)
                 if cpu is not None and piece_end > piece_start:
                     cpu = cpu * (e - s) // (piece_end - piece_start)
-                self.add(state, s, e, cpu)
+                if state == "pool-wait":
+                    self.add_pool_wait(s, e)
+                else:
+                    self.add(state, s, e, cpu)
                 cursor = e
                 after_pool = state == "in-thread"
         if cursor < end:
@@ -90,7 +111,7 @@ def request_segments(
     """The precise-mode lane of one request, covering `server_start_ns`→`server_end_ns`."""
     begin = record.start_ns
     finish = record.end_ns or max([begin] + [step[1] for step in steps])
-    painter = _Painter(request_id, calls)
+    painter = _Painter(request_id, calls, list(blocks.values()))
     cursor = begin
     for start, end, _, _, ready in steps:
         s, e = max(start, cursor), min(end, finish)
@@ -116,7 +137,7 @@ def watched_segments(
     """The heartbeat-mode lane of one request: its thread-pool trips and the blocks it caused."""
     begin = record.start_ns
     finish = record.end_ns or begin
-    painter = _Painter(request_id, calls)
+    painter = _Painter(request_id, calls, blocks)
     pieces: list[tuple[int, int, State, int | None, str | None]] = [
         (s, e, state, cpu, None)
         for call in calls
@@ -131,7 +152,10 @@ def watched_segments(
     for start, end, state, cpu, where in sorted(pieces, key=lambda piece: piece[0]):
         s, e = max(start, cursor), min(end, finish)
         if e > s:
-            painter.add(state, s, e, cpu, where)
+            if state == "pool-wait":
+                painter.add_pool_wait(s, e)
+            else:
+                painter.add(state, s, e, cpu, where)
             cursor = e
     return painter.out
 

@@ -103,20 +103,20 @@ def _pool_intervals(
 def _pool_waits(trace: Trace) -> tuple[PoolWaits, ...]:
     waits: dict[str, list[int]] = defaultdict(list)
     calls: dict[str, int] = defaultdict(int)
-    if trace.pool:
-        for call in trace.pool:
-            if call.request_id is None:
-                continue
+    # The segments, where painted, are the better witness: the probe has already told a wait for
+    # a token from a wait for a blocked loop (`ready`), which the raw calls cannot.
+    painted = any(s.state in ("pool-wait", "in-thread") for r in trace.requests for s in r.segments)
+    for call in trace.pool:
+        if call.request_id is not None:
             calls[call.request_id] += 1
-            if call.started_ns is not None:
+            if not painted and call.started_ns is not None:
                 waits[call.request_id].append(call.started_ns - call.submitted_ns)
-    else:
-        for request in trace.requests:
-            for s in request.segments:
-                if s.state == "in-thread":
-                    calls[request.id] += 1
-                elif s.state == "pool-wait":
-                    waits[request.id].append(s.duration_ns)
+    for request in trace.requests if painted else ():
+        for s in request.segments:
+            if s.state == "in-thread" and not trace.pool:
+                calls[request.id] += 1
+            elif s.state == "pool-wait":
+                waits[request.id].append(s.duration_ns)
     routes = {r.id: r.route for r in trace.requests}
     return tuple(
         PoolWaits(
