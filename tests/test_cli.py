@@ -78,3 +78,29 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = loopscope("--debug", "report", str(bad))
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_brackets_in_a_route_do_not_break_the_summary_and_the_trace_is_kept(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "t.json"
+    result = loopscope(
+        "trace", "server_apps:app", "--app-dir", str(APPS), "--no-html", "--json", str(out),
+        "--hit", "GET /echo?x=[/]", "--hit", "GET /nope[red]x",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert out.exists()
+    assert "/nope[red]x" in result.stdout
+
+
+def test_a_bad_file_among_good_ones_is_reported_and_the_rest_rendered(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    first = loopscope("demo", "--io-ms", "0", "--modes", "async", "--no-html", "--json", str(good))
+    assert first.returncode == 0, first.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    result = loopscope("report", str(bad), str(good), "--html", str(tmp_path / "r.html"))
+    assert result.returncode == 5
+    assert "bad.json is not valid JSON" in result.stderr
+    assert (tmp_path / "r.html").exists()
+    assert "async" in result.stdout

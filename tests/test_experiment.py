@@ -46,9 +46,9 @@ def test_sixty_users_take_two_waves_in_the_pool_but_one_on_the_loop() -> None:
     blocking = run_mode(MODES["blocking"], io_ms=io_ms, users=60, threads=40)
     asynchronous = run_mode(MODES["async"], io_ms=io_ms, users=60, threads=40)
     assert all(r.status == 200 for r in blocking.requests + asynchronous.requests)
-    assert 1.8 < makespan_s(blocking) < 2.9  # 40 tokens: 40 in the first wave, 20 in the second
-    assert makespan_s(asynchronous) < 1.5
-    assert makespan_s(blocking) / makespan_s(asynchronous) > 1.4
+    assert 1.8 < makespan_s(blocking) < 3.0  # 40 tokens: 40 in the first wave, 20 in the second
+    assert makespan_s(asynchronous) < 1.8
+    assert makespan_s(blocking) / makespan_s(asynchronous) > 1.25
 
 
 def test_the_demo_record_keeps_the_promised_keys() -> None:

@@ -8,12 +8,15 @@ hands its result to a renderer. `LoopscopeError`s become one-line messages and e
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,7 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from loopscope.errors import LoopscopeError, UsageError
+from loopscope.errors import LoopscopeError, TraceError, UsageError
 from loopscope.experiment import Mode, demo_record, parse_modes, run_demo
 from loopscope.load import parse_hit, uniform_scenario
 from loopscope.load.driver import Progress as LoadProgress
@@ -38,6 +41,14 @@ HtmlOption = Annotated[
     Path, typer.Option("--html", help="Where to write the HTML report.", dir_okay=False)
 ]
 NoHtmlOption = Annotated[bool, typer.Option("--no-html", help="Do not write the HTML report.")]
+WarmupOption = Annotated[
+    bool,
+    typer.Option(
+        "--warmup/--no-warmup",
+        help="Call each route once before measuring (not shown), so first-request work is not "
+        "counted.",
+    ),
+]
 
 app = typer.Typer(
     name="loopscope",
@@ -80,13 +91,15 @@ def demo(
         int, typer.Option("--threads", help="Thread-pool tokens (anyio's default: 40).", min=1)
     ] = 40,
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write every run's data to this JSON file.")
+        Path | None,
+        typer.Option("--json", help="Write every run's data to this JSON file.", dir_okay=False),
     ] = None,
     html: HtmlOption = DEFAULT_HTML,
     no_html: NoHtmlOption = False,
     probe: Annotated[
         bool, typer.Option("--probe/--no-probe", help="Record the loop and pool inside the server.")
     ] = True,
+    warmup: WarmupOption = True,
 ) -> None:
     """Run the seed's experiment: every mode against a fresh uvicorn, measured."""
     chosen = parse_modes(modes)
@@ -96,11 +109,18 @@ def demo(
             return _progress_callbacks(bar, mode.name, users)
 
         traces = run_demo(
-            chosen, io_ms=io_ms, users=users, threads=threads, probe=probe, on_mode=on_mode
+            chosen,
+            io_ms=io_ms,
+            users=users,
+            threads=threads,
+            probe=probe,
+            warmup=warmup,
+            on_mode=on_mode,
         )
-    console.print(demo_table(traces))
     if json_path is not None:
         _write_json(json_path, demo_record(traces))
+    console.print(demo_table(traces))
+    if json_path is not None:
         console.print(f"Wrote {json_path}")
     if not no_html:
         _write_html(traces, html, "loopscope demo: the seed's experiment, measured")
@@ -129,10 +149,12 @@ def trace(
         int | None, typer.Option("--threads", help="Thread-pool tokens (default: anyio's 40).")
     ] = None,
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the trace to this JSON file.")
+        Path | None,
+        typer.Option("--json", help="Write the trace to this JSON file.", dir_okay=False),
     ] = None,
     html: HtmlOption = DEFAULT_HTML,
     no_html: NoHtmlOption = False,
+    warmup: WarmupOption = True,
 ) -> None:
     """Trace any ASGI app under the probe: send the hits, then say what ran where."""
     if loop not in ("asyncio", "uvloop"):
@@ -152,14 +174,16 @@ def trace(
     run = describe_run(settings, scenario, mode="trace")
     with _progress() as bar:
         progress, stage = _progress_callbacks(bar, "trace", scenario.total_requests)
-        result = measure(settings, scenario, run, progress=progress, stage=stage)
+        result = measure(settings, scenario, run, progress=progress, stage=stage, warmup=warmup)
+    # The files first: a measurement is worth keeping even if rendering it fails.
+    if json_path is not None:
+        dump_trace(result, json_path)
+    if not no_html:
+        _write_html([result], html, f"loopscope trace: {app_path}")
     for part in trace_summary(result):
         console.print(part)
     if json_path is not None:
-        dump_trace(result, json_path)
         console.print(f"Wrote {json_path}")
-    if not no_html:
-        _write_html([result], html, f"loopscope trace: {app_path}")
 
 
 @app.command()
@@ -171,16 +195,30 @@ def report(
         Path | None, typer.Option("--html", help="Write the HTML report here.", dir_okay=False)
     ] = None,
     chrome: Annotated[
-        Path | None, typer.Option("--chrome", help="Write Chrome trace-event JSON (Perfetto).")
+        Path | None,
+        typer.Option("--chrome", help="Write Chrome trace-event JSON (Perfetto).", dir_okay=False),
     ] = None,
     png: Annotated[
-        Path | None, typer.Option("--png", help="Write a PNG of the HTML report (Chromium).")
+        Path | None,
+        typer.Option("--png", help="Write a PNG of the HTML report (Chromium).", dir_okay=False),
     ] = None,
 ) -> None:
     """Re-render saved traces: console summary, HTML, Chrome/Perfetto JSON, PNG."""
-    traces = [t for path in paths for t in load_traces(path)]
+    traces: list[Trace] = []
+    failures: list[TraceError] = []
+    for path in paths:
+        # One bad file is reported; the others are still rendered.
+        try:
+            traces += load_traces(path)
+        except TraceError as exc:
+            if len(paths) == 1:
+                raise
+            failures.append(exc)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    if not traces:
+        raise failures[0]
     for t in traces:
-        console.rule(f"{t.run.mode}: {t.run.app}")
+        console.rule(escape(f"{t.run.mode}: {t.run.app}"))
         for part in trace_summary(t):
             console.print(part)
     if chrome is not None:
@@ -196,6 +234,8 @@ def report(
 
         screenshot(html_path, png)
         console.print(f"Wrote {png}")
+    if failures:
+        raise typer.Exit(failures[0].exit_code)
 
 
 def _progress() -> Progress:
@@ -229,12 +269,19 @@ def _write_html(traces: list[Trace], path: Path, title: str) -> None:
     console.print(f"Report: {written.resolve()}")
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """The console script's entry point: click handles usage errors, we handle ours."""
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` stops the server it started.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     try:
         app()
     except LoopscopeError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)

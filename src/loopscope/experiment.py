@@ -63,6 +63,7 @@ def run_mode(
     threads: int,
     probe: bool = True,
     block_ms: float = 20.0,
+    warmup: bool = True,
     progress: Progress | None = None,
     stage: Stage | None = None,
 ) -> Trace:
@@ -78,7 +79,7 @@ def run_mode(
     )
     scenario = seed_scenario(mode.variant, users)
     run = describe_run(settings, scenario, mode.name, io_ms=io_ms)
-    return measure(settings, scenario, run, progress=progress, stage=stage)
+    return measure(settings, scenario, run, progress=progress, stage=stage, warmup=warmup)
 
 
 def run_demo(
@@ -89,6 +90,7 @@ def run_demo(
     threads: int,
     probe: bool = True,
     block_ms: float = 20.0,
+    warmup: bool = True,
     on_mode: Callable[[Mode], tuple[Progress | None, Stage | None]] | None = None,
 ) -> list[Trace]:
     """Every mode in turn, each against its own fresh server."""
@@ -103,6 +105,7 @@ def run_demo(
                 threads=threads,
                 probe=probe,
                 block_ms=block_ms,
+                warmup=warmup,
                 progress=progress,
                 stage=stage,
             )

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from loopscope import __version__
+from loopscope.errors import LoadError
 from loopscope.load import Scenario, run_load, warmup_scenario
 from loopscope.load.driver import Progress
 from loopscope.server import ServerProcess, ServerSettings
@@ -65,7 +66,10 @@ def measure(
         if warmup:
             if stage:
                 stage("warming up")
-            asyncio.run(run_load(server.url, warmup_scenario(scenario), id_prefix="W"))
+            try:
+                asyncio.run(run_load(server.url, warmup_scenario(scenario), id_prefix="W"))
+            except LoadError as exc:
+                raise LoadError(f"The warm-up failed: {exc}") from exc
             run.notes.append(
                 "Each route was called once before the measurement (warm-up, not shown), so "
                 "first-request work such as schema building is not counted."
@@ -78,6 +82,12 @@ def measure(
         if stage:
             stage("stopping server")
         server.stop()
-        return build_trace(run, requests, server.probe_records(), since_ns=run.started_ns)
+        records = server.probe_records()
+        if settings.probe and not records:
+            run.notes.append(
+                "The probe was asked for but wrote no record (the server may have been killed "
+                "before it could): this trace holds the client's view only."
+            )
+        return build_trace(run, requests, records, since_ns=run.started_ns)
     finally:
         server.close()

@@ -50,10 +50,12 @@ def test_two_hundred_concurrent_requests_are_not_capped_by_the_client(
     server: ServerProcess,
 ) -> None:
     # httpx's default pool of 100 connections would make this take two naps or more.
-    requests = asyncio.run(run_load(server.url, uniform_scenario([Hit("GET", "/nap?ms=600")], 200)))
+    requests = asyncio.run(
+        run_load(server.url, uniform_scenario([Hit("GET", "/nap?ms=1000")], 200))
+    )
     assert all(r.status == 200 for r in requests)
     makespan = max(r.client_done_ns for r in requests) - min(r.client_send_ns for r in requests)
-    assert makespan / 1e9 < 1.6 * 0.6
+    assert makespan / 1e9 < 1.75
 
 
 def test_the_seed_scenario_sends_login_info_history_in_turn() -> None:

@@ -153,9 +153,7 @@ def test_the_event_budget_counts_what_it_refuses() -> None:
     assert (recorder.used, recorder.dropped) == (2, 2)
 
 
-def test_a_wait_for_the_pool_while_another_request_blocks_the_loop_is_ready_not_pool_wait() -> (
-    None
-):
+def test_a_wait_for_the_pool_while_another_request_blocks_the_loop_is_ready_not_pool_wait() -> None:
     recorder = Recorder(100)
     recorder.requests["sync"] = RequestRecord("GET", "/sync", start_ns=at(0), end_ns=at(200))
     recorder.requests["blocker"] = RequestRecord("GET", "/b", start_ns=at(9), end_ns=at(120))

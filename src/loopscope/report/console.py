@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import RenderableType
+from rich.markup import escape
 from rich.table import Table
 
 from loopscope.trace import analysis, saturation, verdicts
 from loopscope.trace.model import Trace
 
 NS_PER_S = 1_000_000_000
-NOTABLE_POOL_WAIT_NS = 5_000_000
 
 
 def run_start_ns(trace: Trace) -> int:
@@ -39,7 +39,8 @@ def what_happened(trace: Trace) -> str:
         return "no requests were sent"
     failed = sum(1 for r in trace.requests if r.status is None)
     note = f" ({failed} got no answer)" if failed else ""
-    if io_s <= 0:
+    # Waves of I/O time only mean something when the I/O dwarfs the per-request overhead.
+    if io_s < 0.05:
         return f"{n} requests finished within {span:.2f} s{note}"
     waves = max(1, round(span / io_s))
     cause = _cause(trace)
@@ -82,7 +83,7 @@ def demo_table(traces: Sequence[Trace]) -> Table:
         times = finish_times_s(trace)
         statuses = sorted({str(r.status or "error") for r in trace.requests})
         table.add_row(
-            trace.run.mode,
+            escape(trace.run.mode),
             f"{makespan_s(trace):.2f} s",
             _compact(times),
             ", ".join(statuses),
@@ -102,10 +103,15 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     """What `loopscope trace` prints: latency per route, loop blocks, the pool, and verdicts."""
     out: list[RenderableType] = []
     run = trace.run
-    mode = "precise" if run.precise else "watchdog only (uvloop: callbacks cannot be timed)"
+    if not run.probe:
+        mode = "none (client view only)"
+    elif run.precise:
+        mode = "precise"
+    else:
+        mode = "watchdog only (uvloop: callbacks cannot be timed)"
     out.append(
-        f"[bold]{run.app}[/] on uvicorn ({run.loop}, {run.workers} worker(s), {run.threads} "
-        f"thread tokens), {len(trace.requests)} requests, probe: {mode}"
+        f"[bold]{escape(run.app)}[/] on uvicorn ({run.loop}, {run.workers} worker(s), "
+        f"{run.threads} thread tokens), {len(trace.requests)} requests, probe: {mode}"
     )
     latency = Table(title="Latency per route (client side)", title_justify="left")
     for column in ("route", "count", "p50", "p90", "p99", "max", "status"):
@@ -115,7 +121,7 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
         statuses.setdefault(r.route, set()).add(str(r.status or "error"))
     for route, stats in analysis.latency_percentiles(trace).items():
         latency.add_row(
-            route,
+            escape(route),
             str(stats.count),
             *(analysis.format_duration(v) for v in (stats.p50, stats.p90, stats.p99, stats.max)),
             ", ".join(sorted(statuses.get(route, set()))),
@@ -129,27 +135,27 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
             table.add_column(column)
         for g in groups:
             table.add_row(
-                g.where,
+                escape(g.where),
                 g.kind if g.kind == "gc" else ("CPU" if g.cpu_bound else "I/O wait"),
                 str(g.count),
                 analysis.format_duration(g.total_ns),
                 "?" if g.cpu_ns is None else analysis.format_duration(g.cpu_ns),
                 "?" if g.wait_ns is None else analysis.format_duration(g.wait_ns),
-                ", ".join(g.routes),
+                escape(", ".join(g.routes)),
             )
         out.append(table)
     pool = saturation.pool_saturation(trace)
     if pool.calls:
-        # A millisecond or two is a new worker thread starting, not a wait for a token.
-        waited = [w for w in pool.per_request if w.max_wait_ns >= NOTABLE_POOL_WAIT_NS]
+        waited = [w for w in pool.per_request if w.waits]
         line = (
             f"Thread pool: {pool.calls} calls, peak {pool.peak_borrowed} of {pool.total_tokens} "
             "tokens in use; "
         )
         if waited:
             longest = analysis.format_duration(max(w.max_wait_ns for w in waited))
+            notice = analysis.format_duration(saturation.POOL_WAIT_NOTICE_NS)
             line += (
-                f"{len(waited)} requests waited for a token (longest {longest}, "
+                f"{len(waited)} requests waited over {notice} for a token (longest {longest}, "
                 f"up to {pool.peak_waiting} at once)."
             )
         else:
@@ -159,10 +165,10 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     table.add_column("route", style="bold")
     table.add_column("verdict")
     for v in verdicts.verdicts(trace):
-        table.add_row(v.route, v.text)
+        table.add_row(escape(v.route), escape(v.text))
     out.append(table)
     for note in run.notes:
-        out.append(f"[yellow]note:[/] {note}")
+        out.append(f"[yellow]note:[/] {escape(note)}")
     dropped = run.probe.get("dropped_events", 0)
     errors = run.probe.get("probe_errors", 0)
     if dropped or errors:
@@ -171,6 +177,8 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
 
 
 def _blocks_line(trace: Trace) -> str:
+    if not trace.run.probe:
+        return "Loop blocks were not recorded: no probe ran in the server."
     blocks = [b for b in trace.loop_blocks if b.kind == "code"]
     gc_blocks = [b for b in trace.loop_blocks if b.kind == "gc"]
     threshold = f"{trace.run.block_ms:g} ms" if trace.run.block_ms else "the threshold"

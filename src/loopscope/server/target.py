@@ -64,10 +64,13 @@ class OnShutdown:
         atexit.register(self.run_hook)
 
     def run_hook(self) -> None:
-        """Run the hook unless it already ran."""
+        """Run the hook unless it already ran; its failure never reaches the app."""
         if not self._done:
             self._done = True
-            self._hook()
+            try:
+                self._hook()
+            except Exception as exc:
+                print(f"loopscope: could not save the probe's record: {exc}", file=sys.stderr)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":

@@ -92,6 +92,7 @@ def build_trace(
     if unmatched:
         run.notes.append(f"{unmatched} requests reached the server without a loopscope id.")
     trace.loop_blocks.sort(key=lambda b: b.start_ns)
+    _add_queued_to_delayed(trace)
     trace.pool.sort(key=lambda c: c.submitted_ns)
     trace.pool_samples.sort(key=lambda s: s.t_ns)
     return trace
@@ -119,3 +120,21 @@ def _join(request: Request, server: Any, where: str) -> None:
         )
         segments.insert(0, queued)
     request.segments = segments
+
+
+def _add_queued_to_delayed(trace: Trace) -> None:
+    """Add to each block's `delayed` the requests that sat in the accept queue during it.
+
+    The probe cannot see a request before the app does; the client's send time can.
+    """
+    queued = [
+        (s.start_ns, s.end_ns, r.id)
+        for r in trace.requests
+        for s in r.segments
+        if s.state == "queued"
+    ]
+    for block in trace.loop_blocks:
+        for start, end, request_id in queued:
+            overlaps = start < block.end_ns and end > block.start_ns
+            if overlaps and request_id not in (block.request_id, *block.delayed):
+                block.delayed.append(request_id)

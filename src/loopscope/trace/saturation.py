@@ -79,8 +79,9 @@ def pool_saturation(trace: Trace) -> PoolSaturation:
     )
 
 
-POOL_WAIT_NOTICE_NS = 1_000_000
-"""Token waits shorter than this are the limiter's bookkeeping, not contention."""
+POOL_WAIT_NOTICE_NS = 5_000_000
+"""Token waits shorter than this are bookkeeping and a new worker thread starting (a millisecond
+or two here), not contention."""
 
 
 def _pool_intervals(
