@@ -105,3 +105,33 @@ def test_under_uvloop_the_watchdog_still_finds_the_line_and_says_it_is_not_preci
     assert trace.run.loop == "uvloop" and not trace.run.precise
     assert any("per-step segments are not" in note for note in trace.run.notes)
     assert [b.where for b in trace.loop_blocks if b.kind == "code"] == ["shop/repo.py:9"]
+
+
+def test_a_cpu_loop_on_a_busy_core_is_still_called_cpu_bound() -> None:
+    from loopscope.load import Hit, uniform_scenario
+    from loopscope.measure import describe_run, measure
+    from loopscope.server import ServerSettings
+    from loopscope.trace.analysis import top_loop_blocks
+
+    settings = ServerSettings(app="shop.main:app", app_dir=str(APPS), probe=True, cpus=(0,))
+    scenario = uniform_scenario([Hit("GET", "/crunch")], users=1, rounds=3)
+    # A busy loop on the server's core: the loop thread now waits for the CPU half the time.
+    hog = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-c",
+            "import time\nt=time.time()+60\nwhile time.time()<t: pass",
+        ]
+    )
+    try:
+        trace = measure(settings, scenario, describe_run(settings, scenario, "busy"))
+    finally:
+        hog.kill()
+        hog.wait()
+    (group,) = [g for g in top_loop_blocks(trace) if g.kind == "code"]
+    assert group.where in ("shop/services.py:15", "shop/services.py:16")
+    assert group.runnable_ns > 0.2 * group.total_ns  # the hog really took the core
+    assert group.cpu_bound

@@ -43,9 +43,14 @@ def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
     start, end, cpu_end, request_id, _ = step
     where, stack = samples.best() if samples is not None else (None, [])
     cpu = None
-    if samples is not None and samples.cpu_start_ns is not None and cpu_end:
-        cpu = max(0, min(cpu_end - samples.cpu_start_ns, end - start))
-    return LoopBlock(start, end, cpu, request_id, where, stack)
+    runnable = None
+    if samples is not None:
+        if samples.cpu_start_ns is not None and cpu_end:
+            cpu = max(0, min(cpu_end - samples.cpu_start_ns, end - start))
+        runnable = samples.runnable_ns(start, end)
+        if runnable is not None and cpu is not None:
+            runnable = min(runnable, end - start - cpu)
+    return LoopBlock(start, end, cpu, request_id, where, stack, runnable_ns=runnable)
 
 
 def label_gc(block: LoopBlock, pauses: list[tuple[int, int]]) -> None:

@@ -59,6 +59,11 @@ class StackSamples:
 
     cpu_start_ns: int | None = None
     request_id: str | None = None
+    # The loop thread's run-queue delay (schedstat) at the first and last sample: while the
+    # loop is stuck, how long it was runnable but not running tells CPU work from waiting on a
+    # busy machine.
+    runq_first: tuple[int, int] | None = None
+    runq_last: tuple[int, int] | None = None
     count: int = 0
     lines: Counter[str | None] = field(default_factory=Counter)
     stacks: dict[str | None, list[str]] = field(default_factory=dict)
@@ -70,6 +75,24 @@ class StackSamples:
         self.count += 1
         self.lines[where] += 1
         self.stacks[where] = stack
+
+    def note_runq(self, t_ns: int, runq_ns: int | None) -> None:
+        """Keep the run-queue delay read at `t_ns` (first and last reading)."""
+        if runq_ns is None:
+            return
+        if self.runq_first is None:
+            self.runq_first = (t_ns, runq_ns)
+        self.runq_last = (t_ns, runq_ns)
+
+    def runnable_ns(self, start_ns: int, end_ns: int) -> int | None:
+        """Run-queue time over `start_ns`→`end_ns`, scaled from the readings taken within it."""
+        if self.runq_first is None or self.runq_last is None:
+            return None
+        (t0, r0), (t1, r1) = self.runq_first, self.runq_last
+        if t1 <= t0:
+            return None
+        share = min(1.0, (r1 - r0) / (t1 - t0))
+        return int(share * (end_ns - start_ns))
 
     def best(self) -> tuple[str | None, list[str]]:
         """The user line seen most often, with the last stack seen there."""

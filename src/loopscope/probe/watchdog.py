@@ -34,6 +34,20 @@ from loopscope.trace.model import LoopBlock
 _TICKS_KEPT = 64
 
 
+def _runq_reader(native_id: int) -> Callable[[], int | None]:
+    """A reader of a thread's cumulative run-queue delay in ns (Linux schedstat), else `None`."""
+    path = f"/proc/self/task/{native_id}/schedstat"
+
+    def read() -> int | None:
+        try:
+            with open(path, "rb") as stat:
+                return int(stat.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    return read
+
+
 def _cpu_clock_of(thread_id: int) -> Callable[[], int] | None:
     """A reader of `thread_id`'s CPU clock from another thread, where the platform has one."""
     try:
@@ -88,6 +102,8 @@ class Watchdog:
         self._namer = namer
         self._loop = loop
         self._loop_thread = threading.get_ident()
+        # Read only while the loop is stuck: a file read is too dear for every tick.
+        self._runq = _runq_reader(threading.get_native_id())
         self._block_ns = block_ns
         self._sample_after_ns = block_ns // 2
         self._interval = max(block_ns / 4e9, 0.001)
@@ -161,9 +177,11 @@ class Watchdog:
         if samples is None:
             return
         where, stack = self._namer.sample(self._loop_thread)
+        runq = self._runq()
         # The step may have ended while we looked; a late sample would blame the next step.
         if self._recorder.current_step == start:
             samples.add(where, stack)
+            samples.note_runq(now, runq)
 
     def _watch_heartbeat(self, now: int, cpu: int | None) -> None:
         pending = self._pending
@@ -187,6 +205,7 @@ class Watchdog:
             stretch = stretches[-1]
             stretch.last_ns, stretch.last_cpu = now, cpu
             self._sample_into(stretch.samples)
+            stretch.samples.note_runq(now, self._runq())
 
     def _check_gil_stall(self, now: int, cpu: int | None) -> None:
         """Catch a stall that held the GIL (a big GC, a C extension) and so starved this thread.
@@ -228,5 +247,10 @@ class Watchdog:
             if cpu_start is not None and cpu_end is not None:
                 cpu = max(0, min(cpu_end - cpu_start, end - start))
             where, stack = stretch.samples.best()
-            block = LoopBlock(start, end, cpu, stretch.samples.request_id, where, stack)
+            runnable = stretch.samples.runnable_ns(start, end)
+            if runnable is not None and cpu is not None:
+                runnable = min(runnable, end - start - cpu)
+            block = LoopBlock(
+                start, end, cpu, stretch.samples.request_id, where, stack, runnable_ns=runnable
+            )
             self._recorder.watch_blocks.append(block)

@@ -41,8 +41,10 @@ class LatencyStats:
 class BlockGroup:
     """The loop blocks at one source location, summed.
 
-    `cpu_ns` and `wait_ns` are `None` when no block there had its CPU time measured; `routes` are
-    the culprits' routes, `delayed` the number of other requests held up.
+    `cpu_ns` and `wait_ns` are `None` when no block there had its CPU time measured; `runnable_ns`
+    is the time the loop thread waited for a CPU on a busy machine (0 where not measured), which
+    is neither the code's CPU work nor its waiting; `routes` are the culprits' routes, `delayed`
+    the number of other requests held up.
     """
 
     where: str
@@ -54,13 +56,17 @@ class BlockGroup:
     wait_ns: int | None
     routes: tuple[str, ...]
     delayed: int
+    runnable_ns: int = 0
 
     @property
     def cpu_bound(self) -> bool | None:
-        """Whether the blocks were mostly CPU work (`None` when CPU time is unknown)."""
-        if self.cpu_ns is None or self.total_ns <= 0:
+        """Whether the blocks were mostly CPU work (`None` when CPU time is unknown).
+
+        Time spent runnable but not running is left out: on a busy machine it would otherwise
+        make CPU work look like waiting (NOTES: wall-clock thresholds mislead on busy CI)."""
+        if self.cpu_ns is None or self.total_ns - self.runnable_ns <= 0:
             return None
-        return self.cpu_ns >= CPU_BOUND_SHARE * self.total_ns
+        return self.cpu_ns >= CPU_BOUND_SHARE * (self.total_ns - self.runnable_ns)
 
 
 def span_ns(trace: Trace) -> tuple[int, int] | None:
@@ -196,6 +202,7 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
     total = sum(b.duration_ns for b in blocks)
     cpus = [b.cpu_ns for b in blocks if b.cpu_ns is not None]
     cpu = sum(cpus) if cpus else None
+    runnable = sum(b.runnable_ns or 0 for b in blocks)
     culprits = {routes[b.request_id] for b in blocks if b.request_id in routes}
     delayed = {d for b in blocks for d in b.delayed}
     return BlockGroup(
@@ -205,9 +212,10 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
         total_ns=total,
         longest_ns=max(b.duration_ns for b in blocks),
         cpu_ns=cpu,
-        wait_ns=None if cpu is None else max(0, total - cpu),
+        wait_ns=None if cpu is None else max(0, total - cpu - runnable),
         routes=tuple(sorted(culprits)),
         delayed=len(delayed),
+        runnable_ns=runnable,
     )
 
 

@@ -85,7 +85,9 @@ class LoopBlock:
     `request_id` names the culprit (`None` when the loop was busy outside any request), `where`
     the innermost frame in the user's code, `stack` a short stack, innermost last, and `delayed`
     the other requests that were ready or arrived while the loop was stuck. `kind` is `gc` when
-    a garbage collection pause, not user code, held the loop.
+    a garbage collection pause, not user code, held the loop. `runnable_ns`, where measured, is
+    the time the loop thread was ready to run but the OS ran something else (a busy machine):
+    wall minus CPU minus runnable is what the thread really spent waiting.
     """
 
     start_ns: int
@@ -96,6 +98,7 @@ class LoopBlock:
     stack: list[str] = field(default_factory=list)
     kind: BlockKind = "code"
     delayed: list[str] = field(default_factory=list)
+    runnable_ns: int | None = None
 
     @property
     def duration_ns(self) -> int:
