@@ -1,16 +1,63 @@
-"""Shared fixtures: real servers on free loopback ports, started and stopped per test."""
+"""Shared fixtures: real servers on free loopback ports, and no probe hook left behind.
+
+`check_probe_hooks_removed` runs after every test of the suite: asyncio, anyio and gc must be
+exactly as they were before any probe (pyinstrument's `check_sampler_state`).
+"""
 
 from __future__ import annotations
 
+import gc
+from asyncio import base_events, events
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 
 from loopscope.demo import DemoSettings
+from loopscope.probe import active_probe
 from loopscope.server import ServerProcess, ServerSettings
 
 APPS_DIR = Path(__file__).parent / "apps"
+
+# Taken when this file is imported, before any test could have installed a probe.
+ORIGINALS = {
+    "asyncio.events.Handle._run": (events.Handle, "_run", events.Handle.__dict__["_run"]),
+    "BaseEventLoop._call_soon": (
+        base_events.BaseEventLoop,
+        "_call_soon",
+        base_events.BaseEventLoop.__dict__["_call_soon"],
+    ),
+    "BaseEventLoop._add_callback": (
+        base_events.BaseEventLoop,
+        "_add_callback",
+        base_events.BaseEventLoop.__dict__["_add_callback"],
+    ),
+}
+ORIGINAL_RUN_SYNC = anyio.to_thread.__dict__["run_sync"]
+
+
+def probe_callbacks() -> list[object]:
+    """The entries of `gc.callbacks` that belong to the probe."""
+    return [
+        callback
+        for callback in gc.callbacks
+        if str(getattr(callback, "__module__", "")).startswith("loopscope.probe")
+    ]
+
+
+@pytest.fixture(autouse=True)
+def check_probe_hooks_removed() -> Iterator[None]:
+    """After each test: asyncio, anyio and gc are exactly as they were before any probe."""
+    yield
+    leftover = active_probe()
+    if leftover is not None:
+        leftover.uninstall()
+        pytest.fail("a test left the probe installed")
+    for name, (owner, attribute, original) in ORIGINALS.items():
+        assert owner.__dict__[attribute] is original, f"{name} is still patched"
+    assert anyio.to_thread.__dict__["run_sync"] is ORIGINAL_RUN_SYNC, "run_sync is still patched"
+    assert probe_callbacks() == [], "a probe callback is left in gc.callbacks"
 
 
 @pytest.fixture(scope="module")

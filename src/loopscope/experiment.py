@@ -16,6 +16,7 @@ from loopscope.load import seed_scenario
 from loopscope.load.driver import Progress
 from loopscope.measure import Stage, describe_run, measure
 from loopscope.server import ServerSettings
+from loopscope.trace.analysis import makespan_ns
 from loopscope.trace.io import trace_to_dict
 from loopscope.trace.model import Trace
 
@@ -124,15 +125,13 @@ def demo_record(traces: Iterable[Trace]) -> dict[str, object]:
         data = trace_to_dict(trace)
         for request, item in zip(trace.requests, data["requests"], strict=True):
             item["latency_s"] = request.latency_ns / 1e9
-        t0 = min((r.client_send_ns for r in trace.requests), default=0)
-        end = max((r.client_done_ns for r in trace.requests), default=t0)
         runs.append(
             {
                 "mode": trace.run.mode,
                 "io_ms": trace.run.io_ms,
                 "users": trace.run.users,
                 "threads": trace.run.threads,
-                "makespan_s": (end - t0) / 1e9,
+                "makespan_s": makespan_ns(trace) / 1e9,
                 **data,
             }
         )

@@ -3,14 +3,13 @@
 `run_probed` runs a test app (`apps/<module>.py`) in its own uvicorn process with the probe
 installed, as in production, drives it with a scenario over HTTP, stops it with SIGTERM and
 returns the probe's record. Every run is bounded: start, request and shutdown timeouts; loopback
-only. The autouse `check_probe_hooks_removed` checks that asyncio, anyio and gc are exactly as
-they were before any probe (pyinstrument's `check_sampler_state`).
+only. The autouse check that no probe hook is left behind lives in `tests/conftest.py`, for the
+whole suite.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import selectors
@@ -18,16 +17,12 @@ import signal
 import subprocess
 import sys
 import time
-from asyncio import base_events, events
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 import httpx
 import pytest
-
-from loopscope.probe import active_probe
 
 APPS = Path(__file__).parent / "apps"
 START_TIMEOUT = 20.0
@@ -36,45 +31,6 @@ REQUEST_TIMEOUT = 10.0
 
 Scenario = Callable[[httpx.AsyncClient], Awaitable[None]]
 RunProbed = Callable[..., dict[str, Any]]
-
-# Taken when this file is imported, before any test could have installed a probe.
-ORIGINALS = {
-    "asyncio.events.Handle._run": (events.Handle, "_run", events.Handle.__dict__["_run"]),
-    "BaseEventLoop._call_soon": (
-        base_events.BaseEventLoop,
-        "_call_soon",
-        base_events.BaseEventLoop.__dict__["_call_soon"],
-    ),
-    "BaseEventLoop._add_callback": (
-        base_events.BaseEventLoop,
-        "_add_callback",
-        base_events.BaseEventLoop.__dict__["_add_callback"],
-    ),
-}
-ORIGINAL_RUN_SYNC = anyio.to_thread.__dict__["run_sync"]
-
-
-def probe_callbacks() -> list[object]:
-    """The entries of `gc.callbacks` that belong to the probe."""
-    return [
-        callback
-        for callback in gc.callbacks
-        if str(getattr(callback, "__module__", "")).startswith("loopscope.probe")
-    ]
-
-
-@pytest.fixture(autouse=True)
-def check_probe_hooks_removed() -> Iterator[None]:
-    """After each test: asyncio, anyio and gc are exactly as they were before any probe."""
-    yield
-    leftover = active_probe()
-    if leftover is not None:
-        leftover.uninstall()
-        pytest.fail("a test left the probe installed")
-    for name, (owner, attribute, original) in ORIGINALS.items():
-        assert owner.__dict__[attribute] is original, f"{name} is still patched"
-    assert anyio.to_thread.__dict__["run_sync"] is ORIGINAL_RUN_SYNC, "run_sync is still patched"
-    assert probe_callbacks() == [], "a probe callback is left in gc.callbacks"
 
 
 def _marked_line(module: str, mark: str) -> str:

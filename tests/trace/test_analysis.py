@@ -142,7 +142,15 @@ def test_loop_utilisation_is_the_busy_share_of_the_span_with_overlaps_counted_on
         seg("on-loop", 900, 950, lane="loop:1"),
         seg("in-thread", 0, 1000, lane="thread:w1"),
     ]
+    t.run.precise = True
     assert loop_utilisation(t) == pytest.approx(0.25)
+
+
+def test_loop_utilisation_is_unknown_when_only_a_watchdog_ran() -> None:
+    t = trace(request("a", "/a", 0, 1000))
+    t.lanes.append(seg("loop-blocked", 50, 200, lane="loop:1"))
+    t.run.precise = False  # e.g. uvloop: the loop lane holds only the blocks
+    assert loop_utilisation(t) is None
 
 
 def test_loop_utilisation_is_none_without_loop_lane_segments() -> None:

@@ -20,10 +20,6 @@ class Hit:
     path: str
     json_body: Any = None
 
-    def label(self) -> str:
-        """`POST /login/async`, as a person writes it."""
-        return f"{self.method} {self.path}"
-
 
 @dataclass(frozen=True, slots=True)
 class Scenario:

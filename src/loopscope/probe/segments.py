@@ -19,7 +19,7 @@ In heartbeat mode (no step timing) a lane holds only what was seen: `pool-wait`,
 from __future__ import annotations
 
 from loopscope.probe.recorder import RequestRecord, Step
-from loopscope.trace.model import LoopBlock, PoolCall, Segment, State
+from loopscope.trace.model import LoopBlock, PoolCall, Segment, State, request_lane
 
 COALESCE_NS = 200_000
 """Loop-lane steps of one request closer than this are drawn as one `on-loop` run."""
@@ -29,7 +29,7 @@ class _Painter:
     """Builds one request's lane left to right, never overlapping what is already painted."""
 
     def __init__(self, request_id: str, calls: list[PoolCall], blocks: list[LoopBlock]) -> None:
-        self.lane = f"request:{request_id}"
+        self.lane = request_lane(request_id)
         self.request_id = request_id
         self.calls = calls
         self.out: list[Segment] = []

@@ -116,11 +116,6 @@ class Watchdog:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="loopscope-watchdog", daemon=True)
 
-    @property
-    def loop_thread(self) -> int:
-        """The ident of the thread the loop runs in."""
-        return self._loop_thread
-
     def start(self) -> None:
         """Start watching."""
         self._thread.start()

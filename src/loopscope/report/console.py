@@ -14,20 +14,16 @@ from loopscope.trace.model import Trace
 NS_PER_S = 1_000_000_000
 
 
-def run_start_ns(trace: Trace) -> int:
-    """The first client send of the run (time zero of every figure of that run)."""
-    return min((r.client_send_ns for r in trace.requests), default=trace.run.started_ns)
-
-
 def finish_times_s(trace: Trace) -> list[float]:
     """Each request's finish time in seconds from the run's start, in request order."""
-    t0 = run_start_ns(trace)
+    span = analysis.span_ns(trace)
+    t0 = span[0] if span else 0
     return [(r.client_done_ns - t0) / NS_PER_S for r in trace.requests]
 
 
 def makespan_s(trace: Trace) -> float:
     """First client send to last client done, in seconds."""
-    return max(finish_times_s(trace), default=0.0)
+    return analysis.makespan_ns(trace) / NS_PER_S
 
 
 def what_happened(trace: Trace) -> str:
@@ -167,6 +163,12 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     for v in verdicts.verdicts(trace):
         table.add_row(escape(v.route), escape(v.text))
     out.append(table)
+    failed = [r for r in trace.requests if r.status is None or r.status >= 400]
+    if len(failed) * 2 >= len(trace.requests) > 0:
+        out.append(
+            f"[yellow]warning:[/] {len(failed)} of {len(trace.requests)} requests failed or got "
+            "an error status: the timings describe error handling, not the routes' real work."
+        )
     for note in run.notes:
         out.append(f"[yellow]note:[/] {escape(note)}")
     dropped = run.probe.get("dropped_events", 0)

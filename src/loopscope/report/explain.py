@@ -77,6 +77,18 @@ def _arrivals(trace: Trace) -> str:
     sends = sorted(r.client_send_ns for r in trace.requests)
     if len(sends) == 1:
         return "1 request was sent."
+    firsts: dict[int | None, int] = {}
+    for request in trace.requests:
+        first = firsts.get(request.user)
+        if first is None or request.client_send_ns < first:
+            firsts[request.user] = request.client_send_ns
+    if len(firsts) < len(sends) and None not in firsts:
+        # Several requests per user: only each user's first one was sent at the barrier.
+        starts = sorted(firsts.values())
+        return (
+            f"{len(starts)} users started within {format_duration(starts[-1] - starts[0])} of "
+            f"each other and sent {len(sends)} requests in all."
+        )
     spread = format_duration(sends[-1] - sends[0])
     return f"{len(sends)} requests were sent within {spread} of each other."
 

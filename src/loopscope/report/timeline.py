@@ -18,7 +18,7 @@ from loopscope.report import _svg
 from loopscope.report.axes import LABEL_W, PLOT_W, WIDTH, legend, makespan_marker, time_axis
 from loopscope.report.palette import CLIENT_COLOUR, STATE_COLOURS
 from loopscope.trace.analysis import makespan_ns, short_where, span_ns
-from loopscope.trace.model import Request, Segment, State, Trace
+from loopscope.trace.model import Request, Segment, State, Trace, request_lane
 
 LEGEND_H = 52  # two rows of swatches at WIDTH
 MARK_H = 20  # the makespan label above the lanes
@@ -146,7 +146,7 @@ def _visible_ns(trace: Trace) -> int:
 
 def _lanes(trace: Trace) -> list[_Lane]:
     lanes = [
-        _Lane(f"request:{r.id}", f"{r.id} {r.route}", "requests", r.segments, r)
+        _Lane(request_lane(r.id), f"{r.id} {r.route}", "requests", r.segments, r)
         for r in trace.requests
     ]
     machine: dict[str, list[Segment]] = {}

@@ -141,8 +141,11 @@ def has_server_data(trace: Trace) -> bool:
 def loop_utilisation(trace: Trace) -> float | None:
     """The share of the run's span the event loop lane(s) were busy, averaged over loops.
 
-    `None` when the trace has no `loop:` lane segments.
+    `None` when the trace has no `loop:` lane segments, or when they hold only the blocks a
+    watchdog saw (a measured run that was not precise, e.g. under uvloop).
     """
+    if trace.run.source == "measured" and not trace.run.precise:
+        return None
     by_lane: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for segment in trace.lanes:
         if segment.lane.startswith("loop:"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from loopscope.trace.analysis import span_ns
-from loopscope.trace.model import Segment, Trace
+from loopscope.trace.model import Segment, Trace, request_lane
 
 _LANE_ORDER = {"loop": 0, "thread": 1, "blocks": 2, "request": 3}
 
@@ -79,7 +79,7 @@ def _run_events(trace: Trace, pid: int) -> list[dict[str, Any]]:
                 | {"args": args}
             )
     for request in trace.requests:
-        lane = f"request:{request.id}"
+        lane = request_lane(request.id)
         request_tid = tid(lane, f"{request.id} {request.method} {request.route}")
         # A slice that sticks out of its parent breaks the nesting Perfetto expects, so the whole
         # request is drawn as a parent only when every segment fits inside it.

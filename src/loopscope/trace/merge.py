@@ -12,14 +12,18 @@ from typing import Any
 
 from loopscope.errors import TraceFormatError
 from loopscope.trace.io import build_record, build_records
-from loopscope.trace.model import LoopBlock, PoolCall, PoolSample, Request, Run, Segment, Trace
+from loopscope.trace.model import (
+    LoopBlock,
+    PoolCall,
+    PoolSample,
+    Request,
+    Run,
+    Segment,
+    Trace,
+    request_lane,
+)
 
 _SERVER_FIELDS = ("server_start_ns", "server_end_ns", "loop_steps", "longest_step_ns", "pool_hops")
-
-
-def request_lane(request_id: str) -> str:
-    """The lane name of one request's own timeline."""
-    return f"request:{request_id}"
 
 
 def build_trace(

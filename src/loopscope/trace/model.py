@@ -27,6 +27,11 @@ Source = Literal["measured", "simulated"]
 BlockKind = Literal["code", "gc"]
 
 
+def request_lane(request_id: str) -> str:
+    """The lane name of one request's own timeline: `request:<id>`."""
+    return f"request:{request_id}"
+
+
 @dataclass(slots=True)
 class Segment:
     """One interval in one lane, in one state.
