@@ -139,14 +139,21 @@ def trace(
     factory: Annotated[
         bool, typer.Option("--factory", help="MODULE:APP is a function that returns the app.")
     ] = False,
-    users: Annotated[int, typer.Option("--users", min=1, max=5000)] = 1,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, max=10000)] = 1,
+    users: Annotated[
+        int, typer.Option("--users", help="Users sending at the same instant.", min=1, max=5000)
+    ] = 1,
+    rounds: Annotated[
+        int, typer.Option("--rounds", help="How often each user sends its hits.", min=1, max=10000)
+    ] = 1,
     block_ms: Annotated[
-        float, typer.Option("--block-ms", help="Loop-block threshold in ms.", min=0.1)
+        float,
+        # Below a few ms the watchdog would wake every millisecond and blame ordinary steps.
+        typer.Option("--block-ms", help="Loop-block threshold in ms.", min=2.0),
     ] = 20.0,
     loop: Annotated[str, typer.Option("--loop", help="asyncio (precise) or uvloop.")] = "asyncio",
     threads: Annotated[
-        int | None, typer.Option("--threads", help="Thread-pool tokens (default: anyio's 40).")
+        int | None,
+        typer.Option("--threads", help="Thread-pool tokens (default: anyio's 40).", min=1),
     ] = None,
     json_path: Annotated[
         Path | None,

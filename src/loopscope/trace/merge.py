@@ -99,6 +99,9 @@ def build_trace(
     _add_queued_to_delayed(trace)
     trace.pool.sort(key=lambda c: c.submitted_ns)
     trace.pool_samples.sort(key=lambda s: s.t_ns)
+    if trace.pool_samples:
+        # What the limiter said beats what was configured: the app may set its own tokens.
+        run.threads = max(s.total for s in trace.pool_samples)
     return trace
 
 
