@@ -10,7 +10,7 @@ import itertools
 import pytest
 
 from loopscope.errors import UsageError
-from loopscope.experiment import MODES, demo_record, parse_modes, run_mode
+from loopscope.experiment import MODES, DemoOptions, demo_record, parse_modes, run_mode
 from loopscope.report.console import finish_times_s, makespan_s, what_happened
 
 IO_MS = 300
@@ -18,14 +18,14 @@ IO_MS = 300
 
 @pytest.mark.parametrize("mode", ["blocking", "async", "offload"])
 def test_three_users_overlap_in_about_one_io_time(mode: str) -> None:
-    trace = run_mode(MODES[mode], io_ms=IO_MS, users=3, threads=40)
+    trace = run_mode(MODES[mode], DemoOptions(io_ms=IO_MS, users=3, threads=40))
     assert [r.status for r in trace.requests] == [200, 200, 200]
     assert makespan_s(trace) < 1.6 * IO_MS / 1000
     assert what_happened(trace).startswith("all 3 overlapped")
 
 
 def test_async_blocking_serialises_the_three_requests_one_io_apart() -> None:
-    trace = run_mode(MODES["async-blocking"], io_ms=IO_MS, users=3, threads=40)
+    trace = run_mode(MODES["async-blocking"], DemoOptions(io_ms=IO_MS, users=3, threads=40))
     done = sorted(finish_times_s(trace))
     io = IO_MS / 1000
     assert 2.6 * io < makespan_s(trace) < 3.8 * io
@@ -35,7 +35,7 @@ def test_async_blocking_serialises_the_three_requests_one_io_apart() -> None:
 
 
 def test_one_worker_thread_serialises_the_three_requests() -> None:
-    trace = run_mode(MODES["single-thread"], io_ms=IO_MS, users=3, threads=40)
+    trace = run_mode(MODES["single-thread"], DemoOptions(io_ms=IO_MS, users=3, threads=40))
     assert trace.run.threads == 1
     assert 2.6 * IO_MS / 1000 < makespan_s(trace) < 3.8 * IO_MS / 1000
 
@@ -43,8 +43,8 @@ def test_one_worker_thread_serialises_the_three_requests() -> None:
 @pytest.mark.slow
 def test_sixty_users_take_two_waves_in_the_pool_but_one_on_the_loop() -> None:
     io_ms = 1000
-    blocking = run_mode(MODES["blocking"], io_ms=io_ms, users=60, threads=40)
-    asynchronous = run_mode(MODES["async"], io_ms=io_ms, users=60, threads=40)
+    blocking = run_mode(MODES["blocking"], DemoOptions(io_ms=io_ms, users=60, threads=40))
+    asynchronous = run_mode(MODES["async"], DemoOptions(io_ms=io_ms, users=60, threads=40))
     assert all(r.status == 200 for r in blocking.requests + asynchronous.requests)
     assert 1.8 < makespan_s(blocking) < 3.0  # 40 tokens: 40 in the first wave, 20 in the second
     assert makespan_s(asynchronous) < 1.8
@@ -52,7 +52,7 @@ def test_sixty_users_take_two_waves_in_the_pool_but_one_on_the_loop() -> None:
 
 
 def test_the_demo_record_keeps_the_promised_keys() -> None:
-    trace = run_mode(MODES["async"], io_ms=50, users=3, threads=40)
+    trace = run_mode(MODES["async"], DemoOptions(io_ms=50, users=3, threads=40))
     (run,) = demo_record([trace])["runs"]  # type: ignore[misc]
     assert {"mode", "io_ms", "users", "threads", "makespan_s", "requests"} <= set(run)
     assert run["mode"] == "async" and run["io_ms"] == 50 and run["users"] == 3
@@ -79,7 +79,7 @@ def _line_of(path: str, text: str) -> int:
 
 
 def test_async_blocking_shows_one_waiting_loop_block_per_request_at_the_sleep_line() -> None:
-    trace = run_mode(MODES["async-blocking"], io_ms=IO_MS, users=3, threads=40)
+    trace = run_mode(MODES["async-blocking"], DemoOptions(io_ms=IO_MS, users=3, threads=40))
     sleep_line = _line_of("demo/db.py", "time.sleep(self.io_s)")
     blocks = [b for b in trace.loop_blocks if b.kind == "code"]
     assert sorted(b.request_id or "" for b in blocks) == ["R1", "R2", "R3"]
@@ -94,7 +94,7 @@ def test_async_blocking_shows_one_waiting_loop_block_per_request_at_the_sleep_li
 
 
 def test_true_async_has_no_loop_block_over_the_threshold() -> None:
-    trace = run_mode(MODES["async"], io_ms=IO_MS, users=3, threads=40)
+    trace = run_mode(MODES["async"], DemoOptions(io_ms=IO_MS, users=3, threads=40))
     assert trace.run.precise
     assert [b for b in trace.loop_blocks if b.kind == "code"] == []
     states = {s.state for r in trace.requests for s in r.segments}
@@ -105,7 +105,7 @@ def test_true_async_has_no_loop_block_over_the_threshold() -> None:
 @pytest.mark.slow
 def test_sixty_blocking_users_wait_for_the_pools_forty_tokens() -> None:
     io_ms = 500
-    trace = run_mode(MODES["blocking"], io_ms=io_ms, users=60, threads=40)
+    trace = run_mode(MODES["blocking"], DemoOptions(io_ms=io_ms, users=60, threads=40))
     waits = [
         sum(s.duration_ns for s in r.segments if s.state == "pool-wait") / 1e6
         for r in trace.requests

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 
 from loopscope.errors import LoopscopeError, TraceError, UsageError
-from loopscope.experiment import Mode, demo_record, parse_modes, run_demo
+from loopscope.experiment import DemoOptions, Mode, demo_record, parse_modes, run_demo
 from loopscope.load import parse_hit, uniform_scenario
 from loopscope.load.driver import Progress as LoadProgress
 from loopscope.measure import Stage, describe_run, measure
@@ -108,15 +108,8 @@ def demo(
         def on_mode(mode: Mode) -> tuple[LoadProgress, Stage]:
             return _progress_callbacks(bar, mode.name, users)
 
-        traces = run_demo(
-            chosen,
-            io_ms=io_ms,
-            users=users,
-            threads=threads,
-            probe=probe,
-            warmup=warmup,
-            on_mode=on_mode,
-        )
+        options = DemoOptions(io_ms=io_ms, users=users, threads=threads, probe=probe, warmup=warmup)
+        traces = run_demo(chosen, options, on_mode)
     if json_path is not None:
         _write_json(json_path, demo_record(traces))
     console.print(demo_table(traces))

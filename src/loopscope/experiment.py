@@ -56,61 +56,50 @@ def parse_modes(text: str) -> list[Mode]:
     return [MODES[name] for name in names]
 
 
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """The settings every mode of one demo shares: the seed's I/O time, the users sending at
+    once, the pool's tokens (where a mode does not force its own), and the probe's."""
+
+    io_ms: float = 1000.0
+    users: int = 3
+    threads: int = 40
+    probe: bool = True
+    block_ms: float = 20.0
+    warmup: bool = True
+
+
 def run_mode(
     mode: Mode,
-    *,
-    io_ms: float,
-    users: int,
-    threads: int,
-    probe: bool = True,
-    block_ms: float = 20.0,
-    warmup: bool = True,
+    options: DemoOptions,
     progress: Progress | None = None,
     stage: Stage | None = None,
 ) -> Trace:
     """Measure the seed's scenario against the demo app in `mode` on a fresh server."""
-    demo = DemoSettings(io_ms=io_ms, users=max(100, users))
+    demo = DemoSettings(io_ms=options.io_ms, users=max(100, options.users))
     settings = ServerSettings(
         app=DEMO_APP,
         factory=True,
-        threads=mode.threads or threads,
+        threads=mode.threads or options.threads,
         env=demo.to_env(),
-        probe=probe,
-        block_ms=block_ms,
+        probe=options.probe,
+        block_ms=options.block_ms,
     )
-    scenario = seed_scenario(mode.variant, users)
-    run = describe_run(settings, scenario, mode.name, io_ms=io_ms)
-    return measure(settings, scenario, run, progress=progress, stage=stage, warmup=warmup)
+    scenario = seed_scenario(mode.variant, options.users)
+    run = describe_run(settings, scenario, mode.name, io_ms=options.io_ms)
+    return measure(settings, scenario, run, progress, stage, warmup=options.warmup)
 
 
 def run_demo(
     modes: Iterable[Mode],
-    *,
-    io_ms: float,
-    users: int,
-    threads: int,
-    probe: bool = True,
-    block_ms: float = 20.0,
-    warmup: bool = True,
+    options: DemoOptions,
     on_mode: Callable[[Mode], tuple[Progress | None, Stage | None]] | None = None,
 ) -> list[Trace]:
     """Every mode in turn, each against its own fresh server."""
     traces = []
     for mode in modes:
         progress, stage = on_mode(mode) if on_mode else (None, None)
-        traces.append(
-            run_mode(
-                mode,
-                io_ms=io_ms,
-                users=users,
-                threads=threads,
-                probe=probe,
-                block_ms=block_ms,
-                warmup=warmup,
-                progress=progress,
-                stage=stage,
-            )
-        )
+        traces.append(run_mode(mode, options, progress, stage))
     return traces
 
 
