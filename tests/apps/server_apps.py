@@ -43,3 +43,11 @@ app = Starlette(
         Route("/die", die),
     ]
 )
+
+
+async def no_lifespan(scope, receive, send):  # type: ignore[no-untyped-def]
+    """A bare ASGI app that refuses the lifespan scope, as many hand-written apps do."""
+    if scope["type"] != "http":
+        raise RuntimeError("only http here")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})

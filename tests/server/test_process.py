@@ -182,3 +182,14 @@ def test_ctrl_c_or_a_kill_during_the_demo_leaves_no_server_behind(sig: signal.Si
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in servers)
     assert os.getpgid(0) != servers[0]
+
+
+@pytest.mark.parametrize("app", ["server_apps:app", "server_apps:no_lifespan"])
+def test_the_probe_record_arrives_with_or_without_lifespan_support(app: str) -> None:
+    server = ServerProcess(ServerSettings(app=app, app_dir=APPS, probe=True))
+    with server:
+        response = httpx.get(server.url + "/", headers={"x-loopscope-request": "R1"}, timeout=5)
+        assert response.status_code == 200
+    (record,) = server.probe_records()
+    assert record["requests"]["R1"]["status"] == 200
+    server.close()

@@ -54,9 +54,12 @@ def route_template(scope: Scope) -> str | None:
 class ProbeMiddleware:
     """Wraps an ASGI app; see the module docstring for what it records."""
 
-    def __init__(self, app: ASGIApp, host: ProbeHost) -> None:
+    def __init__(
+        self, app: ASGIApp, host: ProbeHost, on_shutdown: Callable[[], None] | None = None
+    ) -> None:
         self.app = app
         self._host = host
+        self._on_shutdown = on_shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         host = self._host
@@ -66,7 +69,10 @@ class ProbeMiddleware:
             except Exception:
                 host.recorder.errors += 1
         if scope.get("type") != "http":
-            await self.app(scope, receive, send)
+            if scope.get("type") == "lifespan" and self._on_shutdown is not None:
+                await _lifespan_with_hook(self.app, scope, receive, send, self._on_shutdown)
+            else:
+                await self.app(scope, receive, send)
             return
         start = time.monotonic_ns()
         request_id: str | None = None
@@ -126,3 +132,36 @@ class ProbeMiddleware:
             record.route = record.path
             # Last: a route object of unexpected shape may raise, after the rest is done.
             record.route = route_template(scope) or record.path
+
+
+async def _lifespan_with_hook(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, hook: Callable[[], None]
+) -> None:
+    """Run the app's lifespan and call `hook` once the app has shut down.
+
+    uvicorn re-raises SIGTERM after a graceful shutdown, so the process dies by the signal and
+    `atexit` never runs: the lifespan shutdown is the last moment that is sure to come. An app
+    that refuses the lifespan scope is spoken for, so that its shutdown is still seen. `hook`
+    must not raise (its caller guards it).
+    """
+    started = False
+
+    async def send_observed(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "lifespan.startup.complete":
+            started = True
+        elif message["type"].startswith("lifespan.shutdown."):
+            hook()
+        await send(message)
+
+    try:
+        await app(scope, receive, send_observed)
+    except Exception:
+        if started:
+            raise
+        # The app refused the lifespan scope before starting: finish the protocol for it.
+        await send({"type": "lifespan.startup.complete"})
+        while (await receive())["type"] != "lifespan.shutdown":
+            pass
+        hook()
+        await send({"type": "lifespan.shutdown.complete"})

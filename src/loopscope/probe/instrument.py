@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -141,9 +142,13 @@ class Probe:
         if record is not None:
             record.pool_hops += 1
 
-    def asgi(self, app: ASGIApp) -> ASGIApp:
-        """`app` wrapped in the probe's middleware: request ids and server-side times."""
-        return ProbeMiddleware(app, self)
+    def asgi(self, app: ASGIApp, on_shutdown: Callable[[], None] | None = None) -> ASGIApp:
+        """`app` wrapped in the probe's middleware: request ids and server-side times.
+
+        `on_shutdown` (e.g. a `dump`) runs once the app's lifespan has shut down, the last moment
+        a uvicorn worker is sure to reach; it must not raise.
+        """
+        return ProbeMiddleware(app, self, on_shutdown)
 
     def collect(self) -> dict[str, Any]:
         """The server side of a Trace for this process, JSON-ready (format in `loopscope.probe`)."""

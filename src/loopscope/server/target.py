@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.importer import import_from_string
 
 ENV_APP = "LOOPSCOPE_APP"
@@ -49,54 +49,22 @@ class ThreadTokens:
         await self.app(scope, receive, send)
 
 
-class OnShutdown:
-    """Calls `hook` once the app has finished its lifespan shutdown, or at exit, whichever first.
+class OnceHook:
+    """Runs `hook` once, from the app's lifespan shutdown or at exit, whichever comes first;
+    its failure is printed, never raised into the server."""
 
-    uvicorn re-raises SIGTERM after a graceful shutdown, so the process dies by the signal and
-    `atexit` never runs; the lifespan shutdown is the last moment that is sure to come. An app
-    that does not speak lifespan is spoken for, so that its shutdown is still seen.
-    """
-
-    def __init__(self, app: ASGIApp, hook: Callable[[], None]) -> None:
-        self.app = app
+    def __init__(self, hook: Callable[[], None]) -> None:
         self._hook = hook
         self._done = False
-        atexit.register(self.run_hook)
+        atexit.register(self)
 
-    def run_hook(self) -> None:
-        """Run the hook unless it already ran; its failure never reaches the app."""
+    def __call__(self) -> None:
         if not self._done:
             self._done = True
             try:
                 self._hook()
             except Exception as exc:
                 print(f"loopscope: could not save the probe's record: {exc}", file=sys.stderr)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "lifespan.startup.complete":
-                started = True
-            elif message["type"].startswith("lifespan.shutdown."):
-                self.run_hook()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception:
-            if started:
-                raise
-            # The app refused the lifespan scope before starting: finish the protocol for it.
-            await send({"type": "lifespan.startup.complete"})
-            while (await receive())["type"] != "lifespan.shutdown":
-                pass
-            self.run_hook()
-            await send({"type": "lifespan.shutdown.complete"})
 
 
 def _package_root(app: str) -> str | None:
@@ -139,7 +107,7 @@ def build_app() -> ASGIApp:
     if probe is not None and out_dir:
         # Each worker process writes its own file, named by its pid.
         path = str(Path(out_dir) / f"probe-{os.getpid()}.json")
-        wrapped = OnShutdown(probe.asgi(target), lambda: probe.dump(path))
+        wrapped = probe.asgi(target, on_shutdown=OnceHook(lambda: probe.dump(path)))
     tokens = os.environ.get(ENV_THREADS)
     if tokens:
         wrapped = ThreadTokens(wrapped, int(tokens))
