@@ -1,6 +1,7 @@
 """The watchdog thread: notices a loop that has stopped turning and samples what it is doing.
 
-It wakes every quarter of the block threshold and does one of two things:
+It wakes every half (precise mode) or quarter (heartbeat mode) of the block threshold and does
+one of two things:
 
 - precise mode (steps are timed by `loopscope.probe.loop`): if the step now running started
   more than half the threshold ago, sample the loop thread's stack into the stall's
@@ -106,7 +107,10 @@ class Watchdog:
         self._runq = _runq_reader(threading.get_native_id())
         self._block_ns = block_ns
         self._sample_after_ns = block_ns // 2
-        self._interval = max(block_ns / 4e9, 0.001)
+        # Precise mode only has to catch a step between half the threshold and the threshold:
+        # a tick every half threshold always lands there, and each tick costs the loop a GIL
+        # hand-over. The heartbeat needs finer ticks to time the loop's turns.
+        self._interval = max(block_ns / (4e9 if heartbeat else 2e9), 0.001)
         self._heartbeat = heartbeat
         self._current_request = current_request
         self._cpu_clock = _cpu_clock_of(self._loop_thread)
