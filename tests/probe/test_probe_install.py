@@ -26,7 +26,6 @@ def _patched_objects() -> list[object]:
     return [
         events.Handle.__dict__["_run"],
         base_events.BaseEventLoop.__dict__["_call_soon"],
-        base_events.BaseEventLoop.__dict__["_add_callback"],
         anyio.to_thread.__dict__["run_sync"],
     ]
 

@@ -36,7 +36,7 @@ def test_a_lane_is_painted_from_steps_thread_pool_trips_and_ready_stamps() -> No
     recorder = Recorder(100)
     recorder.requests["r"] = RequestRecord(
         "GET", "/x", start_ns=at(1), end_ns=at(90), first_step_ns=at(0)
-    )
+    ).to_row()
     recorder.steps += [
         (at(0), at(2), 0, None, 0),  # the middleware set the id during this step
         (at(30), at(35), 0, "r", at(25)),
@@ -65,9 +65,9 @@ def test_a_lane_is_painted_from_steps_thread_pool_trips_and_ready_stamps() -> No
 
 def _blocking_records() -> Recorder:
     recorder = Recorder(100)
-    recorder.requests["a"] = RequestRecord("GET", "/a", start_ns=at(0), end_ns=at(31))
-    recorder.requests["b"] = RequestRecord("GET", "/b", start_ns=at(-10), end_ns=at(40))
-    recorder.requests["c"] = RequestRecord("GET", "/c", start_ns=at(30.5), end_ns=at(33))
+    recorder.requests["a"] = RequestRecord("GET", "/a", start_ns=at(0), end_ns=at(31)).to_row()
+    recorder.requests["b"] = RequestRecord("GET", "/b", start_ns=at(-10), end_ns=at(40)).to_row()
+    recorder.requests["c"] = RequestRecord("GET", "/c", start_ns=at(30.5), end_ns=at(33)).to_row()
     recorder.steps += [
         (at(1), at(30), CPU0 + 25 * MS, "a", 0),
         (at(30.2), at(30.4), 0, "b", at(10)),  # woke at 10 ms, ran only after the block
@@ -128,7 +128,7 @@ def test_the_loop_lane_coalesces_close_steps_of_one_request_only() -> None:
 
 def test_watchdog_mode_lanes_hold_the_blocks_and_pool_trips_seen() -> None:
     recorder = Recorder(100)
-    recorder.requests["r"] = RequestRecord("GET", "/x", start_ns=at(0), end_ns=at(100))
+    recorder.requests["r"] = RequestRecord("GET", "/x", start_ns=at(0), end_ns=at(100)).to_row()
     recorder.watch_blocks.append(LoopBlock(at(5), at(40), 1 * MS, "r", "app.py:7"))
     recorder.pool.append(PoolCall("r", "app.work", at(50), at(55), at(90), "W #1", cpu_ns=MS))
 
@@ -149,14 +149,18 @@ def test_the_event_budget_counts_what_it_refuses() -> None:
     recorder = Recorder(2)
     assert recorder.admit() and recorder.admit()
     assert not recorder.admit()
-    assert recorder.add_request("r", RequestRecord("GET", "/", start_ns=0)) is None
+    assert recorder.add_request("r", RequestRecord("GET", "/", start_ns=0).to_row()) is None
     assert (recorder.used, recorder.dropped) == (2, 2)
 
 
 def test_a_wait_for_the_pool_while_another_request_blocks_the_loop_is_ready_not_pool_wait() -> None:
     recorder = Recorder(100)
-    recorder.requests["sync"] = RequestRecord("GET", "/sync", start_ns=at(0), end_ns=at(200))
-    recorder.requests["blocker"] = RequestRecord("GET", "/b", start_ns=at(9), end_ns=at(120))
+    recorder.requests["sync"] = RequestRecord(
+        "GET", "/sync", start_ns=at(0), end_ns=at(200)
+    ).to_row()
+    recorder.requests["blocker"] = RequestRecord(
+        "GET", "/b", start_ns=at(9), end_ns=at(120)
+    ).to_row()
     recorder.steps += [
         (at(0), at(10), 0, "sync", 0),
         (at(10), at(110), 0, "blocker", at(10)),  # holds the loop for 100 ms

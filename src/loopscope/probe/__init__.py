@@ -35,7 +35,7 @@ class's `dataclasses.asdict`, with exactly its field names.
       "route": str,                # the route template (`/users/{id}`), else the path
       "status": int | null,        # from `http.response.start`; null if the app sent none
       "server_start_ns": int,      # the middleware's first sight of the request
-      "server_end_ns": int | null, # after the last message was sent (null: still running)
+      "server_end_ns": int | null, # the last message handed to the server (null: running)
       "loop_steps": int | null,    # loop steps run for the request (null when not precise)
       "longest_step_ns": int | null,
       "pool_hops": int,            # calls through anyio.to_thread.run_sync

@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 from contextvars import ContextVar
+from typing import Any
 
 REQUEST_HEADER = b"x-loopscope-request"
 """The header a load driver sets so client and server agree on a request's id."""
@@ -43,13 +44,15 @@ class RequestIds:
         """A new id of the form `s<pid>-<n>`."""
         return f"{self._prefix}{next(self._counter)}"
 
-    def from_headers(self, headers: object) -> str:
+    def from_headers(self, headers: Any) -> str:
         """The sanitized `x-loopscope-request` id from ASGI `headers`, or a generated one."""
-        if isinstance(headers, list | tuple):
+        try:
             for name, value in headers:
                 if name == REQUEST_HEADER:
                     found = sanitize_request_id(bytes(value).decode("latin-1"))
                     if found is not None:
                         return found
                     break
-        return self.generate()
+        except (TypeError, ValueError):
+            pass  # not a list of pairs: the request still gets an id
+        return f"{self._prefix}{next(self._counter)}"  # `generate()`, inlined: every request

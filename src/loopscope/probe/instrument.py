@@ -138,9 +138,8 @@ class Probe:
         return self.task_requests.get(task) if task is not None else None
 
     def _count_hop(self, request_id: str) -> None:
-        record = self.recorder.requests.get(request_id)
-        if record is not None:
-            record.pool_hops += 1
+        hops = self.recorder.pool_hops
+        hops[request_id] = hops.get(request_id, 0) + 1
 
     def asgi(self, app: ASGIApp, on_shutdown: Callable[[], None] | None = None) -> ASGIApp:
         """`app` wrapped in the probe's middleware: request ids and server-side times.

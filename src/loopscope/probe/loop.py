@@ -1,16 +1,17 @@
 """Precise mode: time every step of the pure-asyncio event loop and note when it became ready.
 
-Three class attributes of asyncio are wrapped while the probe is installed:
+Two class attributes of asyncio are wrapped while the probe is installed:
 
 - `asyncio.events.Handle._run` (also `TimerHandle`'s): one loop step. The wrapper takes two
   `time.monotonic_ns()` stamps and reads the request id from the context the handle carries.
-  It is the hot path (~200–300 ns budget), so it does not read the thread CPU clock, a system
-  call that costs about 1 µs here; it reads it only at the end of a step that ran long, and the
-  watchdog supplies the CPU clock at the step's start.
-- `BaseEventLoop._call_soon` (behind `call_soon` and `call_soon_threadsafe`) and
-  `BaseEventLoop._add_callback` (I/O readiness): stamp the moment a request's plain handle
-  became runnable. Timer handles need no stamp: their `_when` is `loop.time()`, which is
-  `time.monotonic()`, the same clock.
+  It is the hot path (`make bench` measures it), so it does not read the thread CPU clock, a
+  system call that costs about 1 µs here; it reads it only at the end of a step that ran long,
+  and the watchdog supplies the CPU clock at the step's start.
+- `BaseEventLoop._call_soon` (behind `call_soon` and `call_soon_threadsafe`): stamp the moment
+  a request's handle became runnable. Timer handles need no stamp: their `_when` is
+  `loop.time()`, which is `time.monotonic()`, the same clock. I/O callbacks (`_add_callback`)
+  are not stamped: they run in the context of whoever opened the connection, not of the request
+  waiting on it, and the request's own wake-up goes through `call_soon`.
 
 uvloop's `Handle` is compiled, so none of this sees anything there; the watchdog's heartbeat
 takes over (`loopscope.probe.watchdog`).
@@ -30,8 +31,10 @@ from loopscope.probe.recorder import STAMP_LIMIT, Recorder
 _PATCHES: tuple[tuple[type, str], ...] = (
     (events.Handle, "_run"),
     (base_events.BaseEventLoop, "_call_soon"),
-    (base_events.BaseEventLoop, "_add_callback"),
 )
+# Steps take their events from the recorder's budget this many at a time, so that the hot path
+# checks a local count instead of the shared one.
+_BUDGET_CHUNK = 256
 
 
 class LoopHooks:
@@ -57,7 +60,6 @@ class LoopHooks:
         makers: dict[str, Callable[[Any], Any]] = {
             "_run": self._wrap_run,
             "_call_soon": self._wrap_call_soon,
-            "_add_callback": self._wrap_add_callback,
         }
         for owner, name in _PATCHES:
             # From `__dict__`, not getattr: restoring must put back the very same object.
@@ -82,8 +84,10 @@ class LoopHooks:
         var = REQUEST_ID
         timer_handle = events.TimerHandle
         long_ns = self._long_step_ns
+        room = 0  # events taken from the recorder's budget and not used yet
 
         def _run(handle: Any) -> None:
+            nonlocal room
             if handle._loop is not hooks.loop:
                 original(handle)
                 return
@@ -104,8 +108,8 @@ class LoopHooks:
                             ready = stamp[0]
                         elif type(handle) is timer_handle:
                             ready = int(handle.when() * 1e9)
-                    if rec.used < rec.capacity:
-                        rec.used += 1
+                    if room or (room := rec.take(_BUDGET_CHUNK)):
+                        room -= 1
                         append((start, end, cpu_end, request_id, ready))
                     else:
                         rec.dropped += 1
@@ -114,14 +118,15 @@ class LoopHooks:
 
         return _run
 
-    def _stamper(self) -> Callable[[Any, Any], None]:
+    def _wrap_call_soon(self, original: Callable[..., Any]) -> Callable[..., Any]:
         hooks = self
         rec = self._recorder
         stamps = rec.stamps
         wall = time.monotonic_ns
         var = REQUEST_ID
 
-        def stamp(loop: Any, handle: Any) -> None:
+        def _call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
+            handle = original(loop, callback, args, context)
             try:
                 if loop is hooks.loop and handle._context.get(var) is not None:
                     if len(stamps) > STAMP_LIMIT:
@@ -130,24 +135,6 @@ class LoopHooks:
                     stamps[id(handle)] = (wall(), handle)
             except Exception:
                 rec.errors += 1
-
-        return stamp
-
-    def _wrap_call_soon(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        stamp = self._stamper()
-
-        def _call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
-            handle = original(loop, callback, args, context)
-            stamp(loop, handle)
             return handle
 
         return _call_soon
-
-    def _wrap_add_callback(self, original: Callable[..., None]) -> Callable[..., None]:
-        stamp = self._stamper()
-
-        def _add_callback(loop: Any, handle: Any) -> None:
-            original(loop, handle)
-            stamp(loop, handle)
-
-        return _add_callback

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from loopscope.trace.model import LoopBlock, PoolCall, PoolSample
 
@@ -32,6 +33,20 @@ STAMP_LIMIT = 10_000
 SAMPLES_PER_STALL = 64
 
 
+RequestRow = tuple[Any, ...]
+"""One request as the middleware stores it: `(method, path, start_ns, first_step_ns)` while it
+runs, then `(method, path, start_ns, first_step_ns, end_ns, status, route, last_step_ns)`.
+
+A tuple of strings, ints and `None`, not an object: one is made for every request, and the
+garbage collector stops tracking such tuples at its next pass, so thousands of stored requests
+do not make every full collection of the app's heap slower (a list or an instance would).
+`RequestRecord.from_row` gives the readable form.
+"""
+
+# Positions in a `RequestRow`.
+METHOD, PATH, START, FIRST_STEP, END, STATUS, ROUTE, LAST_STEP = range(8)
+
+
 @dataclass(slots=True)
 class RequestRecord:
     """What the middleware saw of one HTTP request."""
@@ -47,6 +62,52 @@ class RequestRecord:
     # misses the first, and a request served in one step would be missed entirely.
     first_step_ns: int = 0
     last_step_ns: int = 0
+
+    @classmethod
+    def from_row(cls, row: RequestRow, pool_hops: int = 0) -> RequestRecord:
+        """The record of a middleware row; values of unexpected types are dropped or coerced.
+
+        The row holds the scope's own values, unchecked: the middleware leaves every conversion
+        to this moment, off the request's path.
+        """
+        finished = len(row) > LAST_STEP
+        status = row[STATUS] if finished else None
+        route = row[ROUTE] if finished else None
+        return cls(
+            method=str(row[METHOD] or ""),
+            path=str(row[PATH] or ""),
+            start_ns=row[START],
+            route=route if isinstance(route, str) else None,
+            status=int(status) if isinstance(status, int) else None,
+            end_ns=row[END] if finished else None,
+            pool_hops=pool_hops,
+            first_step_ns=row[FIRST_STEP],
+            last_step_ns=row[LAST_STEP] if finished else 0,
+        )
+
+    def to_row(self) -> RequestRow:
+        """The row this record would come from (for tests and tools that build records)."""
+        return (
+            self.method,
+            self.path,
+            self.start_ns,
+            self.first_step_ns,
+            self.end_ns,
+            self.status,
+            self.route,
+            self.last_step_ns,
+        )
+
+
+def route_template(route: object) -> str | None:
+    """The template (`/users/{id}`) of a matched route object (Starlette's `scope["route"]`)."""
+    if route is None:
+        return None
+    try:
+        path = getattr(route, "path", None)
+    except Exception:  # a route object of unexpected shape: no template, not a failed dump
+        return None
+    return path if isinstance(path, str) else None
 
 
 @dataclass(slots=True)
@@ -115,6 +176,7 @@ class Recorder:
         "errors",
         "gc_pauses",
         "pool",
+        "pool_hops",
         "pool_samples",
         "requests",
         "samples",
@@ -131,7 +193,8 @@ class Recorder:
         self.errors = 0
         self.current_step = 0  # start of the loop step now running, 0 between steps
         self.steps: list[Step] = []
-        self.requests: dict[str, RequestRecord] = {}
+        self.requests: dict[str, RequestRow] = {}
+        self.pool_hops: dict[str, int] = {}  # apart from the rows, which are immutable
         self.pool: list[PoolCall] = []
         self.pool_samples: list[PoolSample] = []
         self.gc_pauses: list[GcPause] = []
@@ -147,18 +210,35 @@ class Recorder:
         self.dropped += 1
         return False
 
-    def add_request(self, request_id: str, record: RequestRecord) -> str | None:
-        """Store `record` under `request_id` (made unique) and return the id used, or `None`."""
-        if not self.admit():
+    def take(self, wanted: int) -> int:
+        """Take up to `wanted` events from the budget at once and return how many were taken."""
+        granted = max(0, min(wanted, self.capacity - self.used))
+        self.used += granted
+        return granted
+
+    def add_request(self, request_id: str, row: RequestRow) -> str | None:
+        """Store `row` under `request_id` (made unique) and return the id used, or `None`."""
+        # `admit()` inlined: this runs for every request.
+        if self.used >= self.capacity:
+            self.dropped += 1
             return None
-        key = request_id
-        serial = 1
-        while key in self.requests:
+        self.used += 1
+        if request_id in self.requests:
             # A client reusing an id must not overwrite the earlier request.
-            serial += 1
-            key = f"{request_id}.{serial}"
-        self.requests[key] = record
-        return key
+            serial = 2
+            while f"{request_id}.{serial}" in self.requests:
+                serial += 1
+            request_id = f"{request_id}.{serial}"
+        self.requests[request_id] = row
+        return request_id
+
+    def request_records(self) -> dict[str, RequestRecord]:
+        """Every request seen so far, readable."""
+        hops = self.pool_hops
+        return {
+            request_id: RequestRecord.from_row(row, hops.get(request_id, 0))
+            for request_id, row in list(self.requests.items())
+        }
 
     def add_pool_sample(self, sample: PoolSample) -> None:
         """Store one thread-pool limiter sample if the budget allows."""
