@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from loopscope.probe.loop import PURE_PYTHON_ENV
+
 APPS = Path(__file__).parent / "apps"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -78,6 +80,7 @@ def _run_probed(
     module: str = "blocking",
     loop: str = "asyncio",
     threads: int | None = None,
+    pure_python: bool = False,
     **probe: Any,
 ) -> dict[str, Any]:
     out = tmp_path / f"probe-{module}-{loop}.json"
@@ -90,6 +93,7 @@ def _run_probed(
         "probe": {"app_root": str(APPS), **probe},
     }
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APPS), *sys.path])}
+    env[PURE_PYTHON_ENV] = "1" if pure_python else ""
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, str(APPS / "serve_probed.py"), json.dumps(config)],
@@ -116,5 +120,6 @@ def _run_probed(
 
 @pytest.fixture(scope="session")
 def run_probed() -> RunProbed:
-    """`run(tmp_path, scenario, *, module, loop, threads, **install_kwargs) -> record`."""
+    """`run(tmp_path, scenario, *, module, loop, threads, pure_python, **install_kwargs)`:
+    the record; `pure_python` runs the probe's Python hooks instead of its C ones."""
     return _run_probed

@@ -18,8 +18,16 @@ import pytest
 from loopscope import probe as probe_module
 from loopscope.errors import UsageError
 from loopscope.probe import REQUEST_ID, install, installed, sanitize_request_id
+from loopscope.probe.loop import PURE_PYTHON_ENV
 
 Message = MutableMapping[str, Any]
+
+
+@pytest.fixture(autouse=True, params=["compiled", "pure-python"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the probe's C hooks and again with its pure-Python ones."""
+    monkeypatch.setenv(PURE_PYTHON_ENV, "1" if request.param == "pure-python" else "")
+    return str(request.param)
 
 
 def _patched_objects() -> list[object]:
@@ -248,3 +256,19 @@ def test_a_tiny_event_budget_drops_events_and_the_app_still_answers(
     assert record["probe"]["probe_errors"] == 0
     stored = record["probe"]["steps"] + len(record["requests"]) + len(record["pool"])
     assert stored <= 20
+
+
+def test_the_compiled_hooks_are_built_and_used_unless_pure_python_is_asked(
+    implementation: str,
+) -> None:
+    # `pip install -e .` compiles them; a broken build must fail here, not slow the probe quietly.
+    from loopscope.probe import _speedups
+    from loopscope.probe.recorder import LOG_CHUNK
+
+    assert _speedups.LOG_CHUNK == LOG_CHUNK
+    with installed() as probe:
+        app = probe.asgi(lambda scope, receive, send: None)
+        assert probe.compiled is (implementation == "compiled")
+        assert type(app).__name__ == (
+            "CompiledProbeMiddleware" if implementation == "compiled" else "ProbeMiddleware"
+        )

@@ -34,14 +34,16 @@ def collect(recorder: Recorder, *, precise: bool = True) -> dict[str, Any]:
 
 def test_a_lane_is_painted_from_steps_thread_pool_trips_and_ready_stamps() -> None:
     recorder = Recorder(100)
-    recorder.requests["r"] = RequestRecord(
-        "GET", "/x", start_ns=at(1), end_ns=at(90), first_step_ns=at(0)
-    ).to_row()
-    recorder.steps += [
-        (at(0), at(2), 0, None, 0),  # the middleware set the id during this step
-        (at(30), at(35), 0, "r", at(25)),
-        (at(85), at(91), 0, "r", at(82)),
-    ]
+    recorder.store_request(
+        "r", RequestRecord("GET", "/x", start_ns=at(1), end_ns=at(90), first_step_ns=at(0))
+    )
+    recorder.steps.extend(
+        [
+            (at(0), at(2), 0, None, 0),  # the middleware set the id during this step
+            (at(30), at(35), 0, "r", at(25)),
+            (at(85), at(91), 0, "r", at(82)),
+        ]
+    )
     recorder.pool.append(PoolCall("r", "app.work", at(34), at(40), at(80), "W #1", cpu_ns=4 * MS))
 
     record = collect(recorder)
@@ -65,14 +67,16 @@ def test_a_lane_is_painted_from_steps_thread_pool_trips_and_ready_stamps() -> No
 
 def _blocking_records() -> Recorder:
     recorder = Recorder(100)
-    recorder.requests["a"] = RequestRecord("GET", "/a", start_ns=at(0), end_ns=at(31)).to_row()
-    recorder.requests["b"] = RequestRecord("GET", "/b", start_ns=at(-10), end_ns=at(40)).to_row()
-    recorder.requests["c"] = RequestRecord("GET", "/c", start_ns=at(30.5), end_ns=at(33)).to_row()
-    recorder.steps += [
-        (at(1), at(30), CPU0 + 25 * MS, "a", 0),
-        (at(30.2), at(30.4), 0, "b", at(10)),  # woke at 10 ms, ran only after the block
-        (at(30.5), at(31), 0, "c", 0),
-    ]
+    recorder.store_request("a", RequestRecord("GET", "/a", start_ns=at(0), end_ns=at(31)))
+    recorder.store_request("b", RequestRecord("GET", "/b", start_ns=at(-10), end_ns=at(40)))
+    recorder.store_request("c", RequestRecord("GET", "/c", start_ns=at(30.5), end_ns=at(33)))
+    recorder.steps.extend(
+        [
+            (at(1), at(30), CPU0 + 25 * MS, "a", 0),
+            (at(30.2), at(30.4), 0, "b", at(10)),  # woke at 10 ms, ran only after the block
+            (at(30.5), at(31), 0, "c", 0),
+        ]
+    )
     samples = StackSamples(cpu_start_ns=CPU0)
     for where in ("app.py:3", "app.py:3", "lib.py:9"):
         samples.add(where, ["app.py:1 in route", f"{where} in helper"])
@@ -104,11 +108,13 @@ def test_a_block_mostly_covered_by_garbage_collection_is_labelled_gc() -> None:
 
 def test_the_loop_lane_coalesces_close_steps_of_one_request_only() -> None:
     recorder = _blocking_records()
-    recorder.steps[:0] = [
+    later = list(recorder.steps)
+    recorder.steps.tail[:] = [
         (at(-5), at(-4.9), 0, "b", 0),
         (at(-4.8), at(-4.7), 0, "b", 0),  # 0.1 ms later: same run
         (at(-4.65), at(-4.6), 0, None, 0),  # another owner: a new run
         (at(-2), at(-1.9), 0, "b", 0),  # 2.7 ms later: a new run
+        *later,
     ]
 
     lane = [
@@ -128,7 +134,7 @@ def test_the_loop_lane_coalesces_close_steps_of_one_request_only() -> None:
 
 def test_watchdog_mode_lanes_hold_the_blocks_and_pool_trips_seen() -> None:
     recorder = Recorder(100)
-    recorder.requests["r"] = RequestRecord("GET", "/x", start_ns=at(0), end_ns=at(100)).to_row()
+    recorder.store_request("r", RequestRecord("GET", "/x", start_ns=at(0), end_ns=at(100)))
     recorder.watch_blocks.append(LoopBlock(at(5), at(40), 1 * MS, "r", "app.py:7"))
     recorder.pool.append(PoolCall("r", "app.work", at(50), at(55), at(90), "W #1", cpu_ns=MS))
 
@@ -149,23 +155,21 @@ def test_the_event_budget_counts_what_it_refuses() -> None:
     recorder = Recorder(2)
     assert recorder.admit() and recorder.admit()
     assert not recorder.admit()
-    assert recorder.add_request("r", RequestRecord("GET", "/", start_ns=0).to_row()) is None
+    assert recorder.add_request("r", ("GET", "/", 0, 0)) is None
     assert (recorder.used, recorder.dropped) == (2, 2)
 
 
 def test_a_wait_for_the_pool_while_another_request_blocks_the_loop_is_ready_not_pool_wait() -> None:
     recorder = Recorder(100)
-    recorder.requests["sync"] = RequestRecord(
-        "GET", "/sync", start_ns=at(0), end_ns=at(200)
-    ).to_row()
-    recorder.requests["blocker"] = RequestRecord(
-        "GET", "/b", start_ns=at(9), end_ns=at(120)
-    ).to_row()
-    recorder.steps += [
-        (at(0), at(10), 0, "sync", 0),
-        (at(10), at(110), 0, "blocker", at(10)),  # holds the loop for 100 ms
-        (at(190), at(200), 0, "sync", at(185)),
-    ]
+    recorder.store_request("sync", RequestRecord("GET", "/sync", start_ns=at(0), end_ns=at(200)))
+    recorder.store_request("blocker", RequestRecord("GET", "/b", start_ns=at(9), end_ns=at(120)))
+    recorder.steps.extend(
+        [
+            (at(0), at(10), 0, "sync", 0),
+            (at(10), at(110), 0, "blocker", at(10)),  # holds the loop for 100 ms
+            (at(190), at(200), 0, "sync", at(185)),
+        ]
+    )
     recorder.samples[at(10)] = StackSamples(cpu_start_ns=CPU0, request_id="blocker")
     # Submitted just before the block; the worker only started once the loop turned again.
     recorder.pool.append(PoolCall("sync", "work", at(10), at(115), at(185), "W #1", cpu_ns=0))

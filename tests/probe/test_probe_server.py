@@ -58,12 +58,16 @@ async def _scenario(client: httpx.AsyncClient) -> None:
     await get_all(client, ("/gc-collect", "gc-collect"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["compiled", "pure-python"])
 def record(
-    tmp_path_factory: pytest.TempPathFactory, run_probed: Callable[..., dict[str, Any]]
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    run_probed: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
-    """The probe's record of one asyncio server that served every scenario."""
-    return run_probed(tmp_path_factory.mktemp("asyncio"), _scenario, threads=1)
+    """The probe's record of one asyncio server that served every scenario, once with the
+    probe's C hooks and once with its pure-Python ones: both must record the same things."""
+    pure = request.param == "pure-python"
+    return run_probed(tmp_path_factory.mktemp("asyncio"), _scenario, threads=1, pure_python=pure)
 
 
 def blocks_of(record: dict[str, Any], request_id: str) -> list[dict[str, Any]]:

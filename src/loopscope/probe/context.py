@@ -37,12 +37,12 @@ class RequestIds:
 
     def __init__(self) -> None:
         # The pid keeps ids from several worker processes of one run apart.
-        self._prefix = f"s{os.getpid()}-"
+        self.prefix = f"s{os.getpid()}-"
         self._counter = itertools.count(1)
 
     def generate(self) -> str:
         """A new id of the form `s<pid>-<n>`."""
-        return f"{self._prefix}{next(self._counter)}"
+        return f"{self.prefix}{next(self._counter)}"
 
     def from_headers(self, headers: Any) -> str:
         """The sanitized `x-loopscope-request` id from ASGI `headers`, or a generated one."""
@@ -55,4 +55,4 @@ class RequestIds:
                     break
         except (TypeError, ValueError):
             pass  # not a list of pairs: the request still gets an id
-        return f"{self._prefix}{next(self._counter)}"  # `generate()`, inlined: every request
+        return f"{self.prefix}{next(self._counter)}"  # `generate()`, inlined: every request

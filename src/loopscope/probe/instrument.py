@@ -16,9 +16,9 @@ from types import TracebackType
 from typing import Any
 
 from loopscope.errors import TraceError, UsageError
-from loopscope.probe.asgi import ASGIApp, ProbeMiddleware
+from loopscope.probe.asgi import ASGIApp, CompiledProbeMiddleware, ProbeMiddleware
 from loopscope.probe.collect import server_trace
-from loopscope.probe.context import RequestIds
+from loopscope.probe.context import REQUEST_ID, RequestIds
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.gcwatch import GcWatch
 from loopscope.probe.loop import LoopHooks
@@ -101,6 +101,16 @@ class Probe:
         return self._observed is not None and not self._precise
 
     @property
+    def step_clock(self) -> Any:
+        """Whose `current_step` is the start of the loop step now running (0 between steps)."""
+        return self._loop_hooks.clock
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the hot paths run in C (`loopscope.probe._speedups`), else in Python."""
+        return self._loop_hooks.compiled
+
+    @property
     def loop_observed(self) -> bool:
         """Whether the app's loop has been seen (and is being watched)."""
         return self._observed is not None
@@ -126,6 +136,7 @@ class Probe:
             block_ns=self._block_ns,
             heartbeat=not self._precise,
             current_request=self._current_request,
+            step_clock=self._loop_hooks.clock,
         )
         self._watchdog.start()
 
@@ -147,6 +158,12 @@ class Probe:
         `on_shutdown` (e.g. a `dump`) runs once the app's lifespan has shut down, the last moment
         a uvicorn worker is sure to reach; it must not raise.
         """
+        speedups = self._loop_hooks.speedups
+        if speedups is not None:
+            watcher = speedups.RequestWatcher(
+                self.recorder, REQUEST_ID, self.step_clock, self.request_ids.prefix
+            )
+            return CompiledProbeMiddleware(app, self, watcher, on_shutdown)
         return ProbeMiddleware(app, self, on_shutdown)
 
     def collect(self) -> dict[str, Any]:

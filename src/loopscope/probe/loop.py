@@ -13,6 +13,10 @@ Two class attributes of asyncio are wrapped while the probe is installed:
   are not stamped: they run in the context of whoever opened the connection, not of the request
   waiting on it, and the request's own wake-up goes through `call_soon`.
 
+Both wrappers exist twice: in C (`loopscope.probe._speedups`, used where it was compiled: a
+Python wrapper costs the busy server several times more) and here in Python, the fallback and
+the reference the tests hold the C one to. `LOOPSCOPE_PURE_PYTHON=1` picks the Python ones.
+
 uvloop's `Handle` is compiled, so none of this sees anything there; the watchdog's heartbeat
 takes over (`loopscope.probe.watchdog`).
 """
@@ -20,13 +24,14 @@ takes over (`loopscope.probe.watchdog`).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from asyncio import base_events, events
 from collections.abc import Callable
 from typing import Any
 
 from loopscope.probe.context import REQUEST_ID
-from loopscope.probe.recorder import STAMP_LIMIT, Recorder
+from loopscope.probe.recorder import LOG_CHUNK, STAMP_LIMIT, Recorder
 
 _PATCHES: tuple[tuple[type, str], ...] = (
     (events.Handle, "_run"),
@@ -35,6 +40,19 @@ _PATCHES: tuple[tuple[type, str], ...] = (
 # Steps take their events from the recorder's budget this many at a time, so that the hot path
 # checks a local count instead of the shared one.
 _BUDGET_CHUNK = 256
+
+PURE_PYTHON_ENV = "LOOPSCOPE_PURE_PYTHON"
+
+
+def _load_speedups() -> Any:
+    """The C hooks, or `None` where they were not compiled or `LOOPSCOPE_PURE_PYTHON=1`."""
+    if os.environ.get(PURE_PYTHON_ENV) == "1":
+        return None
+    try:
+        from loopscope.probe import _speedups
+    except ImportError:
+        return None
+    return _speedups
 
 
 class LoopHooks:
@@ -45,10 +63,40 @@ class LoopHooks:
     """
 
     def __init__(self, recorder: Recorder, *, long_step_ns: int) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._recorder = recorder
         self._long_step_ns = long_step_ns
         self._originals: dict[tuple[type, str], Any] = {}
+        self._speedups = _load_speedups()
+        self._compiled: list[Any] = []  # the C hooks in place, which keep their own `loop`
+        self._clock: Any = recorder
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the C hooks are used (else the pure-Python ones)."""
+        return self._speedups is not None
+
+    @property
+    def speedups(self) -> Any:
+        """The C extension module in use, `None` for pure Python."""
+        return self._speedups
+
+    @property
+    def clock(self) -> Any:
+        """Whose `current_step` is the start of the step now running (0 between steps): the C
+        step hook where it is in place, else the recorder, which the Python hook updates."""
+        return self._clock
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop whose steps are recorded; `None` records none."""
+        return self._loop
+
+    @loop.setter
+    def loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._loop = loop
+        for hook in self._compiled:
+            hook.loop = loop
 
     @property
     def installed(self) -> bool:
@@ -73,11 +121,28 @@ class LoopHooks:
             setattr(owner, name, original)
         self._originals.clear()
         self.loop = None
+        self._compiled.clear()
+        # Uninstalled hooks leave no step running, as the recorder says.
+        self._clock = self._recorder
 
     def _wrap_run(self, original: Callable[[events.Handle], None]) -> Callable[..., None]:
+        if self._speedups is not None:
+            hook = self._speedups.StepHook(
+                original,
+                self._recorder,
+                REQUEST_ID,
+                events.Handle,
+                events.TimerHandle,
+                self._long_step_ns,
+            )
+            self._compiled.append(hook)
+            self._clock = hook
+            return hook  # type: ignore[no-any-return]
         hooks = self
         rec = self._recorder
-        append = rec.steps.append
+        tail = rec.steps.tail
+        append = tail.append
+        seal = rec.steps.seal
         pop_stamp = rec.stamps.pop
         wall = time.monotonic_ns
         thread_cpu = time.thread_time_ns
@@ -88,7 +153,7 @@ class LoopHooks:
 
         def _run(handle: Any) -> None:
             nonlocal room
-            if handle._loop is not hooks.loop:
+            if handle._loop is not hooks._loop:
                 original(handle)
                 return
             request_id = handle._context.get(var)
@@ -111,6 +176,8 @@ class LoopHooks:
                     if room or (room := rec.take(_BUDGET_CHUNK)):
                         room -= 1
                         append((start, end, cpu_end, request_id, ready))
+                        if len(tail) >= LOG_CHUNK:
+                            seal()
                     else:
                         rec.dropped += 1
                 except Exception:
@@ -119,6 +186,12 @@ class LoopHooks:
         return _run
 
     def _wrap_call_soon(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        if self._speedups is not None:
+            hook = self._speedups.SoonHook(
+                original, self._recorder, REQUEST_ID, events.Handle, events.TimerHandle, STAMP_LIMIT
+            )
+            self._compiled.append(hook)
+            return hook  # type: ignore[no-any-return]
         hooks = self
         rec = self._recorder
         stamps = rec.stamps
@@ -128,7 +201,7 @@ class LoopHooks:
         def _call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
             handle = original(loop, callback, args, context)
             try:
-                if loop is hooks.loop and handle._context.get(var) is not None:
+                if loop is hooks._loop and handle._context.get(var) is not None:
                     if len(stamps) > STAMP_LIMIT:
                         stamps.clear()
                     # The handle itself is kept so its id cannot be reused while stamped.

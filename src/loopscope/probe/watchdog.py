@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.recorder import Recorder, StackSamples
@@ -98,8 +99,11 @@ class Watchdog:
         block_ns: int,
         heartbeat: bool,
         current_request: Callable[[], str | None],
+        step_clock: Any = None,
     ) -> None:
         self._recorder = recorder
+        # Whose `current_step` is the running step's start (the C step hook or the recorder).
+        self._clock = step_clock if step_clock is not None else recorder
         self._namer = namer
         self._loop = loop
         self._loop_thread = threading.get_ident()
@@ -165,7 +169,7 @@ class Watchdog:
             samples.add(where, stack)
 
     def _watch_step(self, now: int) -> None:
-        start = self._recorder.current_step
+        start = self._clock.current_step
         if not start or now - start <= self._sample_after_ns:
             return
         samples = self._recorder.samples.get(start)
@@ -178,7 +182,7 @@ class Watchdog:
         where, stack = self._namer.sample(self._loop_thread)
         runq = self._runq()
         # The step may have ended while we looked; a late sample would blame the next step.
-        if self._recorder.current_step == start:
+        if self._clock.current_step == start:
             samples.add(where, stack)
             samples.note_runq(now, runq)
 
