@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopscope.probe.loop import PURE_PYTHON_ENV, load_speedups
 from loopscope.server import ServerProcess, ServerSettings
 
 APPS = str(Path(__file__).parent / "apps")
@@ -79,9 +80,11 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     cores = (0, 1) if (os.cpu_count() or 1) >= 2 else (0, 0)
+    hooks = "C (loopscope.probe._speedups)" if load_speedups() else "pure Python"
     print(
         f"probe overhead: trivial async route, wrk -c{args.connections} {args.seconds:g}s per run,"
-        f" both servers on core {cores[0]}, both wrk on core {cores[1]}, {args.pairs} rounds"
+        f" both servers on core {cores[0]}, both wrk on core {cores[1]}, {args.pairs} rounds;"
+        f" probe hot paths in {hooks} (set {PURE_PYTHON_ENV}=1 for the other)"
     )
     throughput, cpu = [], []
     plain, probed = server(False, cores[0]), server(True, cores[0])

@@ -44,7 +44,7 @@ _BUDGET_CHUNK = 256
 PURE_PYTHON_ENV = "LOOPSCOPE_PURE_PYTHON"
 
 
-def _load_speedups() -> Any:
+def load_speedups() -> Any:
     """The C hooks, or `None` where they were not compiled or `LOOPSCOPE_PURE_PYTHON=1`."""
     if os.environ.get(PURE_PYTHON_ENV) == "1":
         return None
@@ -67,7 +67,7 @@ class LoopHooks:
         self._recorder = recorder
         self._long_step_ns = long_step_ns
         self._originals: dict[tuple[type, str], Any] = {}
-        self._speedups = _load_speedups()
+        self._speedups = load_speedups()
         self._compiled: list[Any] = []  # the C hooks in place, which keep their own `loop`
         self._clock: Any = recorder
 
