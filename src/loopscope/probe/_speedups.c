@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <math.h>
 #include <time.h>
 
 /* Steps take their events from the recorder's budget this many at a time (as loop.py does). */
@@ -111,15 +112,21 @@ typedef struct {
     Py_ssize_t context_offset;
 } HandleLayout;
 
+/* The offset of `type`'s own object slot `name`, or -1 (then attributes are looked up). */
 static Py_ssize_t
 slot_offset(PyTypeObject *type, const char *name)
 {
     PyObject *descr = PyDict_GetItemString(type->tp_dict, name); /* borrowed */
-    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        PyDescr_TYPE(descr) != type) {
         return -1;
     }
     PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-    return member->type == T_OBJECT_EX ? member->offset : -1;
+    if (member->type != T_OBJECT_EX || member->offset < 0 ||
+        member->offset + (Py_ssize_t)sizeof(PyObject *) > type->tp_basicsize) {
+        return -1;
+    }
+    return member->offset;
 }
 
 static int
@@ -130,8 +137,9 @@ layout_init(HandleLayout *layout, PyObject *handle_type, PyObject *timer_type)
         PyErr_SetString(PyExc_TypeError, "expected asyncio's Handle and TimerHandle types");
         return -1;
     }
-    layout->handle_type = (PyTypeObject *)handle_type;
-    layout->timer_type = (PyTypeObject *)timer_type;
+    /* asyncio's classes live as long as the process; the references keep that so. */
+    layout->handle_type = (PyTypeObject *)Py_NewRef(handle_type);
+    layout->timer_type = (PyTypeObject *)Py_NewRef(timer_type);
     layout->loop_offset = slot_offset(layout->handle_type, "_loop");
     layout->context_offset = slot_offset(layout->handle_type, "_context");
     return 0;
@@ -142,13 +150,22 @@ static inline PyObject *
 handle_slot(HandleLayout *layout, PyObject *handle, Py_ssize_t offset, PyObject *name)
 {
     PyTypeObject *type = Py_TYPE(handle);
-    if (offset >= 0 && (type == layout->handle_type || type == layout->timer_type)) {
+    if (offset >= 0 && type != NULL &&
+        (type == layout->handle_type || type == layout->timer_type)) {
         PyObject *value = *(PyObject **)((char *)handle + offset);
         if (value != NULL) {
             return Py_NewRef(value);
         }
     }
     return PyObject_GetAttr(handle, name);
+}
+
+/* Clear the pending error and count it. */
+static void
+bump_after_clear(PyObject *recorder)
+{
+    PyErr_Clear();
+    bump(recorder, str_errors);
 }
 
 /* The request id in `handle`'s context (new reference, Py_None when unset), NULL on error. */
@@ -165,7 +182,7 @@ request_of(HandleLayout *layout, PyObject *handle, PyObject *var)
 }
 
 static PyObject *
-hook_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+hook_descr_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
 {
     if (obj == NULL || obj == Py_None) {
         return Py_NewRef(self);
@@ -183,7 +200,7 @@ typedef struct {
     PyObject *stamps;     /* recorder.stamps */
     PyObject *var;        /* the REQUEST_ID context variable */
     PyObject *loop;       /* the loop whose steps are recorded; None: none yet */
-    HandleLayout layout;  /* borrowed types: asyncio's, alive as long as the process */
+    HandleLayout layout;  /* holds references to asyncio's two handle types */
     long long long_ns;    /* steps longer than this read the thread CPU clock at their end */
     long long current_step; /* start of the step now running, 0 between steps */
     Py_ssize_t room;      /* events taken from the budget and not used yet */
@@ -214,7 +231,7 @@ ready_of(StepHook *self, PyObject *handle)
         PyObject *when = PyObject_GetAttr(handle, str_when);
         if (when != NULL) {
             double seconds = PyFloat_AsDouble(when);
-            ready = (long long)(seconds * 1e9);
+            ready = isfinite(seconds) ? (long long)(seconds * 1e9) : 0;
             Py_DECREF(when);
         }
     }
@@ -293,8 +310,9 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     }
     long long start = clock_ns(CLOCK_MONOTONIC);
     PyObject *start_obj = PyLong_FromLongLong(start);
-    if (start_obj == NULL) {
+    if (start_obj == NULL) { /* the step runs unrecorded */
         PyErr_Clear();
+        bump(self->recorder, str_errors);
     }
     self->current_step = start;
 
@@ -371,6 +389,8 @@ step_hook_traverse(StepHook *self, visitproc visit, void *arg)
     Py_VISIT(self->stamps);
     Py_VISIT(self->var);
     Py_VISIT(self->loop);
+    Py_VISIT(self->layout.handle_type);
+    Py_VISIT(self->layout.timer_type);
     return 0;
 }
 
@@ -384,6 +404,8 @@ step_hook_clear(StepHook *self)
     Py_CLEAR(self->stamps);
     Py_CLEAR(self->var);
     Py_CLEAR(self->loop);
+    Py_CLEAR(self->layout.handle_type);
+    Py_CLEAR(self->layout.timer_type);
     return 0;
 }
 
@@ -519,6 +541,8 @@ soon_hook_traverse(SoonHook *self, visitproc visit, void *arg)
     Py_VISIT(self->stamps);
     Py_VISIT(self->var);
     Py_VISIT(self->loop);
+    Py_VISIT(self->layout.handle_type);
+    Py_VISIT(self->layout.timer_type);
     return 0;
 }
 
@@ -530,6 +554,8 @@ soon_hook_clear(SoonHook *self)
     Py_CLEAR(self->stamps);
     Py_CLEAR(self->var);
     Py_CLEAR(self->loop);
+    Py_CLEAR(self->layout.handle_type);
+    Py_CLEAR(self->layout.timer_type);
     return 0;
 }
 
@@ -580,7 +606,6 @@ typedef struct {
     PyObject *clock;    /* whose `current_step` is the running step's start (a StepHook or not) */
     PyObject *prefix;   /* of generated ids: "s<pid>-" */
     long long counter;  /* generated ids so far */
-    Py_ssize_t room;    /* events taken from the budget and not used yet */
 } RequestWatcher;
 
 typedef struct {
@@ -686,19 +711,17 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *scope = args[0], *send = args[1];
     long long start = clock_ns(CLOCK_MONOTONIC);
-    if (self->room <= 0) {
-        PyObject *granted = PyObject_CallMethodOneArg(self->recorder, str_take, chunk);
-        self->room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
-        Py_XDECREF(granted);
-        if (PyErr_Occurred() || self->room < 0) {
-            PyErr_Clear();
-            self->room = 0;
-            bump(self->recorder, str_errors);
-        }
-        if (self->room == 0) {
-            bump(self->recorder, str_dropped);
-            Py_RETURN_NONE; /* the budget is spent: the request passes unrecorded */
-        }
+    /* One event per request, as Recorder.add_request takes: a small budget is shared fairly. */
+    PyObject *granted = PyObject_CallMethodOneArg(self->recorder, str_take, one);
+    Py_ssize_t room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
+    Py_XDECREF(granted);
+    if (PyErr_Occurred() || room < 0) {
+        bump_after_clear(self->recorder);
+        room = 0;
+    }
+    if (room == 0) {
+        bump(self->recorder, str_dropped);
+        Py_RETURN_NONE; /* the budget is spent: the request passes unrecorded */
     }
     RequestWatch *watch = NULL;
     PyObject *headers = NULL, *request_id = NULL, *row = NULL;
@@ -735,7 +758,7 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     }
     watch = PyObject_GC_New(RequestWatch, &RequestWatchType);
     if (watch == NULL) {
-        goto failed;
+        goto forget;
     }
     watch->watcher = (RequestWatcher *)Py_NewRef(self);
     watch->send = Py_NewRef(send);
@@ -750,15 +773,20 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     watch->token = PyContextVar_Set(self->var, request_id);
     PyObject_GC_Track(watch);
     if (watch->token == NULL) {
-        goto failed;
+        goto forget;
     }
-    self->room--;
     Py_DECREF(method);
     Py_DECREF(path);
     Py_DECREF(headers);
     Py_DECREF(request_id);
     Py_DECREF(row);
     return (PyObject *)watch;
+forget: /* stored already: a request that never runs must not show as running forever */
+    PyErr_Clear();
+    if (PyDict_DelItem(self->live, request_id) < 0 ||
+        PyDict_DelItem(self->request_ids, request_id) < 0) {
+        PyErr_Clear();
+    }
 failed:
     PyErr_Clear();
     bump(self->recorder, str_errors);
@@ -812,7 +840,6 @@ watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->clock = Py_NewRef(clock);
     self->prefix = Py_NewRef(prefix);
     self->counter = 0;
-    self->room = 0;
     return (PyObject *)self;
 }
 
@@ -911,10 +938,11 @@ watch_finish(RequestWatch *self, PyObject *scope)
     }
     Py_XDECREF(route);
     if (template == NULL) {
-        if (PyErr_Occurred()) {
-            PyErr_Clear();
-            bump(watcher->recorder, str_errors);
+        /* No `path` is no template, as getattr(route, "path", None) has it; else count it. */
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            bump_after_clear(watcher->recorder);
         }
+        PyErr_Clear();
         template = Py_NewRef(Py_None);
     }
     long long end = self->end ? self->end : clock_ns(CLOCK_MONOTONIC);
@@ -923,12 +951,14 @@ watch_finish(RequestWatch *self, PyObject *scope)
                                   self->status ? self->status : Py_None, template,
                                   current_step_of(watcher->clock));
     Py_DECREF(template);
+    if (row == NULL) {
+        bump_after_clear(watcher->recorder);
+    }
     if (PyDict_DelItem(watcher->live, self->request_id) < 0) {
         PyErr_Clear(); /* not there: nothing to forget */
     }
-    if (row == NULL || log_append(&watcher->finished, row) < 0) {
-        PyErr_Clear();
-        bump(watcher->recorder, str_errors);
+    if (row != NULL && log_append(&watcher->finished, row) < 0) {
+        bump_after_clear(watcher->recorder);
     }
     Py_XDECREF(row);
     if (self->token != NULL) {
