@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loopscope.probe.blocks import attribute_to_lone_request
 from loopscope.probe.collect import server_trace
 from loopscope.probe.recorder import Recorder, RequestRecord, StackSamples
 from loopscope.trace.model import LoopBlock, PoolCall
@@ -180,3 +181,18 @@ def test_a_wait_for_the_pool_while_another_request_blocks_the_loop_is_ready_not_
     assert ("ready", 10, 110) in states
     assert ("pool-wait", 110, 115) in states
     assert all(not (s == "pool-wait" and a < 110) for s, a, _ in states)
+
+
+def test_a_heartbeat_block_with_no_request_goes_to_the_one_request_in_flight() -> None:
+    requests = {
+        "before": RequestRecord("GET", "/a", start_ns=at(0), end_ns=at(5)),
+        "during": RequestRecord("GET", "/b", start_ns=at(10), end_ns=at(60)),
+    }
+    block = LoopBlock(at(20), at(50), None, None, None, [])
+    attribute_to_lone_request(block, requests)
+    assert block.request_id == "during"
+
+    requests["also"] = RequestRecord("GET", "/c", start_ns=at(40), end_ns=None)
+    unclear = LoopBlock(at(20), at(50), None, None, None, [])
+    attribute_to_lone_request(unclear, requests)
+    assert unclear.request_id is None

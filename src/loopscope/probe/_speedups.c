@@ -26,7 +26,7 @@
 #define LOG_CHUNK 1024
 static PyObject *str_loop, *str_context, *str_get, *str_take, *str_when, *str_current_step;
 static PyObject *str_method, *str_path, *str_headers, *str_route, *str_type, *str_status;
-static PyObject *str_response_start;
+static PyObject *str_response_start, *str_used, *str_capacity;
 static PyObject *str_dropped, *str_errors;
 static PyObject *zero, *one, *chunk;
 
@@ -428,8 +428,9 @@ static PyMemberDef step_hook_members[] = {
 static PyTypeObject StepHookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.StepHook",
-    .tp_doc = PyDoc_STR("StepHook(original, recorder, var, handle_type, timer_type, long_ns): times one "
-                        "loop step per call, in place of asyncio.events.Handle._run."),
+    .tp_doc = PyDoc_STR("StepHook(original, recorder, var, handle_type, timer_type, long_ns): "
+                        "times one loop step per call, in place of "
+                        "asyncio.events.Handle._run."),
     .tp_basicsize = sizeof(StepHook),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
@@ -576,8 +577,9 @@ static PyMemberDef soon_hook_members[] = {
 static PyTypeObject SoonHookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.SoonHook",
-    .tp_doc = PyDoc_STR("SoonHook(original, recorder, var, handle_type, timer_type, stamp_limit): stamps when a request's handle "
-                        "became ready, in place of BaseEventLoop._call_soon."),
+    .tp_doc = PyDoc_STR("SoonHook(original, recorder, var, handle_type, timer_type, "
+                        "stamp_limit): stamps when a request's handle became ready, in place "
+                        "of BaseEventLoop._call_soon."),
     .tp_basicsize = sizeof(SoonHook),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
@@ -702,6 +704,29 @@ id_from_headers(PyObject *headers)
     return NULL;
 }
 
+/* recorder.admit() without its dropped count, read and written here rather than called (a call
+ * into Python costs more than the rest of a request's bookkeeping): 1 taken, 0 spent, -1 error. */
+static int
+take_one(PyObject *recorder)
+{
+    int taken = -1;
+    PyObject *used = PyObject_GetAttr(recorder, str_used);
+    PyObject *capacity = used != NULL ? PyObject_GetAttr(recorder, str_capacity) : NULL;
+    if (capacity != NULL) {
+        taken = PyObject_RichCompareBool(used, capacity, Py_LT);
+        if (taken == 1) {
+            PyObject *more = PyNumber_Add(used, one);
+            if (more == NULL || PyObject_SetAttr(recorder, str_used, more) < 0) {
+                taken = -1;
+            }
+            Py_XDECREF(more);
+        }
+    }
+    Py_XDECREF(used);
+    Py_XDECREF(capacity);
+    return taken;
+}
+
 static PyObject *
 watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -712,10 +737,8 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *scope = args[0], *send = args[1];
     long long start = clock_ns(CLOCK_MONOTONIC);
     /* One event per request, as Recorder.add_request takes: a small budget is shared fairly. */
-    PyObject *granted = PyObject_CallMethodOneArg(self->recorder, str_take, one);
-    Py_ssize_t room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
-    Py_XDECREF(granted);
-    if (PyErr_Occurred() || room < 0) {
+    int room = take_one(self->recorder);
+    if (room < 0) {
         bump_after_clear(self->recorder);
         room = 0;
     }
@@ -1057,6 +1080,8 @@ PyInit__speedups(void)
     INTERN(str_type, "type");
     INTERN(str_status, "status");
     INTERN(str_response_start, "http.response.start");
+    INTERN(str_used, "used");
+    INTERN(str_capacity, "capacity");
     INTERN(str_when, "_when");
     INTERN(str_dropped, "dropped");
     INTERN(str_errors, "errors");

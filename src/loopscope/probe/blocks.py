@@ -53,6 +53,24 @@ def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
     return LoopBlock(start, end, cpu, request_id, where, stack, runnable_ns=runnable)
 
 
+def attribute_to_lone_request(block: LoopBlock, requests: dict[str, RequestRecord]) -> None:
+    """Give a heartbeat-mode block with no request to the one request in flight during it.
+
+    The watchdog names the request of the task the loop is running when it looks; a stall that
+    holds the GIL (a full collection, a C extension) is only seen once it is over, by which time
+    its request may have finished. Where exactly one request overlaps the block, it is the one.
+    """
+    if block.request_id is not None:
+        return
+    overlapping = [
+        request_id
+        for request_id, record in requests.items()
+        if record.start_ns < block.end_ns and (record.end_ns or block.end_ns) > block.start_ns
+    ]
+    if len(overlapping) == 1:
+        block.request_id = overlapping[0]
+
+
 def label_gc(block: LoopBlock, pauses: list[tuple[int, int]]) -> None:
     """Make `block` a `gc` block, blamed on no line, when collections cover most of it."""
     covered = 0

@@ -10,7 +10,13 @@ import dataclasses
 from collections import defaultdict
 from typing import Any
 
-from loopscope.probe.blocks import attribute_steps, block_from_step, label_gc, mark_delayed
+from loopscope.probe.blocks import (
+    attribute_steps,
+    attribute_to_lone_request,
+    block_from_step,
+    label_gc,
+    mark_delayed,
+)
 from loopscope.probe.recorder import Recorder, Step
 from loopscope.probe.segments import loop_lane, request_segments, thread_lanes, watched_segments
 from loopscope.trace.model import LoopBlock, PoolCall
@@ -27,6 +33,8 @@ def server_trace(
     pauses = sorted(recorder.gc_pauses)
     samples = dict(recorder.samples)
     watched = list(recorder.watch_blocks) if not precise else []
+    for block in watched:
+        attribute_to_lone_request(block, requests)
 
     by_start: dict[int, LoopBlock] = {}
     for step in steps:

@@ -40,12 +40,8 @@ class RequestIds:
         self.prefix = f"s{os.getpid()}-"
         self._counter = itertools.count(1)
 
-    def generate(self) -> str:
-        """A new id of the form `s<pid>-<n>`."""
-        return f"{self.prefix}{next(self._counter)}"
-
     def from_headers(self, headers: Any) -> str:
-        """The sanitized `x-loopscope-request` id from ASGI `headers`, or a generated one."""
+        """The sanitized `x-loopscope-request` id from ASGI `headers`, or a new `s<pid>-<n>`."""
         try:
             for name, value in headers:
                 if name == REQUEST_HEADER:
@@ -55,4 +51,4 @@ class RequestIds:
                     break
         except (TypeError, ValueError):
             pass  # not a list of pairs: the request still gets an id
-        return f"{self.prefix}{next(self._counter)}"  # `generate()`, inlined: every request
+        return f"{self.prefix}{next(self._counter)}"

@@ -144,17 +144,6 @@ class RequestRecord:
         )
 
 
-def route_template(route: object) -> str | None:
-    """The template (`/users/{id}`) of a matched route object (Starlette's `scope["route"]`)."""
-    if route is None:
-        return None
-    try:
-        path = getattr(route, "path", None)
-    except Exception:  # a route object of unexpected shape: no template, not a failed dump
-        return None
-    return path if isinstance(path, str) else None
-
-
 @dataclass(slots=True)
 class StackSamples:
     """The watchdog's stack samples of one stall of the loop (a long step or a missed heartbeat).

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# What the probe costs, counted: CPU instructions per request of a trivial `async def` route on a
+# real uvicorn, without and with the probe, by valgrind's callgrind. Instruction counts do not
+# depend on what else the machine is doing, so this is the repeatable side of `make bench`
+# (which measures time, side by side). Counting starts after 50 warm-up requests.
+#
+#   benchmarks/probe_instructions.sh [REQUESTS]        (default 1500; needs valgrind)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests=${1:-1500}
+python=.venv/bin/python
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+client() { # PORT COUNT: keep-alive GETs of / with the standard library only
+    "$python" - "$1" "$2" <<'PY'
+import http.client, sys
+connection = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=600)
+for _ in range(int(sys.argv[2])):
+    connection.request("GET", "/")
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 200, answer.status
+PY
+}
+
+count() { # NAME PROBE(0|1): prints instructions per request
+    local name=$1 probe=$2 port
+    port=$("$python" -c "from loopscope.server.ports import free_port; print(free_port())")
+    local env=(LOOPSCOPE_APP=trivial:app LOOPSCOPE_APP_DIR="$PWD/benchmarks/apps" LOOPSCOPE_LOOP=asyncio)
+    if [ "$probe" = 1 ]; then
+        mkdir -p "$work/probe"
+        # A threshold of 2 s keeps the watchdog's ticks (by the wall clock, which valgrind
+        # slows 50-fold) from weighing on the count; its cost is in `make bench`.
+        env+=(LOOPSCOPE_PROBE_OUT="$work/probe" LOOPSCOPE_BLOCK_MS=2000)
+    fi
+    env "${env[@]}" valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$work/$name.out" "$python" -m uvicorn loopscope.server.target:app \
+        --host 127.0.0.1 --port "$port" --loop asyncio --http h11 --log-level warning \
+        >"$work/$name.log" 2>&1 &
+    local server=$!
+    for _ in $(seq 1 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.5
+    done
+    client "$port" 50
+    callgrind_control -i on "$server" >/dev/null 2>&1
+    client "$port" "$requests"
+    callgrind_control -d measured "$server" >/dev/null 2>&1
+    callgrind_control -i off "$server" >/dev/null 2>&1
+    kill -TERM "$server"
+    wait "$server" || true
+    local total
+    total=$(cat "$work/$name.out"* | grep -h "^totals:" | awk '{print $2}' | sort -n | tail -1)
+    echo $((total / requests))
+}
+
+command -v valgrind >/dev/null || { echo "valgrind is not installed: apt-get install valgrind"; exit 1; }
+echo "probe instructions: trivial async route, uvicorn h11, $requests keep-alive requests (callgrind)"
+plain=$(count plain 0)
+probed=$(count probed 1)
+hooks=$("$python" -c "from loopscope.probe.loop import load_speedups; print('C' if load_speedups() else 'pure Python')")
+echo "  without the probe: $plain instructions per request"
+echo "  with the probe:    $probed instructions per request (hot paths in $hooks)"
+echo "  added by the probe: $((probed - plain)) ($(( (probed - plain) * 1000 / plain / 10 )).$(( (probed - plain) * 1000 / plain % 10 ))%)"
