@@ -110,13 +110,16 @@ def test_a_block_mostly_covered_by_garbage_collection_is_labelled_gc() -> None:
 def test_the_loop_lane_coalesces_close_steps_of_one_request_only() -> None:
     recorder = _blocking_records()
     later = list(recorder.steps)
-    recorder.steps.tail[:] = [
-        (at(-5), at(-4.9), 0, "b", 0),
-        (at(-4.8), at(-4.7), 0, "b", 0),  # 0.1 ms later: same run
-        (at(-4.65), at(-4.6), 0, None, 0),  # another owner: a new run
-        (at(-2), at(-1.9), 0, "b", 0),  # 2.7 ms later: a new run
-        *later,
-    ]
+    recorder.steps.clear()
+    recorder.steps.extend(
+        [
+            (at(-5), at(-4.9), 0, "b", 0),
+            (at(-4.8), at(-4.7), 0, "b", 0),  # 0.1 ms later: same run
+            (at(-4.65), at(-4.6), 0, None, 0),  # another owner: a new run
+            (at(-2), at(-1.9), 0, "b", 0),  # 2.7 ms later: a new run
+            *later,
+        ]
+    )
 
     lane = [
         (s["state"], s["request_id"], (s["start_ns"] - T) / MS, (s["end_ns"] - T) / MS)

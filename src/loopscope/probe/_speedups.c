@@ -22,13 +22,15 @@
 
 /* Steps take their events from the recorder's budget this many at a time (as loop.py does). */
 #define BUDGET_CHUNK 256
-/* Records per sealed chunk of a recorder `Log` (recorder.LOG_CHUNK). */
+/* Items per sealed chunk of a recorder `Log` (recorder.LOG_CHUNK). */
 #define LOG_CHUNK 1024
+/* A finished request's missing status (recorder.NO_STATUS). */
+#define NO_STATUS LLONG_MIN
 static PyObject *str_loop, *str_context, *str_get, *str_take, *str_when, *str_current_step;
 static PyObject *str_method, *str_path, *str_headers, *str_route, *str_type, *str_status;
 static PyObject *str_response_start, *str_used, *str_capacity;
 static PyObject *str_dropped, *str_errors;
-static PyObject *zero, *one, *chunk;
+static PyObject *one, *chunk;
 
 static inline long long
 clock_ns(clockid_t clock)
@@ -74,34 +76,93 @@ log_lists_init(LogLists *lists, PyObject *owner, const char *name)
         Py_CLEAR(lists->tail);
         Py_CLEAR(lists->chunks);
         if (!PyErr_Occurred()) {
-            PyErr_Format(PyExc_TypeError, "recorder.%s must be a Log", name);
+            PyErr_Format(PyExc_TypeError, "%s.%s must be a Log", Py_TYPE(owner)->tp_name, name);
         }
         return -1;
     }
     return 0;
 }
 
-/* Log.append: add `record`, sealing the tail into a chunk when it is full. */
-static int
-log_append(LogLists *lists, PyObject *record)
+/* len(Log): every sealed chunk holds exactly LOG_CHUNK items. */
+static inline Py_ssize_t
+log_length(LogLists *lists)
 {
-    if (PyList_Append(lists->tail, record) < 0) {
+    return PyList_GET_SIZE(lists->chunks) * LOG_CHUNK + PyList_GET_SIZE(lists->tail);
+}
+
+/* Log.append: add `item`, sealing the tail's first LOG_CHUNK items into a chunk when it is
+ * full. -1 when the item could not be added; a failed seal is retried by the next append. */
+static int
+log_append(LogLists *lists, PyObject *item)
+{
+    if (PyList_Append(lists->tail, item) < 0) {
         return -1;
     }
-    Py_ssize_t size = PyList_GET_SIZE(lists->tail);
-    if (size < LOG_CHUNK) {
+    if (PyList_GET_SIZE(lists->tail) < LOG_CHUNK) {
         return 0;
     }
-    PyObject *chunk = PyList_AsTuple(lists->tail);
-    if (chunk == NULL) {
+    PyObject *chunk = PyList_GetSlice(lists->tail, 0, LOG_CHUNK);
+    if (chunk != NULL) {
+        PyObject *sealed = PyList_AsTuple(chunk);
+        Py_DECREF(chunk);
+        if (sealed != NULL) {
+            if (PyList_Append(lists->chunks, sealed) == 0 &&
+                PyList_SetSlice(lists->tail, 0, LOG_CHUNK, NULL) < 0) {
+                /* Both places hold the items now: undo the seal rather than keep them twice. */
+                PyList_SetSlice(lists->chunks, PyList_GET_SIZE(lists->chunks) - 1,
+                                PyList_GET_SIZE(lists->chunks), NULL);
+            }
+            Py_DECREF(sealed);
+        }
+    }
+    PyErr_Clear();
+    return 0;
+}
+
+/* bytearray.extend(`size` bytes at `bytes`): grows as bytearray does, by an eighth at a time. */
+static int
+bytes_append(PyObject *array, const void *bytes, Py_ssize_t size)
+{
+    Py_ssize_t used = PyByteArray_GET_SIZE(array);
+    if (PyByteArray_Resize(array, used + size) < 0) {
         return -1;
     }
-    int failed = PyList_Append(lists->chunks, chunk) < 0;
-    Py_DECREF(chunk);
-    if (failed) {
+    memcpy(PyByteArray_AS_STRING(array) + used, bytes, (size_t)size);
+    return 0;
+}
+
+/* recorder.request_ref: the number of `request_id` in `refs`, given on first sight; -1 with an
+ * exception on failure. */
+static long long
+request_ref(PyObject *refs, PyObject *request_id)
+{
+    PyObject *ref = PyDict_GetItemWithError(refs, request_id); /* borrowed */
+    if (ref != NULL) {
+        return PyLong_AsLongLong(ref);
+    }
+    if (PyErr_Occurred()) {
         return -1;
     }
-    return PyList_SetSlice(lists->tail, 0, size, NULL);
+    long long next = (long long)PyDict_GET_SIZE(refs) + 1;
+    PyObject *value = PyLong_FromLongLong(next);
+    if (value == NULL) {
+        return -1;
+    }
+    int failed = PyDict_SetItem(refs, request_id, value) < 0;
+    Py_DECREF(value);
+    return failed ? -1 : next;
+}
+
+/* obj.<name>, checked to be exactly of `type` (new reference; NULL with TypeError otherwise). */
+static PyObject *
+typed_attr(PyObject *obj, const char *name, PyTypeObject *type, const char *what)
+{
+    PyObject *value = PyObject_GetAttrString(obj, name);
+    if (value != NULL && !Py_IS_TYPE(value, type)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a %s", what, type->tp_name);
+        Py_CLEAR(value);
+    }
+    return value;
 }
 
 /* Where asyncio's Handle keeps its `_loop` and `_context` slots, to read them without a lookup. */
@@ -196,7 +257,10 @@ typedef struct {
     PyObject_HEAD
     PyObject *original;   /* the Handle._run it replaces */
     PyObject *recorder;   /* loopscope.probe.recorder.Recorder */
-    LogLists steps;       /* recorder.steps */
+    PyObject *steps;      /* recorder.steps.data: the packed steps (a bytearray) */
+    PyObject *refs;       /* recorder.request_ids: each request id's number */
+    PyObject *last_id;    /* the request id of the last step recorded, and its number */
+    long long last_ref;
     PyObject *stamps;     /* recorder.stamps */
     PyObject *var;        /* the REQUEST_ID context variable */
     PyObject *loop;       /* the loop whose steps are recorded; None: none yet */
@@ -244,8 +308,8 @@ ready_of(StepHook *self, PyObject *handle)
 }
 
 static void
-record_step(StepHook *self, PyObject *handle, PyObject *start_obj, long long start,
-            long long end, PyObject *request_id)
+record_step(StepHook *self, PyObject *handle, long long start, long long end,
+            PyObject *request_id)
 {
     long long cpu_end = end - start > self->long_ns ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
     long long ready = request_id != Py_None ? ready_of(self, handle) : 0;
@@ -264,22 +328,22 @@ record_step(StepHook *self, PyObject *handle, PyObject *start_obj, long long sta
         }
     }
     self->room--;
-    PyObject *step = PyTuple_New(5);
-    if (step == NULL) {
-        goto failed;
+    long long ref = 0;
+    if (request_id == self->last_id) { /* steps of one request often come in a row */
+        ref = self->last_ref;
     }
-    PyTuple_SET_ITEM(step, 0, Py_NewRef(start_obj));
-    PyTuple_SET_ITEM(step, 1, PyLong_FromLongLong(end));
-    PyTuple_SET_ITEM(step, 2, cpu_end ? PyLong_FromLongLong(cpu_end) : Py_NewRef(zero));
-    PyTuple_SET_ITEM(step, 3, Py_NewRef(request_id));
-    PyTuple_SET_ITEM(step, 4, ready ? PyLong_FromLongLong(ready) : Py_NewRef(zero));
-    if (PyTuple_GET_ITEM(step, 1) == NULL || PyTuple_GET_ITEM(step, 2) == NULL ||
-        PyTuple_GET_ITEM(step, 4) == NULL || log_append(&self->steps, step) < 0) {
-        Py_DECREF(step);
-        goto failed;
+    else if (request_id != Py_None) {
+        ref = request_ref(self->refs, request_id);
+        if (ref < 0) {
+            goto failed;
+        }
+        Py_XSETREF(self->last_id, Py_NewRef(request_id));
+        self->last_ref = ref;
     }
-    Py_DECREF(step);
-    return;
+    long long step[5] = {start, end, cpu_end, ref, ready}; /* recorder.STEP */
+    if (bytes_append(self->steps, step, sizeof(step)) == 0) {
+        return;
+    }
 failed:
     PyErr_Clear();
     bump(self->recorder, str_errors);
@@ -309,11 +373,6 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
         request_id = Py_NewRef(Py_None);
     }
     long long start = clock_ns(CLOCK_MONOTONIC);
-    PyObject *start_obj = PyLong_FromLongLong(start);
-    if (start_obj == NULL) { /* the step runs unrecorded */
-        PyErr_Clear();
-        bump(self->recorder, str_errors);
-    }
     self->current_step = start;
 
     PyObject *result = PyObject_Vectorcall(self->original, args, nargsf, NULL);
@@ -322,10 +381,7 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     PyObject *exc_type, *exc_value, *exc_tb;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* the original's, if it raised */
     self->current_step = 0;
-    if (start_obj != NULL) {
-        record_step(self, handle, start_obj, start, end, request_id);
-        Py_DECREF(start_obj);
-    }
+    record_step(self, handle, start, end, request_id);
     Py_DECREF(request_id);
     PyErr_Restore(exc_type, exc_value, exc_tb);
     return result;
@@ -344,30 +400,34 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         layout_init(&layout, handle_type, timer_type) < 0) {
         return NULL;
     }
-    LogLists steps;
-    if (log_lists_init(&steps, recorder, "steps") < 0) {
+    PyObject *log = PyObject_GetAttrString(recorder, "steps");
+    if (log == NULL) {
         return NULL;
     }
-    PyObject *stamps = PyObject_GetAttrString(recorder, "stamps");
-    if (stamps == NULL || !PyDict_Check(stamps)) {
-        Py_CLEAR(steps.tail);
-        Py_CLEAR(steps.chunks);
-        Py_XDECREF(stamps);
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "recorder.stamps must be a dict");
-        }
+    PyObject *steps = typed_attr(log, "data", &PyByteArray_Type, "recorder.steps.data");
+    Py_DECREF(log);
+    PyObject *refs = NULL, *stamps = NULL;
+    if (steps == NULL ||
+        (refs = typed_attr(recorder, "request_ids", &PyDict_Type, "recorder.request_ids")) ==
+            NULL ||
+        (stamps = typed_attr(recorder, "stamps", &PyDict_Type, "recorder.stamps")) == NULL) {
+        Py_XDECREF(steps);
+        Py_XDECREF(refs);
         return NULL;
     }
     StepHook *self = (StepHook *)type->tp_alloc(type, 0);
     if (self == NULL) {
-        Py_CLEAR(steps.tail);
-        Py_CLEAR(steps.chunks);
+        Py_DECREF(steps);
+        Py_DECREF(refs);
         Py_DECREF(stamps);
         return NULL;
     }
     self->original = Py_NewRef(original);
     self->recorder = Py_NewRef(recorder);
     self->steps = steps;
+    self->refs = refs;
+    self->last_id = NULL;
+    self->last_ref = 0;
     self->stamps = stamps;
     self->var = Py_NewRef(var);
     self->loop = Py_NewRef(Py_None);
@@ -384,8 +444,9 @@ step_hook_traverse(StepHook *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->original);
     Py_VISIT(self->recorder);
-    Py_VISIT(self->steps.tail);
-    Py_VISIT(self->steps.chunks);
+    Py_VISIT(self->steps);
+    Py_VISIT(self->refs);
+    Py_VISIT(self->last_id);
     Py_VISIT(self->stamps);
     Py_VISIT(self->var);
     Py_VISIT(self->loop);
@@ -399,8 +460,9 @@ step_hook_clear(StepHook *self)
 {
     Py_CLEAR(self->original);
     Py_CLEAR(self->recorder);
-    Py_CLEAR(self->steps.tail);
-    Py_CLEAR(self->steps.chunks);
+    Py_CLEAR(self->steps);
+    Py_CLEAR(self->refs);
+    Py_CLEAR(self->last_id);
     Py_CLEAR(self->stamps);
     Py_CLEAR(self->var);
     Py_CLEAR(self->loop);
@@ -601,9 +663,10 @@ static PyTypeObject SoonHookType = {
 typedef struct {
     PyObject_HEAD
     PyObject *recorder;
-    PyObject *request_ids; /* recorder.request_ids: every id given out */
+    PyObject *request_ids; /* recorder.request_ids: every id given out, with its number */
     PyObject *live;        /* recorder.live: rows of the requests still running */
-    LogLists finished;     /* recorder.finished */
+    PyObject *numbers;     /* recorder.finished.numbers (a bytearray) */
+    LogLists texts;        /* recorder.finished.texts */
     PyObject *var;         /* REQUEST_ID */
     PyObject *clock;    /* whose `current_step` is the running step's start (a StepHook or not) */
     PyObject *prefix;   /* of generated ids: "s<pid>-" */
@@ -775,8 +838,12 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     }
     long long first_step = current_step_of(self->clock);
     row = Py_BuildValue("(OOLL)", method, path, start, first_step);
-    if (row == NULL || PyDict_SetItem(self->request_ids, request_id, Py_None) < 0 ||
-        PyDict_SetItem(self->live, request_id, row) < 0) {
+    /* Numbered in order, as Recorder.add_request does (ids are never removed). */
+    PyObject *ref = row != NULL ? PyLong_FromSsize_t(PyDict_GET_SIZE(self->request_ids) + 1)
+                                : NULL;
+    int stored = ref != NULL && PyDict_SetItem(self->request_ids, request_id, ref) == 0;
+    Py_XDECREF(ref);
+    if (!stored || PyDict_SetItem(self->live, request_id, row) < 0) {
         goto failed;
     }
     watch = PyObject_GC_New(RequestWatch, &RequestWatchType);
@@ -804,10 +871,10 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(request_id);
     Py_DECREF(row);
     return (PyObject *)watch;
-forget: /* stored already: a request that never runs must not show as running forever */
+forget: /* stored already: a request that never runs must not show as running forever (its
+         * id stays taken: numbers are never reused) */
     PyErr_Clear();
-    if (PyDict_DelItem(self->live, request_id) < 0 ||
-        PyDict_DelItem(self->request_ids, request_id) < 0) {
+    if (PyDict_DelItem(self->live, request_id) < 0) {
         PyErr_Clear();
     }
 failed:
@@ -831,26 +898,31 @@ watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                                      &prefix)) {
         return NULL;
     }
-    LogLists finished;
-    if (log_lists_init(&finished, recorder, "finished") < 0) {
+    PyObject *finished = PyObject_GetAttrString(recorder, "finished");
+    if (finished == NULL) {
         return NULL;
     }
-    PyObject *request_ids = PyObject_GetAttrString(recorder, "request_ids");
-    PyObject *live = request_ids != NULL ? PyObject_GetAttrString(recorder, "live") : NULL;
-    if (live == NULL || !PyDict_Check(request_ids) || !PyDict_Check(live)) {
-        Py_CLEAR(finished.tail);
-        Py_CLEAR(finished.chunks);
+    LogLists texts = {NULL, NULL};
+    PyObject *numbers = typed_attr(finished, "numbers", &PyByteArray_Type,
+                                   "recorder.finished.numbers");
+    PyObject *request_ids = NULL, *live = NULL;
+    if (numbers == NULL || log_lists_init(&texts, finished, "texts") < 0 ||
+        (request_ids = typed_attr(recorder, "request_ids", &PyDict_Type,
+                                  "recorder.request_ids")) == NULL ||
+        (live = typed_attr(recorder, "live", &PyDict_Type, "recorder.live")) == NULL) {
+        Py_DECREF(finished);
+        Py_XDECREF(numbers);
+        Py_XDECREF(texts.tail);
+        Py_XDECREF(texts.chunks);
         Py_XDECREF(request_ids);
-        Py_XDECREF(live);
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "recorder.request_ids and .live must be dicts");
-        }
         return NULL;
     }
+    Py_DECREF(finished);
     RequestWatcher *self = (RequestWatcher *)type->tp_alloc(type, 0);
     if (self == NULL) {
-        Py_CLEAR(finished.tail);
-        Py_CLEAR(finished.chunks);
+        Py_DECREF(numbers);
+        Py_DECREF(texts.tail);
+        Py_DECREF(texts.chunks);
         Py_DECREF(request_ids);
         Py_DECREF(live);
         return NULL;
@@ -858,7 +930,8 @@ watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->recorder = Py_NewRef(recorder);
     self->request_ids = request_ids;
     self->live = live;
-    self->finished = finished;
+    self->numbers = numbers;
+    self->texts = texts;
     self->var = Py_NewRef(var);
     self->clock = Py_NewRef(clock);
     self->prefix = Py_NewRef(prefix);
@@ -872,8 +945,9 @@ watcher_traverse(RequestWatcher *self, visitproc visit, void *arg)
     Py_VISIT(self->recorder);
     Py_VISIT(self->request_ids);
     Py_VISIT(self->live);
-    Py_VISIT(self->finished.tail);
-    Py_VISIT(self->finished.chunks);
+    Py_VISIT(self->numbers);
+    Py_VISIT(self->texts.tail);
+    Py_VISIT(self->texts.chunks);
     Py_VISIT(self->var);
     Py_VISIT(self->clock);
     return 0;
@@ -885,8 +959,9 @@ watcher_clear(RequestWatcher *self)
     Py_CLEAR(self->recorder);
     Py_CLEAR(self->request_ids);
     Py_CLEAR(self->live);
-    Py_CLEAR(self->finished.tail);
-    Py_CLEAR(self->finished.chunks);
+    Py_CLEAR(self->numbers);
+    Py_CLEAR(self->texts.tail);
+    Py_CLEAR(self->texts.chunks);
     Py_CLEAR(self->var);
     Py_CLEAR(self->clock);
     Py_CLEAR(self->prefix);
@@ -948,6 +1023,22 @@ watch_call(RequestWatch *self, PyObject *const *args, size_t nargsf, PyObject *k
     return PyObject_Vectorcall(self->send, args, nargsf, kwnames);
 }
 
+/* A response status as FinishedLog stores it: an exact int64, else NO_STATUS. */
+static long long
+status_of(PyObject *status)
+{
+    if (status == NULL || !PyLong_CheckExact(status)) {
+        return NO_STATUS;
+    }
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(status, &overflow);
+    if (overflow || (value == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return NO_STATUS;
+    }
+    return value;
+}
+
 /* finish(scope): store the request's row and reset REQUEST_ID; call once, when the app is done. */
 static PyObject *
 watch_finish(RequestWatch *self, PyObject *scope)
@@ -969,21 +1060,21 @@ watch_finish(RequestWatch *self, PyObject *scope)
         template = Py_NewRef(Py_None);
     }
     long long end = self->end ? self->end : clock_ns(CLOCK_MONOTONIC);
-    PyObject *row = Py_BuildValue("(OOOLLLOOL)", self->request_id, self->method, self->path,
-                                  self->start, self->first_step, end,
-                                  self->status ? self->status : Py_None, template,
-                                  current_step_of(watcher->clock));
-    Py_DECREF(template);
-    if (row == NULL) {
+    /* FinishedLog.append: the strings first, then the numbers that point at them. */
+    long long numbers[6] = {self->start, self->first_step, end, status_of(self->status),
+                            current_step_of(watcher->clock), log_length(&watcher->texts)};
+    PyObject *texts[4] = {self->request_id, self->method, self->path, template};
+    int stored = 1;
+    for (int i = 0; i < 4 && stored; i++) {
+        stored = log_append(&watcher->texts, texts[i]) == 0;
+    }
+    if (!stored || bytes_append(watcher->numbers, numbers, sizeof(numbers)) < 0) {
         bump_after_clear(watcher->recorder);
     }
+    Py_DECREF(template);
     if (PyDict_DelItem(watcher->live, self->request_id) < 0) {
         PyErr_Clear(); /* not there: nothing to forget */
     }
-    if (row != NULL && log_append(&watcher->finished, row) < 0) {
-        bump_after_clear(watcher->recorder);
-    }
-    Py_XDECREF(row);
     if (self->token != NULL) {
         if (PyContextVar_Reset(watcher->var, self->token) < 0) {
             PyErr_Clear();
@@ -1085,7 +1176,7 @@ PyInit__speedups(void)
     INTERN(str_when, "_when");
     INTERN(str_dropped, "dropped");
     INTERN(str_errors, "errors");
-    if ((zero = PyLong_FromLong(0)) == NULL || (one = PyLong_FromLong(1)) == NULL ||
+    if ((one = PyLong_FromLong(1)) == NULL ||
         (chunk = PyLong_FromLong(BUDGET_CHUNK)) == NULL) {
         return NULL;
     }

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopscope.probe.context import REQUEST_ID
-from loopscope.probe.recorder import LOG_CHUNK, STAMP_LIMIT, Recorder
+from loopscope.probe.recorder import STAMP_LIMIT, STEP, Recorder, request_ref
 
 _PATCHES: tuple[tuple[type, str], ...] = (
     (events.Handle, "_run"),
@@ -140,9 +140,9 @@ class LoopHooks:
             return hook  # type: ignore[no-any-return]
         hooks = self
         rec = self._recorder
-        tail = rec.steps.tail
-        append = tail.append
-        seal = rec.steps.seal
+        add_step = rec.steps.data.extend
+        pack_step = STEP.pack
+        refs = rec.request_ids
         pop_stamp = rec.stamps.pop
         wall = time.monotonic_ns
         thread_cpu = time.thread_time_ns
@@ -166,8 +166,9 @@ class LoopHooks:
                 rec.current_step = 0
                 try:
                     cpu_end = thread_cpu() if end - start > long_ns else 0
-                    ready = 0
+                    ready = ref = 0
                     if request_id is not None:
+                        ref = refs.get(request_id) or request_ref(refs, request_id)
                         stamp = pop_stamp(id(handle), None)
                         if stamp is not None:
                             ready = stamp[0]
@@ -175,9 +176,7 @@ class LoopHooks:
                             ready = int(handle.when() * 1e9)
                     if room or (room := rec.take(_BUDGET_CHUNK)):
                         room -= 1
-                        append((start, end, cpu_end, request_id, ready))
-                        if len(tail) >= LOG_CHUNK:
-                            seal()
+                        add_step(pack_step(start, end, cpu_end, ref, ready))
                     else:
                         rec.dropped += 1
                 except Exception:

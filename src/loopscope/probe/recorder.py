@@ -1,15 +1,17 @@
 """Bounded storage for everything the probe's hooks observe.
 
 The hooks run on the event loop's hot path, in worker threads and in the watchdog thread, so
-they only append tuples and small objects here; turning them into segments and blocks happens
-later, in `loopscope.probe.segments`, when somebody asks for the result. One budget
+they only append packed numbers, tuples and small objects here; turning them into segments and
+blocks happens later, in `loopscope.probe.segments`, when somebody asks for the result. One budget
 (`max_events`) covers every kind of record, so a long run cannot grow without bound (viztracer#308:
 async traces reach gigabytes); past it records are counted in `dropped`, never stored.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +36,10 @@ SAMPLES_PER_STALL = 64
 
 
 RequestRow = tuple[Any, ...]
-"""One request as the middleware stores it: `(method, path, start_ns, first_step_ns)` while it
-runs, then `(method, path, start_ns, first_step_ns, end_ns, status, route, last_step_ns)`.
+"""One request as the middleware hands it over: `(method, path, start_ns, first_step_ns)` while
+it runs, then `(method, path, start_ns, first_step_ns, end_ns, status, route, last_step_ns)`.
 
-A tuple of strings, ints and `None`, not an object: one is made for every request, and the
-garbage collector stops tracking such tuples at its next pass (see `Log`).
+The scope's own values, unchecked: the middleware leaves every conversion to collect time.
 `RequestRecord.from_row` gives the readable form.
 """
 
@@ -46,18 +47,30 @@ garbage collector stops tracking such tuples at its next pass (see `Log`).
 METHOD, PATH, START, FIRST_STEP, END, STATUS, ROUTE, LAST_STEP = range(8)
 
 LOG_CHUNK = 1024
-"""Records per sealed chunk of a `Log` (`_speedups.c` seals at the same size)."""
+"""Items per sealed chunk of a `Log` (`_speedups.c` seals at the same size)."""
+
+STEP = struct.Struct("=5q")
+"""A packed loop step: `start_ns, end_ns, cpu_end_ns, request_ref, ready_ns` (see `Step`), as
+int64s in native byte order, which is how `_speedups.c` writes them."""
+
+FINISHED = struct.Struct("=6q")
+"""A finished request's numbers, packed: `start_ns, first_step_ns, end_ns, status,
+last_step_ns, texts_at`, with `NO_STATUS` for a status that was missing or not an int64, and
+`texts_at` the position of its strings in `FinishedLog.texts`."""
+
+NO_STATUS = -(2**63)
 
 
 class Log:
-    """An append-only list of records that the garbage collector does not walk record by record.
+    """An append-only list of objects that the garbage collector does not walk item by item.
 
     A full collection visits every item of every list it tracks, and the app's heap is collected
     in full every few thousand requests: a plain list of a hundred thousand records made each of
     those collections read a hundred thousand objects (`make bench` saw it cost 5% of a busy
-    server's throughput). Here records go to `tail`, and every `LOG_CHUNK` of them are sealed into
-    one tuple, which the collector stops tracking once its records are untracked (tuples of
-    numbers and strings), so it visits one object per chunk.
+    server's throughput). Here items go to `tail`, and every `LOG_CHUNK` of them are sealed into
+    one tuple, which the collector stops tracking once its items are untracked (numbers, strings,
+    tuples of those), so it visits one object per chunk. Every chunk holds exactly `LOG_CHUNK`
+    items, so an item's position is quick to tell (`len`).
     """
 
     __slots__ = ("chunks", "tail")
@@ -66,30 +79,125 @@ class Log:
         self.chunks: list[tuple[Any, ...]] = []
         self.tail: list[Any] = []  # appended to in place by the hooks; never replaced
 
-    def append(self, record: Any) -> None:
-        """Add one record."""
+    def append(self, item: Any) -> None:
+        """Add one item."""
         tail = self.tail
-        tail.append(record)
+        tail.append(item)
         if len(tail) >= LOG_CHUNK:
             self.seal()
 
-    def extend(self, records: Any) -> None:
-        """Add records in order."""
-        for record in records:
-            self.append(record)
+    def extend(self, items: Any) -> None:
+        """Add items in order."""
+        for item in items:
+            self.append(item)
 
     def seal(self) -> None:
-        """Move the tail into a sealed chunk."""
-        self.chunks.append(tuple(self.tail))
-        self.tail.clear()
+        """Move the tail's first `LOG_CHUNK` items into a sealed chunk."""
+        tail = self.tail
+        self.chunks.append(tuple(tail[:LOG_CHUNK]))
+        del tail[:LOG_CHUNK]
 
     def __len__(self) -> int:
-        return sum(map(len, self.chunks)) + len(self.tail)
+        return len(self.chunks) * LOG_CHUNK + len(self.tail)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Any]:
         for chunk in list(self.chunks):
             yield from chunk
         yield from list(self.tail)
+
+
+class StepLog:
+    """The loop's steps, packed: `STEP.size` bytes each in one `bytearray`.
+
+    Steps are the probe's most numerous records (a few per request), so each costs no object at
+    all: a tuple of boxed ints per step, even sealed in chunks, made the busy server of
+    `make bench` 4-5% slower through allocation and garbage collection alone. A step's request
+    is stored as its number in `refs` (the recorder's `request_ids`), 0 for none; iterating gives
+    back `Step` tuples.
+    """
+
+    __slots__ = ("data", "refs")
+
+    def __init__(self, refs: dict[str, int]) -> None:
+        self.data = bytearray()  # appended to in place by the hooks; never replaced
+        self.refs = refs
+
+    def append(self, step: Step) -> None:
+        """Add one step."""
+        start, end, cpu_end, request_id, ready = step
+        ref = 0 if request_id is None else request_ref(self.refs, request_id)
+        self.data += STEP.pack(start, end, cpu_end, ref, ready)
+
+    def extend(self, steps: Iterable[Step]) -> None:
+        """Add steps in order."""
+        for step in steps:
+            self.append(step)
+
+    def clear(self) -> None:
+        """Forget every step."""
+        self.data.clear()
+
+    def __len__(self) -> int:
+        return len(self.data) // STEP.size
+
+    def __iter__(self) -> Iterator[Step]:
+        # A copy first, then the ids: every id a copied step refers to was numbered before it.
+        data = bytes(self.data)
+        ids = id_of_ref(self.refs)
+        for start, end, cpu_end, ref, ready in STEP.iter_unpack(data):
+            yield start, end, cpu_end, ids.get(ref), ready
+
+
+class FinishedLog:
+    """The finished requests: their numbers packed in `numbers` (`FINISHED`), their strings in
+    `texts`, four per request (`request_id, method, path, route`), for the reason `StepLog`
+    gives. The strings go first and the numbers say where they are, so a request whose storing
+    failed halfway leaves at most some strings that nothing refers to."""
+
+    __slots__ = ("numbers", "texts")
+
+    def __init__(self) -> None:
+        self.numbers = bytearray()
+        self.texts = Log()
+
+    def append(self, request_id: str, row: RequestRow) -> None:
+        """Add a request from its 8-field row."""
+        status = row[STATUS]
+        if type(status) is not int or not NO_STATUS < status < 2**63:
+            status = NO_STATUS
+        texts = self.texts
+        at = len(texts)
+        texts.extend((request_id, row[METHOD], row[PATH], row[ROUTE]))
+        self.numbers += FINISHED.pack(
+            row[START], row[FIRST_STEP], row[END], status, row[LAST_STEP], at
+        )
+
+    def __len__(self) -> int:
+        return len(self.numbers) // FINISHED.size
+
+    def __iter__(self) -> Iterator[tuple[str, RequestRow]]:
+        """Each request's id and 8-field row, in the order they finished."""
+        # The numbers first: the strings they point at were stored before them.
+        numbers = bytes(self.numbers)
+        texts = list(self.texts)
+        for start, first, end, status, last, at in FINISHED.iter_unpack(numbers):
+            request_id, method, path, route = texts[at : at + 4]
+            status = None if status == NO_STATUS else status
+            yield request_id, (method, path, start, first, end, status, route, last)
+
+
+def request_ref(refs: dict[str, int], request_id: str) -> int:
+    """The number of `request_id` in `refs`, given on first sight (1, 2, ...; never reused,
+    as ids are never removed)."""
+    ref = refs.get(request_id)
+    if ref is None:
+        ref = refs[request_id] = len(refs) + 1
+    return ref
+
+
+def id_of_ref(refs: dict[str, int]) -> dict[int, str]:
+    """`refs` inverted."""
+    return {ref: request_id for request_id, ref in list(refs.items())}
 
 
 @dataclass(slots=True)
@@ -228,13 +336,14 @@ class Recorder:
         self.dropped = 0
         self.errors = 0
         self.current_step = 0  # start of the loop step now running, 0 between steps
-        self.steps = Log()  # of `Step`
-        # Requests: the ids given out (a dict of strings to None, which the collector does not
-        # track), the rows of those still running, and the log of finished ones, each row
-        # there prefixed with its id.
-        self.request_ids: dict[str, None] = {}
+        # Requests: every id given out or seen in a step, with its number in the packed logs
+        # (a dict of strings to ints, which the collector does not track; ids are never
+        # removed, so numbers are never reused), the rows of those still running, and the
+        # finished ones.
+        self.request_ids: dict[str, int] = {}
+        self.steps = StepLog(self.request_ids)
         self.live: dict[str, RequestRow] = {}
-        self.finished = Log()
+        self.finished = FinishedLog()
         self.pool_hops: dict[str, int] = {}  # apart from the rows, which are immutable
         self.pool: list[PoolCall] = []
         self.pool_samples: list[PoolSample] = []
@@ -265,20 +374,21 @@ class Recorder:
             self.dropped += 1
             return None
         self.used += 1
-        if request_id in self.request_ids:
+        ids = self.request_ids
+        if request_id in ids:
             request_id = self.unique_id(request_id)
-        self.request_ids[request_id] = None
+        ids[request_id] = len(ids) + 1
         self.live[request_id] = row
         return request_id
 
     def finish_request(self, request_id: str, row: RequestRow) -> None:
         """Note a request's end: its full 8-field row replaces the running one."""
         self.live.pop(request_id, None)
-        self.finished.append((request_id, *row))
+        self.finished.append(request_id, row)
 
     def store_request(self, request_id: str, record: RequestRecord) -> None:
         """Store a finished request built elsewhere (tests, tools), outside the budget."""
-        self.request_ids[request_id] = None
+        request_ref(self.request_ids, request_id)
         self.finish_request(request_id, record.to_row())
 
     def unique_id(self, request_id: str) -> str:
@@ -293,7 +403,8 @@ class Recorder:
         """Every request seen so far (finished or running), readable, in order of arrival."""
         hops = self.pool_hops
         records = {
-            row[0]: RequestRecord.from_row(row[1:], hops.get(row[0], 0)) for row in self.finished
+            request_id: RequestRecord.from_row(row, hops.get(request_id, 0))
+            for request_id, row in self.finished
         }
         for request_id, row in list(self.live.items()):
             records[request_id] = RequestRecord.from_row(row, hops.get(request_id, 0))
