@@ -132,6 +132,44 @@ def test_a_repeated_client_id_does_not_overwrite_the_earlier_request() -> None:
         assert sorted(probe.collect()["requests"]) == ["same", "same.2"]
 
 
+def test_client_ids_and_generated_ids_never_collide() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await _ok(send)
+
+    with installed() as probe:
+        prefix = probe.recorder.id_prefix
+
+        async def scenario(wrapped: Any) -> None:
+            await _call(wrapped, _http_scope())  # generated: <prefix>1
+            await _call(wrapped, _http_scope(request_id=f"{prefix}1".encode()))  # taken
+            await _call(wrapped, _http_scope(request_id=f"{prefix}4".encode()))  # not yet
+            await _call(wrapped, _http_scope())  # <prefix>4 is the client's now
+
+        asyncio.run(scenario(probe.asgi(app)))
+        ids = list(probe.collect()["requests"])
+    assert ids == [f"{prefix}1", f"{prefix}1.2", f"{prefix}4", f"{prefix}4.2"]
+
+
+def test_odd_scope_values_are_stored_as_best_they_can_be() -> None:
+    class Route:
+        path = 42  # not a template
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = Route()
+        await send({"type": "http.response.start", "status": "200", "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    scope = {"type": "http", "method": None, "path": "/caf\u00e9/\udc80", "headers": []}
+    with installed() as probe:
+        asyncio.run(_call(probe.asgi(app), scope))
+        (request,) = probe.collect()["requests"].values()
+    # No method, a path with a lone surrogate (not UTF-8), a route that is no template and a
+    # status that is no int: each is stored as missing, and the request is still there.
+    assert (request["method"], request["path"], request["status"]) == ("", "", None)
+    assert request["route"] == ""
+    assert probe.recorder.errors == 0
+
+
 def test_an_exception_in_the_probes_own_bookkeeping_is_counted_and_the_request_succeeds() -> None:
     class BrokenRoute:
         @property
@@ -263,9 +301,9 @@ def test_the_compiled_hooks_are_built_and_used_unless_pure_python_is_asked(
 ) -> None:
     # `pip install -e .` compiles them; a broken build must fail here, not slow the probe quietly.
     from loopscope.probe import _speedups
-    from loopscope.probe.recorder import LOG_CHUNK
+    from loopscope.probe.packed import NO_TEXT
 
-    assert _speedups.LOG_CHUNK == LOG_CHUNK
+    assert _speedups.NO_TEXT == NO_TEXT
     with installed() as probe:
         app = probe.asgi(lambda scope, receive, send: None)
         assert probe.compiled is (implementation == "compiled")

@@ -38,7 +38,7 @@ def test_a_lane_is_painted_from_steps_thread_pool_trips_and_ready_stamps() -> No
     recorder.store_request(
         "r", RequestRecord("GET", "/x", start_ns=at(1), end_ns=at(90), first_step_ns=at(0))
     )
-    recorder.steps.extend(
+    recorder.store_steps(
         [
             (at(0), at(2), 0, None, 0),  # the middleware set the id during this step
             (at(30), at(35), 0, "r", at(25)),
@@ -71,7 +71,7 @@ def _blocking_records() -> Recorder:
     recorder.store_request("a", RequestRecord("GET", "/a", start_ns=at(0), end_ns=at(31)))
     recorder.store_request("b", RequestRecord("GET", "/b", start_ns=at(-10), end_ns=at(40)))
     recorder.store_request("c", RequestRecord("GET", "/c", start_ns=at(30.5), end_ns=at(33)))
-    recorder.steps.extend(
+    recorder.store_steps(
         [
             (at(1), at(30), CPU0 + 25 * MS, "a", 0),
             (at(30.2), at(30.4), 0, "b", at(10)),  # woke at 10 ms, ran only after the block
@@ -109,9 +109,9 @@ def test_a_block_mostly_covered_by_garbage_collection_is_labelled_gc() -> None:
 
 def test_the_loop_lane_coalesces_close_steps_of_one_request_only() -> None:
     recorder = _blocking_records()
-    later = list(recorder.steps)
+    later = recorder.loop_steps()
     recorder.steps.clear()
-    recorder.steps.extend(
+    recorder.store_steps(
         [
             (at(-5), at(-4.9), 0, "b", 0),
             (at(-4.8), at(-4.7), 0, "b", 0),  # 0.1 ms later: same run
@@ -159,7 +159,7 @@ def test_the_event_budget_counts_what_it_refuses() -> None:
     recorder = Recorder(2)
     assert recorder.admit() and recorder.admit()
     assert not recorder.admit()
-    assert recorder.add_request("r", ("GET", "/", 0, 0)) is None
+    assert recorder.add_request("r", "GET", "/", 0, 0) is None
     assert (recorder.used, recorder.dropped) == (2, 2)
 
 
@@ -167,7 +167,7 @@ def test_a_wait_for_the_pool_while_another_request_blocks_the_loop_is_ready_not_
     recorder = Recorder(100)
     recorder.store_request("sync", RequestRecord("GET", "/sync", start_ns=at(0), end_ns=at(200)))
     recorder.store_request("blocker", RequestRecord("GET", "/b", start_ns=at(9), end_ns=at(120)))
-    recorder.steps.extend(
+    recorder.store_steps(
         [
             (at(0), at(10), 0, "sync", 0),
             (at(10), at(110), 0, "blocker", at(10)),  # holds the loop for 100 ms

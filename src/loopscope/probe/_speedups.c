@@ -12,24 +12,26 @@
  * read at their offsets when it is exactly a Handle or TimerHandle. `RequestWatcher` does the
  * per-request bookkeeping of the ASGI middleware (`loopscope.probe.asgi`). Nothing here raises
  * into the app: the probe's own failures are counted in the recorder's `errors`, and an
- * exception from a wrapped original passes through untouched.
+ * exception from a wrapped original passes through untouched. `StallGate` is the watchdog
+ * thread's wait in precise mode, which looks at the step hook without taking the GIL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <time.h>
 
 /* Steps take their events from the recorder's budget this many at a time (as loop.py does). */
 #define BUDGET_CHUNK 256
-/* Items per sealed chunk of a recorder `Log` (recorder.LOG_CHUNK). */
-#define LOG_CHUNK 1024
-/* A finished request's missing status (recorder.NO_STATUS). */
+/* A finished request's missing status, and a text that is not a string (packed.py). */
 #define NO_STATUS LLONG_MIN
+#define NO_TEXT (-1)
 static PyObject *str_loop, *str_context, *str_get, *str_take, *str_when, *str_current_step;
 static PyObject *str_method, *str_path, *str_headers, *str_route, *str_type, *str_status;
 static PyObject *str_response_start, *str_used, *str_capacity;
-static PyObject *str_dropped, *str_errors;
+static PyObject *str_dropped, *str_errors, *str_serial;
 static PyObject *one, *chunk;
 
 static inline long long
@@ -56,69 +58,6 @@ bump(PyObject *recorder, PyObject *name)
     PyErr_Clear();
 }
 
-/* A recorder `Log`'s two lists, resolved once. */
-typedef struct {
-    PyObject *tail;   /* list */
-    PyObject *chunks; /* list of sealed tuples */
-} LogLists;
-
-static int
-log_lists_init(LogLists *lists, PyObject *owner, const char *name)
-{
-    PyObject *log = PyObject_GetAttrString(owner, name);
-    if (log == NULL) {
-        return -1;
-    }
-    lists->tail = PyObject_GetAttrString(log, "tail");
-    lists->chunks = lists->tail != NULL ? PyObject_GetAttrString(log, "chunks") : NULL;
-    Py_DECREF(log);
-    if (lists->chunks == NULL || !PyList_Check(lists->tail) || !PyList_Check(lists->chunks)) {
-        Py_CLEAR(lists->tail);
-        Py_CLEAR(lists->chunks);
-        if (!PyErr_Occurred()) {
-            PyErr_Format(PyExc_TypeError, "%s.%s must be a Log", Py_TYPE(owner)->tp_name, name);
-        }
-        return -1;
-    }
-    return 0;
-}
-
-/* len(Log): every sealed chunk holds exactly LOG_CHUNK items. */
-static inline Py_ssize_t
-log_length(LogLists *lists)
-{
-    return PyList_GET_SIZE(lists->chunks) * LOG_CHUNK + PyList_GET_SIZE(lists->tail);
-}
-
-/* Log.append: add `item`, sealing the tail's first LOG_CHUNK items into a chunk when it is
- * full. -1 when the item could not be added; a failed seal is retried by the next append. */
-static int
-log_append(LogLists *lists, PyObject *item)
-{
-    if (PyList_Append(lists->tail, item) < 0) {
-        return -1;
-    }
-    if (PyList_GET_SIZE(lists->tail) < LOG_CHUNK) {
-        return 0;
-    }
-    PyObject *chunk = PyList_GetSlice(lists->tail, 0, LOG_CHUNK);
-    if (chunk != NULL) {
-        PyObject *sealed = PyList_AsTuple(chunk);
-        Py_DECREF(chunk);
-        if (sealed != NULL) {
-            if (PyList_Append(lists->chunks, sealed) == 0 &&
-                PyList_SetSlice(lists->tail, 0, LOG_CHUNK, NULL) < 0) {
-                /* Both places hold the items now: undo the seal rather than keep them twice. */
-                PyList_SetSlice(lists->chunks, PyList_GET_SIZE(lists->chunks) - 1,
-                                PyList_GET_SIZE(lists->chunks), NULL);
-            }
-            Py_DECREF(sealed);
-        }
-    }
-    PyErr_Clear();
-    return 0;
-}
-
 /* bytearray.extend(`size` bytes at `bytes`): grows as bytearray does, by an eighth at a time. */
 static int
 bytes_append(PyObject *array, const void *bytes, Py_ssize_t size)
@@ -131,26 +70,44 @@ bytes_append(PyObject *array, const void *bytes, Py_ssize_t size)
     return 0;
 }
 
-/* recorder.request_ref: the number of `request_id` in `refs`, given on first sight; -1 with an
- * exception on failure. */
-static long long
-request_ref(PyObject *refs, PyObject *request_id)
+/* FinishedLog.texts: each of `values` as an int32 UTF-8 length (NO_TEXT for what is not an
+ * encodable string) and its bytes, appended in one go (packed.pack_text). */
+static int
+texts_append(PyObject *array, PyObject *const *values, int count)
 {
-    PyObject *ref = PyDict_GetItemWithError(refs, request_id); /* borrowed */
-    if (ref != NULL) {
-        return PyLong_AsLongLong(ref);
+    const char *data[4];
+    int32_t lengths[4];
+    Py_ssize_t total = 0;
+    for (int i = 0; i < count && i < 4; i++) {
+        data[i] = NULL;
+        lengths[i] = NO_TEXT;
+        if (values[i] != NULL && PyUnicode_Check(values[i])) {
+            Py_ssize_t size;
+            const char *utf8 = PyUnicode_AsUTF8AndSize(values[i], &size);
+            if (utf8 == NULL) {
+                PyErr_Clear(); /* a lone surrogate: stored as no text */
+            }
+            else if (size <= INT32_MAX) {
+                data[i] = utf8;
+                lengths[i] = (int32_t)size;
+            }
+        }
+        total += (Py_ssize_t)sizeof(int32_t) + (lengths[i] > 0 ? lengths[i] : 0);
     }
-    if (PyErr_Occurred()) {
+    Py_ssize_t used = PyByteArray_GET_SIZE(array);
+    if (PyByteArray_Resize(array, used + total) < 0) {
         return -1;
     }
-    long long next = (long long)PyDict_GET_SIZE(refs) + 1;
-    PyObject *value = PyLong_FromLongLong(next);
-    if (value == NULL) {
-        return -1;
+    char *out = PyByteArray_AS_STRING(array) + used;
+    for (int i = 0; i < count && i < 4; i++) {
+        memcpy(out, &lengths[i], sizeof(int32_t));
+        out += sizeof(int32_t);
+        if (lengths[i] > 0) {
+            memcpy(out, data[i], (size_t)lengths[i]);
+            out += lengths[i];
+        }
     }
-    int failed = PyDict_SetItem(refs, request_id, value) < 0;
-    Py_DECREF(value);
-    return failed ? -1 : next;
+    return 0;
 }
 
 /* obj.<name>, checked to be exactly of `type` (new reference; NULL with TypeError otherwise). */
@@ -251,6 +208,118 @@ hook_descr_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
     return PyMethod_New(self, obj);
 }
 
+/* ---- The recorder's counters and running requests ------------------------------------------ */
+
+/* Where a Recorder keeps `used`, `capacity` and `serial` (-1: look them up by name). They are
+ * read and written at their offsets: an attribute lookup costs more than the rest of a
+ * request's bookkeeping. */
+typedef struct {
+    Py_ssize_t used, capacity, serial;
+} RecorderSlots;
+
+static void
+recorder_slots_init(RecorderSlots *slots, PyObject *recorder)
+{
+    PyTypeObject *type = Py_TYPE(recorder);
+    slots->used = slot_offset(type, "used");
+    slots->capacity = slot_offset(type, "capacity");
+    slots->serial = slot_offset(type, "serial");
+}
+
+/* recorder.<name> as a C integer: 0, or -1 with an exception. */
+static int
+counter_get(PyObject *recorder, Py_ssize_t offset, PyObject *name, long long *value)
+{
+    PyObject *obj = offset >= 0 ? Py_XNewRef(*(PyObject **)((char *)recorder + offset))
+                                : PyObject_GetAttr(recorder, name);
+    if (obj == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetObject(PyExc_AttributeError, name);
+        }
+        return -1;
+    }
+    *value = PyLong_AsLongLong(obj);
+    Py_DECREF(obj);
+    return *value == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* recorder.<name> = value: 0, or -1 with an exception. */
+static int
+counter_set(PyObject *recorder, Py_ssize_t offset, PyObject *name, long long value)
+{
+    PyObject *obj = PyLong_FromLongLong(value);
+    if (obj == NULL) {
+        return -1;
+    }
+    if (offset >= 0) {
+        Py_XSETREF(*(PyObject **)((char *)recorder + offset), obj);
+        return 0;
+    }
+    int failed = PyObject_SetAttr(recorder, name, obj);
+    Py_DECREF(obj);
+    return failed;
+}
+
+typedef struct RequestWatcher RequestWatcher;
+
+/* One request being watched (see RequestWatcher below); the recorder's `live` holds it. */
+typedef struct {
+    PyObject_HEAD
+    RequestWatcher *watcher;
+    PyObject *send; /* the server's */
+    PyObject *request_id;
+    PyObject *token; /* of REQUEST_ID.set, NULL once reset */
+    PyObject *method;
+    PyObject *path;
+    PyObject *status; /* of http.response.start, NULL before */
+    long long start;
+    long long first_step;
+    long long end; /* the last message's hand-over, 0 before */
+    long long serial;
+    vectorcallfunc vectorcall;
+} RequestWatch;
+
+static PyTypeObject RequestWatchType;
+
+/* recorder.ref_of: what a step of `request_id` stores, the serial of the running request with
+ * that id, else the id's number in `late` (given on first sight): 0, or -1 with an exception. */
+static int
+ref_of(PyObject *live, PyObject *late, PyObject *request_id, long long *ref)
+{
+    PyObject *row = PyDict_GetItemWithError(live, request_id); /* borrowed */
+    if (row != NULL) {
+        if (Py_IS_TYPE(row, &RequestWatchType)) {
+            *ref = ((RequestWatch *)row)->serial;
+            return 0;
+        }
+        if (PyTuple_Check(row) && PyTuple_GET_SIZE(row) == 5) { /* recorder.LiveRow */
+            *ref = PyLong_AsLongLong(PyTuple_GET_ITEM(row, 4));
+            return *ref == -1 && PyErr_Occurred() ? -1 : 0;
+        }
+        PyErr_SetString(PyExc_TypeError, "recorder.live holds rows and RequestWatches");
+        return -1;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *known = PyDict_GetItemWithError(late, request_id); /* borrowed */
+    if (known != NULL) {
+        *ref = PyLong_AsLongLong(known);
+        return *ref == -1 && PyErr_Occurred() ? -1 : 0;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *next = PyLong_FromSsize_t(-PyDict_GET_SIZE(late) - 1);
+    if (next == NULL) {
+        return -1;
+    }
+    int failed = PyDict_SetItem(late, request_id, next);
+    *ref = PyLong_AsLongLong(next);
+    Py_DECREF(next);
+    return failed;
+}
+
 /* ---- StepHook: Handle._run ------------------------------------------------------------- */
 
 typedef struct {
@@ -258,7 +327,8 @@ typedef struct {
     PyObject *original;   /* the Handle._run it replaces */
     PyObject *recorder;   /* loopscope.probe.recorder.Recorder */
     PyObject *steps;      /* recorder.steps.data: the packed steps (a bytearray) */
-    PyObject *refs;       /* recorder.request_ids: each request id's number */
+    PyObject *live;       /* recorder.live and recorder.late: what a step's request id stores */
+    PyObject *late;
     PyObject *last_id;    /* the request id of the last step recorded, and its number */
     long long last_ref;
     PyObject *stamps;     /* recorder.stamps */
@@ -267,7 +337,7 @@ typedef struct {
     HandleLayout layout;  /* holds references to asyncio's two handle types */
     long long long_ns;    /* steps longer than this read the thread CPU clock at their end */
     long long current_step; /* start of the step now running, 0 between steps */
-    Py_ssize_t room;      /* events taken from the budget and not used yet */
+    Py_ssize_t room; /* events taken from the budget and not used yet; below 0: steps to drop */
     vectorcallfunc vectorcall;
 } StepHook;
 
@@ -313,7 +383,12 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
 {
     long long cpu_end = end - start > self->long_ns ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
     long long ready = request_id != Py_None ? ready_of(self, handle) : 0;
-    if (self->room <= 0) {
+    if (self->room < 0) { /* the budget is spent: drop a chunk of steps before asking again */
+        self->room++;
+        bump(self->recorder, str_dropped);
+        return;
+    }
+    if (self->room == 0) {
         PyObject *granted = PyObject_CallMethodOneArg(self->recorder, str_take, chunk);
         self->room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
         Py_XDECREF(granted);
@@ -323,6 +398,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
             bump(self->recorder, str_errors);
         }
         if (self->room == 0) {
+            self->room = 1 - BUDGET_CHUNK;
             bump(self->recorder, str_dropped);
             return;
         }
@@ -333,8 +409,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
         ref = self->last_ref;
     }
     else if (request_id != Py_None) {
-        ref = request_ref(self->refs, request_id);
-        if (ref < 0) {
+        if (ref_of(self->live, self->late, request_id, &ref) < 0) {
             goto failed;
         }
         Py_XSETREF(self->last_id, Py_NewRef(request_id));
@@ -373,14 +448,15 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
         request_id = Py_NewRef(Py_None);
     }
     long long start = clock_ns(CLOCK_MONOTONIC);
-    self->current_step = start;
+    /* Atomic: the StallGate reads it from the watchdog thread without the GIL. */
+    __atomic_store_n(&self->current_step, start, __ATOMIC_RELAXED);
 
     PyObject *result = PyObject_Vectorcall(self->original, args, nargsf, NULL);
 
     long long end = clock_ns(CLOCK_MONOTONIC);
     PyObject *exc_type, *exc_value, *exc_tb;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* the original's, if it raised */
-    self->current_step = 0;
+    __atomic_store_n(&self->current_step, 0, __ATOMIC_RELAXED);
     record_step(self, handle, start, end, request_id);
     Py_DECREF(request_id);
     PyErr_Restore(exc_type, exc_value, exc_tb);
@@ -406,26 +482,29 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     PyObject *steps = typed_attr(log, "data", &PyByteArray_Type, "recorder.steps.data");
     Py_DECREF(log);
-    PyObject *refs = NULL, *stamps = NULL;
+    PyObject *live = NULL, *late = NULL, *stamps = NULL;
     if (steps == NULL ||
-        (refs = typed_attr(recorder, "request_ids", &PyDict_Type, "recorder.request_ids")) ==
-            NULL ||
+        (live = typed_attr(recorder, "live", &PyDict_Type, "recorder.live")) == NULL ||
+        (late = typed_attr(recorder, "late", &PyDict_Type, "recorder.late")) == NULL ||
         (stamps = typed_attr(recorder, "stamps", &PyDict_Type, "recorder.stamps")) == NULL) {
         Py_XDECREF(steps);
-        Py_XDECREF(refs);
+        Py_XDECREF(live);
+        Py_XDECREF(late);
         return NULL;
     }
     StepHook *self = (StepHook *)type->tp_alloc(type, 0);
     if (self == NULL) {
         Py_DECREF(steps);
-        Py_DECREF(refs);
+        Py_DECREF(live);
+        Py_DECREF(late);
         Py_DECREF(stamps);
         return NULL;
     }
     self->original = Py_NewRef(original);
     self->recorder = Py_NewRef(recorder);
     self->steps = steps;
-    self->refs = refs;
+    self->live = live;
+    self->late = late;
     self->last_id = NULL;
     self->last_ref = 0;
     self->stamps = stamps;
@@ -445,7 +524,8 @@ step_hook_traverse(StepHook *self, visitproc visit, void *arg)
     Py_VISIT(self->original);
     Py_VISIT(self->recorder);
     Py_VISIT(self->steps);
-    Py_VISIT(self->refs);
+    Py_VISIT(self->live);
+    Py_VISIT(self->late);
     Py_VISIT(self->last_id);
     Py_VISIT(self->stamps);
     Py_VISIT(self->var);
@@ -461,7 +541,8 @@ step_hook_clear(StepHook *self)
     Py_CLEAR(self->original);
     Py_CLEAR(self->recorder);
     Py_CLEAR(self->steps);
-    Py_CLEAR(self->refs);
+    Py_CLEAR(self->live);
+    Py_CLEAR(self->late);
     Py_CLEAR(self->last_id);
     Py_CLEAR(self->stamps);
     Py_CLEAR(self->var);
@@ -660,35 +741,20 @@ static PyTypeObject SoonHookType = {
 #define REQUEST_HEADER "x-loopscope-request"
 #define MAX_REQUEST_ID 64 /* context.MAX_REQUEST_ID_LENGTH */
 
-typedef struct {
+struct RequestWatcher {
     PyObject_HEAD
     PyObject *recorder;
-    PyObject *request_ids; /* recorder.request_ids: every id given out, with its number */
-    PyObject *live;        /* recorder.live: rows of the requests still running */
-    PyObject *numbers;     /* recorder.finished.numbers (a bytearray) */
-    LogLists texts;        /* recorder.finished.texts */
-    PyObject *var;         /* REQUEST_ID */
-    PyObject *clock;    /* whose `current_step` is the running step's start (a StepHook or not) */
-    PyObject *prefix;   /* of generated ids: "s<pid>-" */
-    long long counter;  /* generated ids so far */
-} RequestWatcher;
+    RecorderSlots slots;
+    PyObject *live;    /* recorder.live: the requests still running */
+    PyObject *named;   /* recorder.named: the clients' ids given out */
+    PyObject *numbers; /* recorder.finished.numbers and .texts (bytearrays) */
+    PyObject *texts;
+    PyObject *var;     /* REQUEST_ID */
+    PyObject *clock;   /* whose `current_step` is the running step's start (a StepHook or not) */
+    PyObject *prefix;  /* recorder.id_prefix: of generated ids, ASCII */
+};
 
-typedef struct {
-    PyObject_HEAD
-    RequestWatcher *watcher;
-    PyObject *send; /* the server's */
-    PyObject *request_id;
-    PyObject *token; /* of REQUEST_ID.set, NULL once reset */
-    PyObject *method;
-    PyObject *path;
-    PyObject *status; /* of http.response.start, NULL before */
-    long long start;
-    long long first_step;
-    long long end; /* the last message's hand-over, 0 before */
-    vectorcallfunc vectorcall;
-} RequestWatch;
 
-static PyTypeObject RequestWatchType;
 static PyObject *watch_call(RequestWatch *, PyObject *const *, size_t, PyObject *);
 
 static long long
@@ -767,27 +833,91 @@ id_from_headers(PyObject *headers)
     return NULL;
 }
 
-/* recorder.admit() without its dropped count, read and written here rather than called (a call
- * into Python costs more than the rest of a request's bookkeeping): 1 taken, 0 spent, -1 error. */
+/* recorder.admit() without its dropped count: 1 taken, 0 spent, -1 error. */
 static int
-take_one(PyObject *recorder)
+take_one(RequestWatcher *self)
 {
-    int taken = -1;
-    PyObject *used = PyObject_GetAttr(recorder, str_used);
-    PyObject *capacity = used != NULL ? PyObject_GetAttr(recorder, str_capacity) : NULL;
-    if (capacity != NULL) {
-        taken = PyObject_RichCompareBool(used, capacity, Py_LT);
-        if (taken == 1) {
-            PyObject *more = PyNumber_Add(used, one);
-            if (more == NULL || PyObject_SetAttr(recorder, str_used, more) < 0) {
-                taken = -1;
-            }
-            Py_XDECREF(more);
+    long long used, capacity;
+    if (counter_get(self->recorder, self->slots.used, str_used, &used) < 0 ||
+        counter_get(self->recorder, self->slots.capacity, str_capacity, &capacity) < 0) {
+        return -1;
+    }
+    if (used >= capacity) {
+        return 0;
+    }
+    return counter_set(self->recorder, self->slots.used, str_used, used + 1) < 0 ? -1 : 1;
+}
+
+/* `<prefix><serial>`, built without a format string. */
+static PyObject *
+generated_id(RequestWatcher *self, long long serial)
+{
+    char digits[24];
+    int count = 0;
+    unsigned long long rest = (unsigned long long)serial;
+    do {
+        digits[count++] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest && count < (int)sizeof(digits));
+    Py_ssize_t prefix_length = PyUnicode_GET_LENGTH(self->prefix);
+    PyObject *made = PyUnicode_New(prefix_length + count, 127);
+    if (made == NULL) {
+        return NULL;
+    }
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(made);
+    memcpy(out, PyUnicode_1BYTE_DATA(self->prefix), (size_t)prefix_length);
+    for (int i = 0; i < count; i++) {
+        out[prefix_length + i] = (Py_UCS1)digits[count - 1 - i];
+    }
+    return made;
+}
+
+/* recorder.id_taken, with Python called only for an id that looks generated. */
+static int
+id_taken(RequestWatcher *self, PyObject *request_id)
+{
+    int found = PyDict_Contains(self->named, request_id);
+    if (found == 0) {
+        found = PyDict_Contains(self->live, request_id);
+    }
+    if (found == 0) {
+        found = (int)PyUnicode_Tailmatch(request_id, self->prefix, 0, PY_SSIZE_T_MAX, -1);
+        if (found == 1) {
+            PyObject *answer = PyObject_CallMethod(self->recorder, "id_taken", "O", request_id);
+            found = answer != NULL ? PyObject_IsTrue(answer) : -1;
+            Py_XDECREF(answer);
         }
     }
-    Py_XDECREF(used);
-    Py_XDECREF(capacity);
-    return taken;
+    return found;
+}
+
+/* The id of request number `serial`: the client's (made unique) or a generated one. New
+ * reference, NULL with an exception. */
+static PyObject *
+request_id_for(RequestWatcher *self, PyObject *headers, long long serial)
+{
+    PyObject *request_id = id_from_headers(headers);
+    int client = request_id != NULL;
+    if (!client) {
+        if (PyErr_Occurred() || (request_id = generated_id(self, serial)) == NULL) {
+            return NULL;
+        }
+    }
+    /* A client reusing an id must not overwrite the earlier request; a generated id can only
+     * meet one a client sent. */
+    int taken = client ? id_taken(self, request_id)
+                       : (PyDict_GET_SIZE(self->named) ? PyDict_Contains(self->named, request_id)
+                                                       : 0);
+    if (taken == 1) {
+        Py_SETREF(request_id, PyObject_CallMethod(self->recorder, "unique_id", "O", request_id));
+    }
+    else if (taken < 0) {
+        Py_CLEAR(request_id);
+    }
+    if (request_id != NULL && client && PyDict_SetItem(self->named, request_id, Py_None) < 0) {
+        Py_CLEAR(request_id);
+    }
+    return request_id;
 }
 
 static PyObject *
@@ -800,7 +930,7 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *scope = args[0], *send = args[1];
     long long start = clock_ns(CLOCK_MONOTONIC);
     /* One event per request, as Recorder.add_request takes: a small budget is shared fairly. */
-    int room = take_one(self->recorder);
+    int room = take_one(self);
     if (room < 0) {
         bump_after_clear(self->recorder);
         room = 0;
@@ -810,73 +940,50 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE; /* the budget is spent: the request passes unrecorded */
     }
     RequestWatch *watch = NULL;
-    PyObject *headers = NULL, *request_id = NULL, *row = NULL;
+    PyObject *headers = NULL, *request_id = NULL;
+    long long serial;
     PyObject *method = get_or_none(scope, str_method);
     PyObject *path = method != NULL ? get_or_none(scope, str_path) : NULL;
-    if (path == NULL || (headers = get_or_none(scope, str_headers)) == NULL) {
-        goto failed;
-    }
-    request_id = id_from_headers(headers);
-    if (request_id == NULL) {
-        if (PyErr_Occurred()) {
-            goto failed;
-        }
-        request_id = PyUnicode_FromFormat("%U%lld", self->prefix, ++self->counter);
-        if (request_id == NULL) {
-            goto failed;
-        }
-    }
-    int taken = PyDict_Contains(self->request_ids, request_id);
-    if (taken < 0) {
-        goto failed;
-    }
-    if (taken) { /* a client reusing an id must not overwrite the earlier request */
-        Py_SETREF(request_id, PyObject_CallMethod(self->recorder, "unique_id", "O", request_id));
-        if (request_id == NULL) {
-            goto failed;
-        }
-    }
-    long long first_step = current_step_of(self->clock);
-    row = Py_BuildValue("(OOLL)", method, path, start, first_step);
-    /* Numbered in order, as Recorder.add_request does (ids are never removed). */
-    PyObject *ref = row != NULL ? PyLong_FromSsize_t(PyDict_GET_SIZE(self->request_ids) + 1)
-                                : NULL;
-    int stored = ref != NULL && PyDict_SetItem(self->request_ids, request_id, ref) == 0;
-    Py_XDECREF(ref);
-    if (!stored || PyDict_SetItem(self->live, request_id, row) < 0) {
+    if (path == NULL || (headers = get_or_none(scope, str_headers)) == NULL ||
+        counter_get(self->recorder, self->slots.serial, str_serial, &serial) < 0 ||
+        counter_set(self->recorder, self->slots.serial, str_serial, ++serial) < 0 ||
+        (request_id = request_id_for(self, headers, serial)) == NULL) {
         goto failed;
     }
     watch = PyObject_GC_New(RequestWatch, &RequestWatchType);
     if (watch == NULL) {
-        goto forget;
+        goto failed;
     }
     watch->watcher = (RequestWatcher *)Py_NewRef(self);
     watch->send = Py_NewRef(send);
     watch->request_id = Py_NewRef(request_id);
+    watch->token = NULL;
     watch->method = Py_NewRef(method);
     watch->path = Py_NewRef(path);
     watch->status = NULL;
     watch->start = start;
-    watch->first_step = first_step;
+    watch->first_step = current_step_of(self->clock);
     watch->end = 0;
+    watch->serial = serial;
     watch->vectorcall = (vectorcallfunc)watch_call;
-    watch->token = PyContextVar_Set(self->var, request_id);
     PyObject_GC_Track(watch);
+    if (PyDict_SetItem(self->live, request_id, (PyObject *)watch) < 0) {
+        goto failed;
+    }
+    watch->token = PyContextVar_Set(self->var, request_id);
     if (watch->token == NULL) {
-        goto forget;
+        /* A request that never runs must not show as running forever (its id stays taken). */
+        PyErr_Clear();
+        if (PyDict_DelItem(self->live, request_id) < 0) {
+            PyErr_Clear();
+        }
+        goto failed;
     }
     Py_DECREF(method);
     Py_DECREF(path);
     Py_DECREF(headers);
     Py_DECREF(request_id);
-    Py_DECREF(row);
     return (PyObject *)watch;
-forget: /* stored already: a request that never runs must not show as running forever (its
-         * id stays taken: numbers are never reused) */
-    PyErr_Clear();
-    if (PyDict_DelItem(self->live, request_id) < 0) {
-        PyErr_Clear();
-    }
 failed:
     PyErr_Clear();
     bump(self->recorder, str_errors);
@@ -885,57 +992,61 @@ failed:
     Py_XDECREF(path);
     Py_XDECREF(headers);
     Py_XDECREF(request_id);
-    Py_XDECREF(row);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"recorder", "var", "clock", "prefix", NULL};
-    PyObject *recorder, *var, *clock, *prefix;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOU", keywords, &recorder, &var, &clock,
-                                     &prefix)) {
+    static char *keywords[] = {"recorder", "var", "clock", NULL};
+    PyObject *recorder, *var, *clock;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO", keywords, &recorder, &var, &clock)) {
         return NULL;
     }
     PyObject *finished = PyObject_GetAttrString(recorder, "finished");
     if (finished == NULL) {
         return NULL;
     }
-    LogLists texts = {NULL, NULL};
-    PyObject *numbers = typed_attr(finished, "numbers", &PyByteArray_Type,
-                                   "recorder.finished.numbers");
-    PyObject *request_ids = NULL, *live = NULL;
-    if (numbers == NULL || log_lists_init(&texts, finished, "texts") < 0 ||
-        (request_ids = typed_attr(recorder, "request_ids", &PyDict_Type,
-                                  "recorder.request_ids")) == NULL ||
-        (live = typed_attr(recorder, "live", &PyDict_Type, "recorder.live")) == NULL) {
+    PyObject *numbers = NULL, *texts = NULL, *live = NULL, *named = NULL, *prefix = NULL;
+    if ((numbers = typed_attr(finished, "numbers", &PyByteArray_Type,
+                              "recorder.finished.numbers")) == NULL ||
+        (texts = typed_attr(finished, "texts", &PyByteArray_Type, "recorder.finished.texts")) ==
+            NULL ||
+        (live = typed_attr(recorder, "live", &PyDict_Type, "recorder.live")) == NULL ||
+        (named = typed_attr(recorder, "named", &PyDict_Type, "recorder.named")) == NULL ||
+        (prefix = typed_attr(recorder, "id_prefix", &PyUnicode_Type, "recorder.id_prefix")) ==
+            NULL ||
+        !PyUnicode_IS_ASCII(prefix)) {
+        if (prefix != NULL) {
+            PyErr_SetString(PyExc_ValueError, "recorder.id_prefix must be ASCII");
+        }
         Py_DECREF(finished);
         Py_XDECREF(numbers);
-        Py_XDECREF(texts.tail);
-        Py_XDECREF(texts.chunks);
-        Py_XDECREF(request_ids);
+        Py_XDECREF(texts);
+        Py_XDECREF(live);
+        Py_XDECREF(named);
+        Py_XDECREF(prefix);
         return NULL;
     }
     Py_DECREF(finished);
     RequestWatcher *self = (RequestWatcher *)type->tp_alloc(type, 0);
     if (self == NULL) {
         Py_DECREF(numbers);
-        Py_DECREF(texts.tail);
-        Py_DECREF(texts.chunks);
-        Py_DECREF(request_ids);
+        Py_DECREF(texts);
         Py_DECREF(live);
+        Py_DECREF(named);
+        Py_DECREF(prefix);
         return NULL;
     }
     self->recorder = Py_NewRef(recorder);
-    self->request_ids = request_ids;
+    recorder_slots_init(&self->slots, recorder);
     self->live = live;
+    self->named = named;
     self->numbers = numbers;
     self->texts = texts;
     self->var = Py_NewRef(var);
     self->clock = Py_NewRef(clock);
-    self->prefix = Py_NewRef(prefix);
-    self->counter = 0;
+    self->prefix = prefix;
     return (PyObject *)self;
 }
 
@@ -943,11 +1054,8 @@ static int
 watcher_traverse(RequestWatcher *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->recorder);
-    Py_VISIT(self->request_ids);
     Py_VISIT(self->live);
-    Py_VISIT(self->numbers);
-    Py_VISIT(self->texts.tail);
-    Py_VISIT(self->texts.chunks);
+    Py_VISIT(self->named);
     Py_VISIT(self->var);
     Py_VISIT(self->clock);
     return 0;
@@ -957,11 +1065,10 @@ static int
 watcher_clear(RequestWatcher *self)
 {
     Py_CLEAR(self->recorder);
-    Py_CLEAR(self->request_ids);
     Py_CLEAR(self->live);
+    Py_CLEAR(self->named);
     Py_CLEAR(self->numbers);
-    Py_CLEAR(self->texts.tail);
-    Py_CLEAR(self->texts.chunks);
+    Py_CLEAR(self->texts);
     Py_CLEAR(self->var);
     Py_CLEAR(self->clock);
     Py_CLEAR(self->prefix);
@@ -987,7 +1094,7 @@ static PyMethodDef watcher_methods[] = {
 static PyTypeObject RequestWatcherType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.RequestWatcher",
-    .tp_doc = PyDoc_STR("RequestWatcher(recorder, var, clock, prefix): the probe middleware's "
+    .tp_doc = PyDoc_STR("RequestWatcher(recorder, var, clock): the probe middleware's "
                         "per-request bookkeeping."),
     .tp_basicsize = sizeof(RequestWatcher),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -1047,7 +1154,7 @@ watch_finish(RequestWatch *self, PyObject *scope)
     PyObject *template = NULL;
     PyObject *route = get_or_none(scope, str_route);
     if (route != NULL && route != Py_None) {
-        /* The router's matched route: its template is checked at collect time. */
+        /* The router's matched route; a template that is not a string is stored as none. */
         template = PyObject_GetAttr(route, str_path);
     }
     Py_XDECREF(route);
@@ -1060,21 +1167,28 @@ watch_finish(RequestWatch *self, PyObject *scope)
         template = Py_NewRef(Py_None);
     }
     long long end = self->end ? self->end : clock_ns(CLOCK_MONOTONIC);
-    /* FinishedLog.append: the strings first, then the numbers that point at them. */
-    long long numbers[6] = {self->start, self->first_step, end, status_of(self->status),
-                            current_step_of(watcher->clock), log_length(&watcher->texts)};
-    PyObject *texts[4] = {self->request_id, self->method, self->path, template};
-    int stored = 1;
-    for (int i = 0; i < 4 && stored; i++) {
-        stored = log_append(&watcher->texts, texts[i]) == 0;
+    /* Stored once, while it is the running request with its id (a second call finds none). */
+    PyObject *running = PyDict_GetItemWithError(watcher->live, self->request_id); /* borrowed */
+    if (running == (PyObject *)self) {
+        /* FinishedLog.append: the texts first, then the numbers that point at them. */
+        long long numbers[7] = {self->start,
+                                self->first_step,
+                                end,
+                                status_of(self->status),
+                                current_step_of(watcher->clock),
+                                self->serial,
+                                PyByteArray_GET_SIZE(watcher->texts)};
+        PyObject *texts[4] = {self->request_id, self->method, self->path, template};
+        if (texts_append(watcher->texts, texts, 4) < 0 ||
+            bytes_append(watcher->numbers, numbers, sizeof(numbers)) < 0) {
+            bump_after_clear(watcher->recorder);
+        }
+        if (PyDict_DelItem(watcher->live, self->request_id) < 0) {
+            bump_after_clear(watcher->recorder);
+        }
     }
-    if (!stored || bytes_append(watcher->numbers, numbers, sizeof(numbers)) < 0) {
-        bump_after_clear(watcher->recorder);
-    }
+    PyErr_Clear();
     Py_DECREF(template);
-    if (PyDict_DelItem(watcher->live, self->request_id) < 0) {
-        PyErr_Clear(); /* not there: nothing to forget */
-    }
     if (self->token != NULL) {
         if (PyContextVar_Reset(watcher->var, self->token) < 0) {
             PyErr_Clear();
@@ -1122,8 +1236,23 @@ static PyMethodDef watch_methods[] = {
     {NULL},
 };
 
+/* row: the recorder.LiveRow of the running request. */
+static PyObject *
+watch_row(RequestWatch *self, void *Py_UNUSED(closure))
+{
+    return Py_BuildValue("(OOLLL)", self->method ? self->method : Py_None,
+                         self->path ? self->path : Py_None, self->start, self->first_step,
+                         self->serial);
+}
+
+static PyGetSetDef watch_getset[] = {
+    {"row", (getter)watch_row, NULL, "(method, path, start_ns, first_step_ns, serial)", NULL},
+    {NULL},
+};
+
 static PyMemberDef watch_members[] = {
     {"request_id", T_OBJECT, offsetof(RequestWatch, request_id), READONLY, "The id given."},
+    {"serial", T_LONGLONG, offsetof(RequestWatch, serial), READONLY, "The request's number."},
     {NULL},
 };
 
@@ -1140,6 +1269,191 @@ static PyTypeObject RequestWatchType = {
     .tp_call = PyVectorcall_Call,
     .tp_methods = watch_methods,
     .tp_members = watch_members,
+    .tp_getset = watch_getset,
+};
+
+/* ---- StallGate: the watchdog's wait in precise mode ----------------------------------------- */
+
+#define TICKS_KEPT 64 /* watchdog._TICKS_KEPT */
+
+typedef struct {
+    PyObject_HEAD
+    StepHook *hook;
+    long long interval_ns;
+    long long sample_after_ns;
+    clockid_t cpu_clock; /* the loop thread's CPU clock */
+    int has_cpu_clock;
+    int stopped;
+    int initialized; /* lock and wake */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    long long tick_ns[TICKS_KEPT]; /* the last ticks: (wall, loop thread CPU), a ring */
+    long long tick_cpu[TICKS_KEPT];
+    long long ticks; /* noted so far */
+} StallGate;
+
+/* wait() -> int | None: sleep tick after tick, GIL released, noting the loop thread's CPU clock
+ * on each, until the step now running has run longer than `sample_after_ns`; return that tick's
+ * time (monotonic ns), or None once stopped. */
+static PyObject *
+gate_wait(StallGate *self, PyObject *Py_UNUSED(ignored))
+{
+    long long found = 0;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->lock);
+    while (!self->stopped) {
+        long long deadline_ns = clock_ns(CLOCK_MONOTONIC) + self->interval_ns;
+        struct timespec deadline = {(time_t)(deadline_ns / 1000000000LL),
+                                    (long)(deadline_ns % 1000000000LL)};
+        while (!self->stopped &&
+               pthread_cond_timedwait(&self->wake, &self->lock, &deadline) != ETIMEDOUT) {
+        }
+        if (self->stopped) {
+            break;
+        }
+        long long now = clock_ns(CLOCK_MONOTONIC);
+        if (self->has_cpu_clock) {
+            int slot = (int)(self->ticks % TICKS_KEPT);
+            self->tick_ns[slot] = now;
+            self->tick_cpu[slot] = clock_ns(self->cpu_clock);
+            self->ticks++;
+        }
+        long long start = __atomic_load_n(&self->hook->current_step, __ATOMIC_RELAXED);
+        if (start && now - start > self->sample_after_ns) {
+            found = now;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    Py_END_ALLOW_THREADS
+    if (!found) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLongLong(found);
+}
+
+static PyObject *
+gate_stop(StallGate *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->lock);
+    self->stopped = 1;
+    pthread_cond_broadcast(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+gate_ticks(StallGate *self, PyObject *Py_UNUSED(ignored))
+{
+    long long wall[TICKS_KEPT], cpu[TICKS_KEPT], count;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->lock);
+    count = self->ticks < TICKS_KEPT ? self->ticks : TICKS_KEPT;
+    for (long long i = 0; i < count; i++) {
+        int slot = (int)((self->ticks - count + i) % TICKS_KEPT);
+        wall[i] = self->tick_ns[slot];
+        cpu[i] = self->tick_cpu[slot];
+    }
+    pthread_mutex_unlock(&self->lock);
+    Py_END_ALLOW_THREADS
+    PyObject *out = PyList_New((Py_ssize_t)count);
+    for (long long i = 0; out != NULL && i < count; i++) {
+        PyObject *tick = Py_BuildValue("(LL)", wall[i], cpu[i]);
+        if (tick == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, (Py_ssize_t)i, tick);
+    }
+    return out;
+}
+
+static PyObject *
+gate_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *keywords[] = {"hook", "interval_ns", "sample_after_ns", "cpu_clock_id", NULL};
+    PyObject *hook, *cpu_clock_id;
+    long long interval_ns, sample_after_ns;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!LLO", keywords, &StepHookType, &hook,
+                                     &interval_ns, &sample_after_ns, &cpu_clock_id)) {
+        return NULL;
+    }
+    /* Linux's per-thread clock ids are negative numbers: None says there is none. */
+    long cpu_clock = cpu_clock_id == Py_None ? 0 : PyLong_AsLong(cpu_clock_id);
+    if (cpu_clock == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (interval_ns <= 0 || sample_after_ns < 0) {
+        PyErr_SetString(PyExc_ValueError, "interval_ns must be positive, sample_after_ns not "
+                                          "negative");
+        return NULL;
+    }
+    StallGate *self = (StallGate *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    pthread_condattr_t attr;
+    if (pthread_mutex_init(&self->lock, NULL) != 0 || pthread_condattr_init(&attr) != 0) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    /* Deadlines on the monotonic clock: a wall-clock jump must not stall the watchdog. */
+    int failed = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+                 pthread_cond_init(&self->wake, &attr) != 0;
+    pthread_condattr_destroy(&attr);
+    if (failed) {
+        pthread_mutex_destroy(&self->lock);
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_OSError, "cannot make a monotonic condition variable");
+        return NULL;
+    }
+    self->initialized = 1;
+    self->hook = (StepHook *)Py_NewRef(hook);
+    self->interval_ns = interval_ns;
+    self->sample_after_ns = sample_after_ns;
+    self->has_cpu_clock = cpu_clock_id != Py_None;
+    self->cpu_clock = (clockid_t)cpu_clock;
+    self->stopped = 0;
+    self->ticks = 0;
+    return (PyObject *)self;
+}
+
+static void
+gate_dealloc(StallGate *self)
+{
+    if (self->initialized) {
+        pthread_cond_destroy(&self->wake);
+        pthread_mutex_destroy(&self->lock);
+    }
+    Py_XDECREF(self->hook);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef gate_methods[] = {
+    {"wait", (PyCFunction)gate_wait, METH_NOARGS,
+     "wait() -> int | None: block (GIL released) until the running loop step has run longer "
+     "than sample_after_ns, checked every interval_ns; that check's time, or None once "
+     "stopped."},
+    {"stop", (PyCFunction)gate_stop, METH_NOARGS, "stop(): end every wait, now and later."},
+    {"ticks", (PyCFunction)gate_ticks, METH_NOARGS,
+     "ticks() -> list[(wall_ns, loop_cpu_ns)]: the last checks' times and the loop thread's "
+     "CPU clock then, oldest first (none without a CPU clock)."},
+    {NULL},
+};
+
+static PyTypeObject StallGateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.probe._speedups.StallGate",
+    .tp_doc = PyDoc_STR("StallGate(hook, interval_ns, sample_after_ns, cpu_clock_id): the "
+                        "precise-mode watchdog's wait, which checks the StepHook `hook` "
+                        "without the GIL (cpu_clock_id: the loop thread's, or None)."),
+    .tp_basicsize = sizeof(StallGate),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = gate_new,
+    .tp_dealloc = (destructor)gate_dealloc,
+    .tp_methods = gate_methods,
 };
 
 /* ---- module ----------------------------------------------------------------------------- */
@@ -1176,12 +1490,14 @@ PyInit__speedups(void)
     INTERN(str_when, "_when");
     INTERN(str_dropped, "dropped");
     INTERN(str_errors, "errors");
+    INTERN(str_serial, "serial");
     if ((one = PyLong_FromLong(1)) == NULL ||
         (chunk = PyLong_FromLong(BUDGET_CHUNK)) == NULL) {
         return NULL;
     }
     if (PyType_Ready(&StepHookType) < 0 || PyType_Ready(&SoonHookType) < 0 ||
-        PyType_Ready(&RequestWatcherType) < 0 || PyType_Ready(&RequestWatchType) < 0) {
+        PyType_Ready(&RequestWatcherType) < 0 || PyType_Ready(&RequestWatchType) < 0 ||
+        PyType_Ready(&StallGateType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1191,8 +1507,10 @@ PyInit__speedups(void)
     if (PyModule_AddObjectRef(module, "StepHook", (PyObject *)&StepHookType) < 0 ||
         PyModule_AddObjectRef(module, "SoonHook", (PyObject *)&SoonHookType) < 0 ||
         PyModule_AddObjectRef(module, "RequestWatcher", (PyObject *)&RequestWatcherType) < 0 ||
+        PyModule_AddObjectRef(module, "StallGate", (PyObject *)&StallGateType) < 0 ||
+        PyModule_AddIntConstant(module, "TICKS_KEPT", TICKS_KEPT) < 0 ||
         PyModule_AddIntConstant(module, "BUDGET_CHUNK", BUDGET_CHUNK) < 0 ||
-        PyModule_AddIntConstant(module, "LOG_CHUNK", LOG_CHUNK) < 0) {
+        PyModule_AddIntConstant(module, "NO_TEXT", NO_TEXT) < 0) {
         Py_DECREF(module);
         return NULL;
     }

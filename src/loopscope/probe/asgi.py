@@ -15,7 +15,7 @@ from contextvars import Token
 from time import monotonic_ns as _now
 from typing import Any, Protocol
 
-from loopscope.probe.context import REQUEST_ID, RequestIds
+from loopscope.probe.context import REQUEST_ID, client_request_id
 from loopscope.probe.recorder import Recorder
 
 Scope = MutableMapping[str, Any]
@@ -29,7 +29,6 @@ class ProbeHost(Protocol):
     """What the middleware needs from the probe that owns it."""
 
     recorder: Recorder
-    request_ids: RequestIds
     task_requests: dict[asyncio.Task[Any], str]
 
     @property
@@ -64,7 +63,6 @@ class ProbeMiddleware:
         self._host = host
         self._on_shutdown = on_shutdown
         self._recorder = host.recorder
-        self._ids = host.request_ids
         self._clock = host.step_clock
         self._loop_seen = False
         self._track_tasks = False
@@ -107,7 +105,7 @@ class ProbeMiddleware:
         task: asyncio.Task[Any] | None = None
         try:
             request_id = recorder.add_request(
-                self._ids.from_headers(scope.get("headers")), (method, path, start, first_step)
+                client_request_id(scope.get("headers")), method, path, start, first_step
             )
             if request_id is not None:
                 token = REQUEST_ID.set(request_id)
@@ -138,8 +136,8 @@ class ProbeMiddleware:
         finally:
             template = None
             try:
-                # The router leaves the matched route in the scope; its template is checked
-                # (that it is a string) at collect time, off the request's path.
+                # The router leaves the matched route in the scope; a template that is not a
+                # string is dropped when stored.
                 route = scope.get("route")
                 if route is not None:
                     template = getattr(route, "path", None)
@@ -147,17 +145,7 @@ class ProbeMiddleware:
                 recorder.errors += 1
             try:
                 recorder.finish_request(
-                    request_id,
-                    (
-                        method,
-                        path,
-                        start,
-                        first_step,
-                        end or _now(),
-                        status,
-                        template,
-                        self._clock.current_step,
-                    ),
+                    request_id, template, status, end or _now(), self._clock.current_step
                 )
                 if token is not None:
                     REQUEST_ID.reset(token)

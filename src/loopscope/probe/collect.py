@@ -28,7 +28,7 @@ def server_trace(
     """The JSON-ready server side of a Trace (format documented in `loopscope.probe`)."""
     block_ns = int(block_ms * 1_000_000)
     requests = recorder.request_records()
-    steps = attribute_steps(list(recorder.steps), requests)
+    steps = attribute_steps(recorder.loop_steps(), requests)
     pool = sorted(recorder.pool, key=lambda call: call.submitted_ns)
     pauses = sorted(recorder.gc_pauses)
     samples = dict(recorder.samples)

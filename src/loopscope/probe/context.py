@@ -8,8 +8,6 @@ context it runs in, without touching tasks or frames.
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
 from contextvars import ContextVar
 from typing import Any
@@ -32,23 +30,13 @@ def sanitize_request_id(raw: str) -> str | None:
     return cleaned or None
 
 
-class RequestIds:
-    """Hands out request ids: the client's where it sent one, unique generated ones otherwise."""
-
-    def __init__(self) -> None:
-        # The pid keeps ids from several worker processes of one run apart.
-        self.prefix = f"s{os.getpid()}-"
-        self._counter = itertools.count(1)
-
-    def from_headers(self, headers: Any) -> str:
-        """The sanitized `x-loopscope-request` id from ASGI `headers`, or a new `s<pid>-<n>`."""
-        try:
-            for name, value in headers:
-                if name == REQUEST_HEADER:
-                    found = sanitize_request_id(bytes(value).decode("latin-1"))
-                    if found is not None:
-                        return found
-                    break
-        except (TypeError, ValueError):
-            pass  # not a list of pairs: the request still gets an id
-        return f"{self.prefix}{next(self._counter)}"
+def client_request_id(headers: Any) -> str | None:
+    """The sanitized `x-loopscope-request` id from ASGI `headers`, `None` where there is none
+    (the recorder then generates one)."""
+    try:
+        for name, value in headers:
+            if name == REQUEST_HEADER:
+                return sanitize_request_id(bytes(value).decode("latin-1"))
+    except (TypeError, ValueError):
+        pass  # not a list of pairs: the request still gets an id
+    return None

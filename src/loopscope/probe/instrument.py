@@ -18,7 +18,7 @@ from typing import Any
 from loopscope.errors import TraceError, UsageError
 from loopscope.probe.asgi import ASGIApp, CompiledProbeMiddleware, ProbeMiddleware
 from loopscope.probe.collect import server_trace
-from loopscope.probe.context import REQUEST_ID, RequestIds
+from loopscope.probe.context import REQUEST_ID
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.gcwatch import GcWatch
 from loopscope.probe.loop import LoopHooks
@@ -48,7 +48,6 @@ class Probe:
     ) -> None:
         self.block_ms = block_ms
         self.recorder = Recorder(max_events)
-        self.request_ids = RequestIds()
         self.task_requests: dict[asyncio.Task[Any], str] = {}
         self._wanted_precise = precise
         self._precise: bool | None = None
@@ -160,9 +159,7 @@ class Probe:
         """
         speedups = self._loop_hooks.speedups
         if speedups is not None:
-            watcher = speedups.RequestWatcher(
-                self.recorder, REQUEST_ID, self.step_clock, self.request_ids.prefix
-            )
+            watcher = speedups.RequestWatcher(self.recorder, REQUEST_ID, self.step_clock)
             return CompiledProbeMiddleware(app, self, watcher, on_shutdown)
         return ProbeMiddleware(app, self, on_shutdown)
 

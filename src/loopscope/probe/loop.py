@@ -31,7 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 from loopscope.probe.context import REQUEST_ID
-from loopscope.probe.recorder import STAMP_LIMIT, STEP, Recorder, request_ref
+from loopscope.probe.packed import STEP
+from loopscope.probe.recorder import STAMP_LIMIT, Recorder
 
 _PATCHES: tuple[tuple[type, str], ...] = (
     (events.Handle, "_run"),
@@ -142,7 +143,7 @@ class LoopHooks:
         rec = self._recorder
         add_step = rec.steps.data.extend
         pack_step = STEP.pack
-        refs = rec.request_ids
+        live = rec.live
         pop_stamp = rec.stamps.pop
         wall = time.monotonic_ns
         thread_cpu = time.thread_time_ns
@@ -168,7 +169,8 @@ class LoopHooks:
                     cpu_end = thread_cpu() if end - start > long_ns else 0
                     ready = ref = 0
                     if request_id is not None:
-                        ref = refs.get(request_id) or request_ref(refs, request_id)
+                        row = live.get(request_id)
+                        ref = row[4] if type(row) is tuple else rec.ref_of(request_id)
                         stamp = pop_stamp(id(handle), None)
                         if stamp is not None:
                             ready = stamp[0]

@@ -9,12 +9,13 @@ async traces reach gigabytes); past it records are counted in `dropped`, never s
 
 from __future__ import annotations
 
-import struct
+import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopscope.probe.packed import FinishedLog, StepLog
 from loopscope.trace.model import LoopBlock, PoolCall, PoolSample
 
 Step = tuple[int, int, int, str | None, int]
@@ -35,169 +36,10 @@ STAMP_LIMIT = 10_000
 SAMPLES_PER_STALL = 64
 
 
-RequestRow = tuple[Any, ...]
-"""One request as the middleware hands it over: `(method, path, start_ns, first_step_ns)` while
-it runs, then `(method, path, start_ns, first_step_ns, end_ns, status, route, last_step_ns)`.
-
-The scope's own values, unchecked: the middleware leaves every conversion to collect time.
-`RequestRecord.from_row` gives the readable form.
-"""
-
-# Positions in a `RequestRow`.
-METHOD, PATH, START, FIRST_STEP, END, STATUS, ROUTE, LAST_STEP = range(8)
-
-LOG_CHUNK = 1024
-"""Items per sealed chunk of a `Log` (`_speedups.c` seals at the same size)."""
-
-STEP = struct.Struct("=5q")
-"""A packed loop step: `start_ns, end_ns, cpu_end_ns, request_ref, ready_ns` (see `Step`), as
-int64s in native byte order, which is how `_speedups.c` writes them."""
-
-FINISHED = struct.Struct("=6q")
-"""A finished request's numbers, packed: `start_ns, first_step_ns, end_ns, status,
-last_step_ns, texts_at`, with `NO_STATUS` for a status that was missing or not an int64, and
-`texts_at` the position of its strings in `FinishedLog.texts`."""
-
-NO_STATUS = -(2**63)
-
-
-class Log:
-    """An append-only list of objects that the garbage collector does not walk item by item.
-
-    A full collection visits every item of every list it tracks, and the app's heap is collected
-    in full every few thousand requests: a plain list of a hundred thousand records made each of
-    those collections read a hundred thousand objects (`make bench` saw it cost 5% of a busy
-    server's throughput). Here items go to `tail`, and every `LOG_CHUNK` of them are sealed into
-    one tuple, which the collector stops tracking once its items are untracked (numbers, strings,
-    tuples of those), so it visits one object per chunk. Every chunk holds exactly `LOG_CHUNK`
-    items, so an item's position is quick to tell (`len`).
-    """
-
-    __slots__ = ("chunks", "tail")
-
-    def __init__(self) -> None:
-        self.chunks: list[tuple[Any, ...]] = []
-        self.tail: list[Any] = []  # appended to in place by the hooks; never replaced
-
-    def append(self, item: Any) -> None:
-        """Add one item."""
-        tail = self.tail
-        tail.append(item)
-        if len(tail) >= LOG_CHUNK:
-            self.seal()
-
-    def extend(self, items: Any) -> None:
-        """Add items in order."""
-        for item in items:
-            self.append(item)
-
-    def seal(self) -> None:
-        """Move the tail's first `LOG_CHUNK` items into a sealed chunk."""
-        tail = self.tail
-        self.chunks.append(tuple(tail[:LOG_CHUNK]))
-        del tail[:LOG_CHUNK]
-
-    def __len__(self) -> int:
-        return len(self.chunks) * LOG_CHUNK + len(self.tail)
-
-    def __iter__(self) -> Iterator[Any]:
-        for chunk in list(self.chunks):
-            yield from chunk
-        yield from list(self.tail)
-
-
-class StepLog:
-    """The loop's steps, packed: `STEP.size` bytes each in one `bytearray`.
-
-    Steps are the probe's most numerous records (a few per request), so each costs no object at
-    all: a tuple of boxed ints per step, even sealed in chunks, made the busy server of
-    `make bench` 4-5% slower through allocation and garbage collection alone. A step's request
-    is stored as its number in `refs` (the recorder's `request_ids`), 0 for none; iterating gives
-    back `Step` tuples.
-    """
-
-    __slots__ = ("data", "refs")
-
-    def __init__(self, refs: dict[str, int]) -> None:
-        self.data = bytearray()  # appended to in place by the hooks; never replaced
-        self.refs = refs
-
-    def append(self, step: Step) -> None:
-        """Add one step."""
-        start, end, cpu_end, request_id, ready = step
-        ref = 0 if request_id is None else request_ref(self.refs, request_id)
-        self.data += STEP.pack(start, end, cpu_end, ref, ready)
-
-    def extend(self, steps: Iterable[Step]) -> None:
-        """Add steps in order."""
-        for step in steps:
-            self.append(step)
-
-    def clear(self) -> None:
-        """Forget every step."""
-        self.data.clear()
-
-    def __len__(self) -> int:
-        return len(self.data) // STEP.size
-
-    def __iter__(self) -> Iterator[Step]:
-        # A copy first, then the ids: every id a copied step refers to was numbered before it.
-        data = bytes(self.data)
-        ids = id_of_ref(self.refs)
-        for start, end, cpu_end, ref, ready in STEP.iter_unpack(data):
-            yield start, end, cpu_end, ids.get(ref), ready
-
-
-class FinishedLog:
-    """The finished requests: their numbers packed in `numbers` (`FINISHED`), their strings in
-    `texts`, four per request (`request_id, method, path, route`), for the reason `StepLog`
-    gives. The strings go first and the numbers say where they are, so a request whose storing
-    failed halfway leaves at most some strings that nothing refers to."""
-
-    __slots__ = ("numbers", "texts")
-
-    def __init__(self) -> None:
-        self.numbers = bytearray()
-        self.texts = Log()
-
-    def append(self, request_id: str, row: RequestRow) -> None:
-        """Add a request from its 8-field row."""
-        status = row[STATUS]
-        if type(status) is not int or not NO_STATUS < status < 2**63:
-            status = NO_STATUS
-        texts = self.texts
-        at = len(texts)
-        texts.extend((request_id, row[METHOD], row[PATH], row[ROUTE]))
-        self.numbers += FINISHED.pack(
-            row[START], row[FIRST_STEP], row[END], status, row[LAST_STEP], at
-        )
-
-    def __len__(self) -> int:
-        return len(self.numbers) // FINISHED.size
-
-    def __iter__(self) -> Iterator[tuple[str, RequestRow]]:
-        """Each request's id and 8-field row, in the order they finished."""
-        # The numbers first: the strings they point at were stored before them.
-        numbers = bytes(self.numbers)
-        texts = list(self.texts)
-        for start, first, end, status, last, at in FINISHED.iter_unpack(numbers):
-            request_id, method, path, route = texts[at : at + 4]
-            status = None if status == NO_STATUS else status
-            yield request_id, (method, path, start, first, end, status, route, last)
-
-
-def request_ref(refs: dict[str, int], request_id: str) -> int:
-    """The number of `request_id` in `refs`, given on first sight (1, 2, ...; never reused,
-    as ids are never removed)."""
-    ref = refs.get(request_id)
-    if ref is None:
-        ref = refs[request_id] = len(refs) + 1
-    return ref
-
-
-def id_of_ref(refs: dict[str, int]) -> dict[int, str]:
-    """`refs` inverted."""
-    return {ref: request_id for request_id, ref in list(refs.items())}
+LiveRow = tuple[Any, Any, int, int, int]
+"""A running request as the Python middleware stores it in `Recorder.live`: `(method, path,
+start_ns, first_step_ns, serial)`, the scope's own values unchecked (the C middleware stores its
+`RequestWatch`, whose `row` is the same tuple)."""
 
 
 @dataclass(slots=True)
@@ -215,41 +57,6 @@ class RequestRecord:
     # misses the first, and a request served in one step would be missed entirely.
     first_step_ns: int = 0
     last_step_ns: int = 0
-
-    @classmethod
-    def from_row(cls, row: RequestRow, pool_hops: int = 0) -> RequestRecord:
-        """The record of a middleware row; values of unexpected types are dropped or coerced.
-
-        The row holds the scope's own values, unchecked: the middleware leaves every conversion
-        to this moment, off the request's path.
-        """
-        finished = len(row) > LAST_STEP
-        status = row[STATUS] if finished else None
-        route = row[ROUTE] if finished else None
-        return cls(
-            method=str(row[METHOD] or ""),
-            path=str(row[PATH] or ""),
-            start_ns=row[START],
-            route=route if isinstance(route, str) else None,
-            status=int(status) if isinstance(status, int) else None,
-            end_ns=row[END] if finished else None,
-            pool_hops=pool_hops,
-            first_step_ns=row[FIRST_STEP],
-            last_step_ns=row[LAST_STEP] if finished else 0,
-        )
-
-    def to_row(self) -> RequestRow:
-        """The row this record would come from (for tests and tools that build records)."""
-        return (
-            self.method,
-            self.path,
-            self.start_ns,
-            self.first_step_ns,
-            self.end_ns,
-            self.status,
-            self.route,
-            self.last_step_ns,
-        )
 
 
 @dataclass(slots=True)
@@ -305,10 +112,15 @@ class StackSamples:
 
 
 class Recorder:
-    """The probe's memory: append-only lists, counters and one event budget.
+    """The probe's memory: packed logs, lists, counters and one event budget.
 
-    Attributes are public because the hooks are closures that touch them directly; every other
-    reader goes through `loopscope.probe.segments`.
+    Attributes are public because the hooks touch them directly (the C ones at their slots);
+    every other reader goes through `loopscope.probe.collect`.
+
+    Requests are numbered by `serial` in order of arrival. Nothing is kept per request but
+    packed bytes, so ids are made unique without a set of every id: a generated id is
+    `<id_prefix><serial>`, and a client's id is checked against the clients' ids (`named`), the
+    running requests (`live`) and the generated ids handed out so far.
     """
 
     __slots__ = (
@@ -318,33 +130,36 @@ class Recorder:
         "errors",
         "finished",
         "gc_pauses",
+        "id_prefix",
+        "late",
         "live",
+        "named",
         "pool",
         "pool_hops",
         "pool_samples",
-        "request_ids",
         "samples",
+        "serial",
         "stamps",
         "steps",
         "used",
         "watch_blocks",
     )
 
-    def __init__(self, max_events: int) -> None:
+    def __init__(self, max_events: int, id_prefix: str | None = None) -> None:
         self.capacity = max_events
         self.used = 0
         self.dropped = 0
         self.errors = 0
         self.current_step = 0  # start of the loop step now running, 0 between steps
-        # Requests: every id given out or seen in a step, with its number in the packed logs
-        # (a dict of strings to ints, which the collector does not track; ids are never
-        # removed, so numbers are never reused), the rows of those still running, and the
-        # finished ones.
-        self.request_ids: dict[str, int] = {}
-        self.steps = StepLog(self.request_ids)
-        self.live: dict[str, RequestRow] = {}
+        # The pid keeps ids from several worker processes of one run apart.
+        self.id_prefix = id_prefix if id_prefix is not None else f"s{os.getpid()}-"
+        self.serial = 0  # requests numbered so far
+        self.live: dict[str, Any] = {}  # running requests: a `LiveRow` or a C `RequestWatch`
+        self.named: dict[str, None] = {}  # the clients' ids given out
+        self.late: dict[str, int] = {}  # ids seen in steps with no running request: -1, -2...
+        self.steps = StepLog()
         self.finished = FinishedLog()
-        self.pool_hops: dict[str, int] = {}  # apart from the rows, which are immutable
+        self.pool_hops: dict[str, int] = {}
         self.pool: list[PoolCall] = []
         self.pool_samples: list[PoolSample] = []
         self.gc_pauses: list[GcPause] = []
@@ -366,48 +181,143 @@ class Recorder:
         self.used += granted
         return granted
 
-    def add_request(self, request_id: str, row: RequestRow) -> str | None:
-        """Note a request starting (`row` is its 4-field running row) under `request_id` (made
-        unique) and return the id used, or `None` when the budget is spent."""
+    def add_request(
+        self, client_id: str | None, method: Any, path: Any, start: int, first_step: int
+    ) -> str | None:
+        """Note a request starting and return its id: `client_id` (made unique) where the
+        client sent one, else a generated one; `None` when the budget is spent."""
         # `admit()` inlined: this runs for every request.
         if self.used >= self.capacity:
             self.dropped += 1
             return None
         self.used += 1
-        ids = self.request_ids
-        if request_id in ids:
-            request_id = self.unique_id(request_id)
-        ids[request_id] = len(ids) + 1
-        self.live[request_id] = row
+        self.serial = serial = self.serial + 1
+        if client_id is not None:
+            request_id = self.unique_id(client_id) if self.id_taken(client_id) else client_id
+            self.named[request_id] = None
+        else:
+            request_id = f"{self.id_prefix}{serial}"
+            if request_id in self.named:  # a client sent it before
+                request_id = self.unique_id(request_id)
+        self.live[request_id] = (method, path, start, first_step, serial)
         return request_id
 
-    def finish_request(self, request_id: str, row: RequestRow) -> None:
-        """Note a request's end: its full 8-field row replaces the running one."""
-        self.live.pop(request_id, None)
-        self.finished.append(request_id, row)
+    def finish_request(
+        self, request_id: str, route: Any, status: Any, end: int, last_step: int
+    ) -> None:
+        """Note a request's end: it moves from `live` to `finished`."""
+        row = self.live.pop(request_id, None)
+        if row is None:
+            return
+        method, path, start, first_step, serial = row
+        self.finished.append(
+            serial, (request_id, method, path, route), (start, first_step, end, last_step), status
+        )
 
-    def store_request(self, request_id: str, record: RequestRecord) -> None:
-        """Store a finished request built elsewhere (tests, tools), outside the budget."""
-        request_ref(self.request_ids, request_id)
-        self.finish_request(request_id, record.to_row())
+    def id_taken(self, request_id: str) -> bool:
+        """Whether a request already has (or had) `request_id`."""
+        if request_id in self.named or request_id in self.live:
+            return True
+        prefix = self.id_prefix
+        number = request_id[len(prefix) :]
+        # A generated id: only serials handed out so far are taken.
+        return (
+            request_id.startswith(prefix)
+            and number.isascii()
+            and number.isdigit()
+            and int(number) <= self.serial
+        )
 
     def unique_id(self, request_id: str) -> str:
         """`request_id` with the first free `.2`, `.3`... suffix: a client reusing an id must not
         overwrite the earlier request."""
-        serial = 2
-        while f"{request_id}.{serial}" in self.request_ids:
-            serial += 1
-        return f"{request_id}.{serial}"
+        suffix = 2
+        while self.id_taken(f"{request_id}.{suffix}"):
+            suffix += 1
+        return f"{request_id}.{suffix}"
+
+    def ref_of(self, request_id: str) -> int:
+        """What a step of `request_id` stores: the serial of the running request with that id,
+        else the id's number in `late` (given on first sight)."""
+        row = self.live.get(request_id)
+        if type(row) is tuple:
+            return int(row[4])
+        if row is not None:
+            return int(row.serial)
+        late = self.late
+        ref = late.get(request_id)
+        if ref is None:
+            ref = late[request_id] = -len(late) - 1
+        return ref
+
+    def store_request(self, request_id: str, record: RequestRecord) -> None:
+        """Store a finished request built elsewhere (tests, tools), outside the budget."""
+        self.serial += 1
+        self.named[request_id] = None
+        self.live[request_id] = (
+            record.method,
+            record.path,
+            record.start_ns,
+            record.first_step_ns,
+            self.serial,
+        )
+        self.finish_request(
+            request_id, record.route, record.status, record.end_ns or 0, record.last_step_ns
+        )
+
+    def store_steps(self, steps: Iterable[Step]) -> None:
+        """Store loop steps given with request ids (tests, tools), outside the budget."""
+        refs = {request_id: ref for ref, request_id in self.ids_by_ref().items()}
+        for start, end, cpu_end, request_id, ready in steps:
+            ref = 0
+            if request_id is not None:
+                ref = refs.get(request_id) or self.ref_of(request_id)
+            self.steps.append(start, end, cpu_end, ref, ready)
+
+    def ids_by_ref(self) -> dict[int, str]:
+        """The request id behind each step `ref`."""
+        ids = {serial: texts[0] or "" for serial, texts, _, _ in self.finished}
+        for request_id, row in list(self.live.items()):
+            ids[row[4] if type(row) is tuple else row.serial] = request_id
+        for request_id, ref in list(self.late.items()):
+            ids[ref] = request_id
+        return ids
+
+    def loop_steps(self) -> list[Step]:
+        """Every loop step recorded, with its request id."""
+        ids = self.ids_by_ref()
+        return [
+            (start, end, cpu_end, ids.get(ref) if ref else None, ready)
+            for start, end, cpu_end, ref, ready in self.steps
+        ]
 
     def request_records(self) -> dict[str, RequestRecord]:
         """Every request seen so far (finished or running), readable, in order of arrival."""
         hops = self.pool_hops
-        records = {
-            request_id: RequestRecord.from_row(row, hops.get(request_id, 0))
-            for request_id, row in self.finished
-        }
+        records: dict[str, RequestRecord] = {}
+        for _, (request_id, method, path, route), times, status in self.finished:
+            start, first_step, end, last_step = times
+            key = request_id or ""
+            records[key] = RequestRecord(
+                method=method or "",
+                path=path or "",
+                start_ns=start,
+                route=route,
+                status=status,
+                end_ns=end or None,
+                pool_hops=hops.get(key, 0),
+                first_step_ns=first_step,
+                last_step_ns=last_step,
+            )
         for request_id, row in list(self.live.items()):
-            records[request_id] = RequestRecord.from_row(row, hops.get(request_id, 0))
+            method, path, start, first_step, _ = row if type(row) is tuple else row.row
+            records[request_id] = RequestRecord(
+                method=method if isinstance(method, str) else "",
+                path=path if isinstance(path, str) else "",
+                start_ns=start,
+                pool_hops=hops.get(request_id, 0),
+                first_step_ns=first_step,
+            )
         return dict(sorted(records.items(), key=lambda item: item[1].start_ns))
 
     def add_pool_sample(self, sample: PoolSample) -> None:
