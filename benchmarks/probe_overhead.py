@@ -1,10 +1,12 @@
 """What the probe costs: requests/s of a trivial async route with and without it.
 
-Two servers of the same app, one with the probe and one without, share one core (`taskset`)
-while two `wrk` processes (the load reference) drive them at the same time from the other core.
-Both servers are saturated, so the scheduler splits the core between them and the ratio of their
-throughputs is the ratio of their costs per request, measured side by side in one run: drift and
-neighbours on a noisy machine hit both alike. Each round also gives the servers' CPU time per
+Two servers of the same app share one core (`taskset`) while two `wrk` processes (the load
+reference) drive them at the same time from the other core. Both are saturated, so the scheduler
+splits the core between them and the ratio of their throughputs is the ratio of their costs per
+request, measured side by side in one run: drift and neighbours on a noisy machine hit both
+alike. In each round one server has the probe switched on (at runtime, `apps/switchable.py`)
+and the other not, and the roles swap every round, so the two processes' own difference in
+speed (about 2% here) falls on both sides alike. Each round also gives the servers' CPU time per
 request (from /proc). The result is the median over the rounds; the target is that the probe
 keeps at least 95% of the throughput.
 
@@ -19,6 +21,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,40 +66,51 @@ def run_wrk(server: ServerProcess, seconds: float, connections: int, core: int) 
     return Sample(float(rps.group(1)), cpu / max(1, int(count.group(1))))
 
 
-def server(probe: bool, core: int) -> ServerProcess:
-    """The trivial app on its own server pinned to `core`, with or without the probe."""
-    settings = ServerSettings(
-        app="trivial:app", app_dir=APPS, probe=probe, cpus=(core,), stop_grace_s=10
-    )
+def server(core: int) -> ServerProcess:
+    """The switchable trivial app on its own server pinned to `core`, the probe off."""
+    settings = ServerSettings(app="switchable:app", app_dir=APPS, cpus=(core,), stop_grace_s=10)
     return ServerProcess(settings)
+
+
+def switch_probe(server: ServerProcess, on: bool) -> None:
+    """Install (`on`) or remove the probe in `server` (see `apps/switchable.py`)."""
+    state = "on" if on else "off"
+    with urllib.request.urlopen(f"{server.url}/__bench/probe/{state}", timeout=30) as answer:
+        if answer.read() != state.encode():
+            raise SystemExit(f"the server did not switch the probe {state}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rounds", dest="pairs", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
+    if args.rounds < 2:
+        raise SystemExit("--rounds must be 2 or more: the servers swap roles every round")
     cores = (0, 1) if (os.cpu_count() or 1) >= 2 else (0, 0)
     hooks = "C (loopscope.probe._speedups)" if load_speedups() else "pure Python"
     print(
         f"probe overhead: trivial async route, wrk -c{args.connections} {args.seconds:g}s per run,"
-        f" both servers on core {cores[0]}, both wrk on core {cores[1]}, {args.pairs} rounds;"
+        f" both servers on core {cores[0]}, both wrk on core {cores[1]}, {args.rounds} rounds;"
         f" probe hot paths in {hooks} (set {PURE_PYTHON_ENV}=1 for the other)"
     )
     throughput, cpu = [], []
-    plain, probed = server(False, cores[0]), server(True, cores[0])
+    servers = server(cores[0]), server(cores[0])
     try:
-        plain.start()
-        probed.start()
-        for each in (plain, probed):  # warm-up: imports, first-request work
+        for each in servers:
+            each.start()
+        for each in servers:  # warm-up: imports, first-request work
             run_wrk(each, 1, args.connections, cores[1])
-        for round_ in range(1, args.pairs + 1):
+        for round_ in range(args.rounds):
+            probed, plain = servers if round_ % 2 == 0 else servers[::-1]
+            switch_probe(probed, True)
+            switch_probe(plain, False)
             # The wrk started first gets a small head start (an A/A run measured ~2%), so the
-            # order alternates and the bias falls on both alike.
-            order = (plain, probed) if round_ % 2 else (probed, plain)
+            # order changes every other round and the bias falls on both alike.
+            order = servers if round_ // 2 % 2 == 0 else servers[::-1]
             with ThreadPoolExecutor(2) as pool:
                 runs = {
                     each: pool.submit(run_wrk, each, args.seconds, args.connections, cores[1])
@@ -106,16 +120,21 @@ def main() -> None:
             throughput.append(with_probe.rps / without.rps)
             cpu.append(with_probe.cpu_per_request / without.cpu_per_request)
             print(
-                f"  round {round_:2}: {without.rps:6.0f} vs {with_probe.rps:6.0f} req/s "
-                f"(×{throughput[-1]:.3f}); CPU/request {without.cpu_per_request * 1e6:4.0f} vs "
+                f"  round {round_ + 1:2} (probe in server {servers.index(probed) + 1}): "
+                f"{without.rps:6.0f} vs {with_probe.rps:6.0f} req/s (×{throughput[-1]:.3f}); "
+                f"CPU/request {without.cpu_per_request * 1e6:4.0f} vs "
                 f"{with_probe.cpu_per_request * 1e6:4.0f} µs (×{cpu[-1]:.3f})"
             )
     finally:
-        plain.close()
-        probed.close()
+        for each in servers:
+            each.close()
     kept = statistics.median(throughput)
     verdict = "meets" if kept >= TARGET else "MISSES"
-    print(f"median throughput with/without probe: {kept:.3f} ({verdict} the target {TARGET:.2f})")
+    print(
+        f"median throughput with/without probe: {kept:.3f} ({verdict} the target {TARGET:.2f});"
+        f" probe in server 1: {statistics.median(throughput[0::2]):.3f},"
+        f" in server 2: {statistics.median(throughput[1::2]):.3f}"
+    )
     print(f"median server CPU per request with/without probe: {statistics.median(cpu):.3f}")
 
 
