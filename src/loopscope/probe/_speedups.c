@@ -320,6 +320,163 @@ ref_of(PyObject *live, PyObject *late, PyObject *request_id, long long *ref)
     return failed;
 }
 
+/* ---- Ready stamps: when a request's handle became runnable ----------------------------------- */
+
+/* A table keyed by the handle's address (open addressing, linear probing), which holds a
+ * reference to each stamped handle so that its address cannot be reused while stamped. It does
+ * what loop.py's `recorder.stamps` dict does without an int key and a tuple per stamp. Past
+ * `limit` entries (handles stamped and never run: cancelled ones) it is emptied wholesale. */
+typedef struct {
+    PyObject *handle; /* NULL: an empty slot */
+    long long ready;
+} Stamp;
+
+typedef struct {
+    Stamp *slots;
+    size_t mask; /* the capacity, a power of two, less one */
+    Py_ssize_t count;
+    Py_ssize_t limit;
+} Stamps;
+
+#define STAMPS_FIRST_CAPACITY 64
+
+static inline size_t
+stamp_home(Stamps *stamps, PyObject *handle)
+{
+    unsigned long long key = (unsigned long long)(uintptr_t)handle >> 4;
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 32) & stamps->mask;
+}
+
+static int
+stamps_init(Stamps *stamps, Py_ssize_t limit)
+{
+    stamps->slots = PyMem_Calloc(STAMPS_FIRST_CAPACITY, sizeof(Stamp));
+    if (stamps->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    stamps->mask = STAMPS_FIRST_CAPACITY - 1;
+    stamps->count = 0;
+    stamps->limit = limit;
+    return 0;
+}
+
+/* Forget every stamp; the handles are released once the table is consistent again, as
+ * releasing one may run code that stamps another. */
+static void
+stamps_clear(Stamps *stamps)
+{
+    Stamp *old = stamps->slots;
+    size_t capacity = stamps->mask + 1;
+    if (old == NULL) {
+        return;
+    }
+    stamps->slots = PyMem_Calloc(capacity, sizeof(Stamp));
+    if (stamps->slots == NULL) { /* no memory for a fresh table: empty this one in place */
+        stamps->slots = old;
+        stamps->count = 0;
+        for (size_t i = 0; i < capacity; i++) {
+            Py_CLEAR(old[i].handle);
+        }
+        return;
+    }
+    stamps->count = 0;
+    for (size_t i = 0; i < capacity; i++) {
+        Py_XDECREF(old[i].handle);
+    }
+    PyMem_Free(old);
+}
+
+static void
+stamps_free(Stamps *stamps)
+{
+    stamps_clear(stamps);
+    PyMem_Free(stamps->slots);
+    stamps->slots = NULL;
+}
+
+static int
+stamps_grow(Stamps *stamps)
+{
+    size_t capacity = (stamps->mask + 1) * 2;
+    Stamp *grown = PyMem_Calloc(capacity, sizeof(Stamp));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Stamp *old = stamps->slots;
+    size_t old_capacity = stamps->mask + 1;
+    stamps->slots = grown;
+    stamps->mask = capacity - 1;
+    for (size_t i = 0; i < old_capacity; i++) {
+        if (old[i].handle != NULL) {
+            size_t j = stamp_home(stamps, old[i].handle);
+            while (grown[j].handle != NULL) {
+                j = (j + 1) & stamps->mask;
+            }
+            grown[j] = old[i];
+        }
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+/* Stamp `handle` as runnable since `ready`: 0, or -1 with an exception. */
+static int
+stamps_put(Stamps *stamps, PyObject *handle, long long ready)
+{
+    if (stamps->slots == NULL) {
+        return 0;
+    }
+    if (stamps->count >= stamps->limit) {
+        stamps_clear(stamps);
+    }
+    if ((size_t)(stamps->count + 1) * 4 > (stamps->mask + 1) * 3 && stamps_grow(stamps) < 0) {
+        return -1;
+    }
+    size_t i = stamp_home(stamps, handle);
+    while (stamps->slots[i].handle != NULL && stamps->slots[i].handle != handle) {
+        i = (i + 1) & stamps->mask;
+    }
+    if (stamps->slots[i].handle == NULL) {
+        stamps->slots[i].handle = Py_NewRef(handle);
+        stamps->count++;
+    }
+    stamps->slots[i].ready = ready;
+    return 0;
+}
+
+/* The stamp of `handle`, removed; 0 when it has none. */
+static long long
+stamps_pop(Stamps *stamps, PyObject *handle)
+{
+    if (stamps->slots == NULL || stamps->count == 0) {
+        return 0;
+    }
+    size_t mask = stamps->mask;
+    size_t i = stamp_home(stamps, handle);
+    while (stamps->slots[i].handle != handle) {
+        if (stamps->slots[i].handle == NULL) {
+            return 0;
+        }
+        i = (i + 1) & mask;
+    }
+    long long ready = stamps->slots[i].ready;
+    /* Backward-shift deletion: move up every later entry of the run that may sit in the hole. */
+    size_t hole = i;
+    for (size_t j = (i + 1) & mask; stamps->slots[j].handle != NULL; j = (j + 1) & mask) {
+        size_t home = stamp_home(stamps, stamps->slots[j].handle);
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            stamps->slots[hole] = stamps->slots[j];
+            hole = j;
+        }
+    }
+    stamps->slots[hole].handle = NULL;
+    stamps->count--;
+    Py_DECREF(handle); /* the table's reference; the caller holds its own */
+    return ready;
+}
+
 /* ---- StepHook: Handle._run ------------------------------------------------------------- */
 
 typedef struct {
@@ -331,7 +488,7 @@ typedef struct {
     PyObject *late;
     PyObject *last_id;    /* the request id of the last step recorded, and its number */
     long long last_ref;
-    PyObject *stamps;     /* recorder.stamps */
+    Stamps stamps;        /* ready stamps, put by the SoonHook */
     PyObject *var;        /* the REQUEST_ID context variable */
     PyObject *loop;       /* the loop whose steps are recorded; None: none yet */
     HandleLayout layout;  /* holds references to asyncio's two handle types */
@@ -344,32 +501,17 @@ typedef struct {
 static long long
 ready_of(StepHook *self, PyObject *handle)
 {
-    long long ready = 0;
-    PyObject *key = PyLong_FromVoidPtr(handle); /* id(handle), as the stamps are keyed */
-    if (key == NULL) {
-        return 0;
+    long long ready = stamps_pop(&self->stamps, handle);
+    if (ready || !Py_IS_TYPE(handle, self->layout.timer_type)) {
+        return ready;
     }
-    PyObject *stamp = PyDict_GetItemWithError(self->stamps, key);
-    if (stamp != NULL) {
-        Py_INCREF(stamp);
-        if (PyDict_DelItem(self->stamps, key) < 0) {
-            PyErr_Clear();
-        }
-        if (PyTuple_Check(stamp) && PyTuple_GET_SIZE(stamp) > 0) {
-            ready = PyLong_AsLongLong(PyTuple_GET_ITEM(stamp, 0));
-        }
-        Py_DECREF(stamp);
+    /* A timer's `_when` is loop.time(), i.e. time.monotonic(): the same clock. */
+    PyObject *when = PyObject_GetAttr(handle, str_when);
+    if (when != NULL) {
+        double seconds = PyFloat_AsDouble(when);
+        ready = isfinite(seconds) ? (long long)(seconds * 1e9) : 0;
+        Py_DECREF(when);
     }
-    else if (!PyErr_Occurred() && Py_IS_TYPE(handle, self->layout.timer_type)) {
-        /* A timer's `_when` is loop.time(), i.e. time.monotonic(): the same clock. */
-        PyObject *when = PyObject_GetAttr(handle, str_when);
-        if (when != NULL) {
-            double seconds = PyFloat_AsDouble(when);
-            ready = isfinite(seconds) ? (long long)(seconds * 1e9) : 0;
-            Py_DECREF(when);
-        }
-    }
-    Py_DECREF(key);
     if (PyErr_Occurred()) {
         PyErr_Clear();
         return 0;
@@ -463,41 +605,44 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     return result;
 }
 
+static void
+layout_release(HandleLayout *layout)
+{
+    Py_CLEAR(layout->handle_type);
+    Py_CLEAR(layout->timer_type);
+}
+
 static PyObject *
 step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"original", "recorder",   "var",
-                               "handle_type", "timer_type", "long_ns", NULL};
+    static char *keywords[] = {"original",   "recorder", "var",         "handle_type",
+                               "timer_type", "long_ns",  "stamp_limit", NULL};
     PyObject *original, *recorder, *var, *handle_type, *timer_type;
     long long long_ns;
+    Py_ssize_t stamp_limit;
     HandleLayout layout;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOL", keywords, &original, &recorder, &var,
-                                     &handle_type, &timer_type, &long_ns) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOLn", keywords, &original, &recorder,
+                                     &var, &handle_type, &timer_type, &long_ns, &stamp_limit) ||
         layout_init(&layout, handle_type, timer_type) < 0) {
         return NULL;
     }
     PyObject *log = PyObject_GetAttrString(recorder, "steps");
-    if (log == NULL) {
-        return NULL;
-    }
-    PyObject *steps = typed_attr(log, "data", &PyByteArray_Type, "recorder.steps.data");
-    Py_DECREF(log);
-    PyObject *live = NULL, *late = NULL, *stamps = NULL;
+    PyObject *steps = log != NULL ? typed_attr(log, "data", &PyByteArray_Type,
+                                               "recorder.steps.data")
+                                  : NULL;
+    Py_XDECREF(log);
+    PyObject *live = NULL, *late = NULL;
+    StepHook *self = NULL;
     if (steps == NULL ||
         (live = typed_attr(recorder, "live", &PyDict_Type, "recorder.live")) == NULL ||
         (late = typed_attr(recorder, "late", &PyDict_Type, "recorder.late")) == NULL ||
-        (stamps = typed_attr(recorder, "stamps", &PyDict_Type, "recorder.stamps")) == NULL) {
+        (self = (StepHook *)type->tp_alloc(type, 0)) == NULL ||
+        stamps_init(&self->stamps, stamp_limit) < 0) {
+        layout_release(&layout);
         Py_XDECREF(steps);
         Py_XDECREF(live);
         Py_XDECREF(late);
-        return NULL;
-    }
-    StepHook *self = (StepHook *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        Py_DECREF(steps);
-        Py_DECREF(live);
-        Py_DECREF(late);
-        Py_DECREF(stamps);
+        Py_XDECREF(self);
         return NULL;
     }
     self->original = Py_NewRef(original);
@@ -507,7 +652,6 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->late = late;
     self->last_id = NULL;
     self->last_ref = 0;
-    self->stamps = stamps;
     self->var = Py_NewRef(var);
     self->loop = Py_NewRef(Py_None);
     self->layout = layout;
@@ -527,7 +671,9 @@ step_hook_traverse(StepHook *self, visitproc visit, void *arg)
     Py_VISIT(self->live);
     Py_VISIT(self->late);
     Py_VISIT(self->last_id);
-    Py_VISIT(self->stamps);
+    for (size_t i = 0; self->stamps.slots != NULL && i <= self->stamps.mask; i++) {
+        Py_VISIT(self->stamps.slots[i].handle);
+    }
     Py_VISIT(self->var);
     Py_VISIT(self->loop);
     Py_VISIT(self->layout.handle_type);
@@ -544,7 +690,7 @@ step_hook_clear(StepHook *self)
     Py_CLEAR(self->live);
     Py_CLEAR(self->late);
     Py_CLEAR(self->last_id);
-    Py_CLEAR(self->stamps);
+    stamps_clear(&self->stamps);
     Py_CLEAR(self->var);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->layout.handle_type);
@@ -557,8 +703,22 @@ step_hook_dealloc(StepHook *self)
 {
     PyObject_GC_UnTrack(self);
     step_hook_clear(self);
+    stamps_free(&self->stamps);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
+
+static PyObject *
+step_hook_forget_stamps(StepHook *self, PyObject *Py_UNUSED(ignored))
+{
+    stamps_clear(&self->stamps);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef step_hook_methods[] = {
+    {"forget_stamps", (PyCFunction)step_hook_forget_stamps, METH_NOARGS,
+     "forget_stamps(): release every handle stamped as ready and not run yet."},
+    {NULL},
+};
 
 static PyMemberDef step_hook_members[] = {
     {"loop", T_OBJECT, offsetof(StepHook, loop), 0, "The loop whose steps are recorded."},
@@ -571,7 +731,8 @@ static PyMemberDef step_hook_members[] = {
 static PyTypeObject StepHookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.StepHook",
-    .tp_doc = PyDoc_STR("StepHook(original, recorder, var, handle_type, timer_type, long_ns): "
+    .tp_doc = PyDoc_STR("StepHook(original, recorder, var, handle_type, timer_type, long_ns, "
+                        "stamp_limit): "
                         "times one loop step per call, in place of "
                         "asyncio.events.Handle._run."),
     .tp_basicsize = sizeof(StepHook),
@@ -585,6 +746,7 @@ static PyTypeObject StepHookType = {
     .tp_call = PyVectorcall_Call,
     .tp_descr_get = hook_descr_get,
     .tp_members = step_hook_members,
+    .tp_methods = step_hook_methods,
 };
 
 /* ---- SoonHook: BaseEventLoop._call_soon ------------------------------------------------ */
@@ -592,42 +754,27 @@ static PyTypeObject StepHookType = {
 typedef struct {
     PyObject_HEAD
     PyObject *original; /* the BaseEventLoop._call_soon it replaces */
-    PyObject *recorder;
-    PyObject *stamps;
-    PyObject *var;
+    StepHook *steps;    /* whose stamps it puts, and whose recorder, variable and layout it uses */
     PyObject *loop;
-    HandleLayout layout;
-    Py_ssize_t stamp_limit; /* past this many pending stamps they are dropped wholesale */
     vectorcallfunc vectorcall;
 } SoonHook;
 
 static void
 stamp_ready(SoonHook *self, PyObject *handle)
 {
-    PyObject *request_id = request_of(&self->layout, handle, self->var);
+    StepHook *steps = self->steps;
+    PyObject *request_id = request_of(&steps->layout, handle, steps->var);
     if (request_id == NULL) {
         goto failed;
     }
     int wanted = request_id != Py_None;
     Py_DECREF(request_id);
-    if (!wanted) {
-        return;
-    }
-    if (PyDict_GET_SIZE(self->stamps) > self->stamp_limit) {
-        PyDict_Clear(self->stamps);
-    }
-    /* The handle itself is kept so its id cannot be reused while stamped. */
-    PyObject *key = PyLong_FromVoidPtr(handle);
-    PyObject *stamp = Py_BuildValue("(LO)", clock_ns(CLOCK_MONOTONIC), handle);
-    int stored = key != NULL && stamp != NULL && PyDict_SetItem(self->stamps, key, stamp) == 0;
-    Py_XDECREF(key);
-    Py_XDECREF(stamp);
-    if (stored) {
+    if (!wanted || stamps_put(&steps->stamps, handle, clock_ns(CLOCK_MONOTONIC)) == 0) {
         return;
     }
 failed:
     PyErr_Clear();
-    bump(self->recorder, str_errors);
+    bump(steps->recorder, str_errors);
 }
 
 static PyObject *
@@ -643,36 +790,19 @@ soon_hook_call(SoonHook *self, PyObject *const *args, size_t nargsf, PyObject *k
 static PyObject *
 soon_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"original",   "recorder",   "var",
-                               "handle_type", "timer_type", "stamp_limit", NULL};
-    PyObject *original, *recorder, *var, *handle_type, *timer_type;
-    Py_ssize_t stamp_limit;
-    HandleLayout layout;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOn", keywords, &original, &recorder, &var,
-                                     &handle_type, &timer_type, &stamp_limit) ||
-        layout_init(&layout, handle_type, timer_type) < 0) {
-        return NULL;
-    }
-    PyObject *stamps = PyObject_GetAttrString(recorder, "stamps");
-    if (stamps == NULL || !PyDict_Check(stamps)) {
-        Py_XDECREF(stamps);
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "recorder.stamps must be a dict");
-        }
+    static char *keywords[] = {"original", "steps", NULL};
+    PyObject *original, *steps;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!", keywords, &original, &StepHookType,
+                                     &steps)) {
         return NULL;
     }
     SoonHook *self = (SoonHook *)type->tp_alloc(type, 0);
     if (self == NULL) {
-        Py_DECREF(stamps);
         return NULL;
     }
     self->original = Py_NewRef(original);
-    self->recorder = Py_NewRef(recorder);
-    self->stamps = stamps;
-    self->var = Py_NewRef(var);
+    self->steps = (StepHook *)Py_NewRef(steps);
     self->loop = Py_NewRef(Py_None);
-    self->layout = layout;
-    self->stamp_limit = stamp_limit;
     self->vectorcall = (vectorcallfunc)soon_hook_call;
     return (PyObject *)self;
 }
@@ -681,12 +811,8 @@ static int
 soon_hook_traverse(SoonHook *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->original);
-    Py_VISIT(self->recorder);
-    Py_VISIT(self->stamps);
-    Py_VISIT(self->var);
+    Py_VISIT(self->steps);
     Py_VISIT(self->loop);
-    Py_VISIT(self->layout.handle_type);
-    Py_VISIT(self->layout.timer_type);
     return 0;
 }
 
@@ -694,12 +820,8 @@ static int
 soon_hook_clear(SoonHook *self)
 {
     Py_CLEAR(self->original);
-    Py_CLEAR(self->recorder);
-    Py_CLEAR(self->stamps);
-    Py_CLEAR(self->var);
+    Py_CLEAR(self->steps);
     Py_CLEAR(self->loop);
-    Py_CLEAR(self->layout.handle_type);
-    Py_CLEAR(self->layout.timer_type);
     return 0;
 }
 
@@ -720,9 +842,9 @@ static PyMemberDef soon_hook_members[] = {
 static PyTypeObject SoonHookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.SoonHook",
-    .tp_doc = PyDoc_STR("SoonHook(original, recorder, var, handle_type, timer_type, "
-                        "stamp_limit): stamps when a request's handle became ready, in place "
-                        "of BaseEventLoop._call_soon."),
+    .tp_doc = PyDoc_STR("SoonHook(original, steps): stamps when a request's handle became "
+                        "ready, for the StepHook `steps`, in place of "
+                        "BaseEventLoop._call_soon."),
     .tp_basicsize = sizeof(SoonHook),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,

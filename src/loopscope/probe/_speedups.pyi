@@ -16,21 +16,15 @@ class StepHook:
         handle_type: type,
         timer_type: type,
         long_ns: int,
+        stamp_limit: int,
     ) -> None: ...
     def __call__(self, handle: Any) -> None: ...
+    def forget_stamps(self) -> None: ...
 
 class SoonHook:
     loop: Any
     __wrapped__: Any
-    def __init__(
-        self,
-        original: Any,
-        recorder: Any,
-        var: Any,
-        handle_type: type,
-        timer_type: type,
-        stamp_limit: int,
-    ) -> None: ...
+    def __init__(self, original: Any, steps: StepHook) -> None: ...
     def __call__(self, loop: Any, callback: Any, args: Any, context: Any) -> Any: ...
 
 class RequestWatch:

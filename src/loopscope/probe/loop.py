@@ -122,6 +122,9 @@ class LoopHooks:
             setattr(owner, name, original)
         self._originals.clear()
         self.loop = None
+        for hook in self._compiled:
+            if isinstance(hook, self._speedups.StepHook):
+                hook.forget_stamps()  # the handles it holds belong to the app's loop
         self._compiled.clear()
         # Uninstalled hooks leave no step running, as the recorder says.
         self._clock = self._recorder
@@ -135,6 +138,7 @@ class LoopHooks:
                 events.Handle,
                 events.TimerHandle,
                 self._long_step_ns,
+                STAMP_LIMIT,
             )
             self._compiled.append(hook)
             self._clock = hook
@@ -188,9 +192,8 @@ class LoopHooks:
 
     def _wrap_call_soon(self, original: Callable[..., Any]) -> Callable[..., Any]:
         if self._speedups is not None:
-            hook = self._speedups.SoonHook(
-                original, self._recorder, REQUEST_ID, events.Handle, events.TimerHandle, STAMP_LIMIT
-            )
+            # The C step hook keeps the stamps (in a table of its own, not `recorder.stamps`).
+            hook = self._speedups.SoonHook(original, self._clock)
             self._compiled.append(hook)
             return hook  # type: ignore[no-any-return]
         hooks = self
