@@ -31,7 +31,7 @@
 static PyObject *str_loop, *str_context, *str_get, *str_take, *str_when, *str_current_step;
 static PyObject *str_method, *str_path, *str_headers, *str_route, *str_type, *str_status;
 static PyObject *str_response_start, *str_used, *str_capacity;
-static PyObject *str_dropped, *str_errors, *str_serial;
+static PyObject *str_dropped, *str_errors, *str_serial, *str_ready, *str_append;
 static PyObject *one, *chunk;
 
 static inline long long
@@ -128,6 +128,8 @@ typedef struct {
     PyTypeObject *timer_type; /* a subclass that adds slots after the base's */
     Py_ssize_t loop_offset;
     Py_ssize_t context_offset;
+    Py_ssize_t callback_offset;
+    Py_ssize_t args_offset;
 } HandleLayout;
 
 /* The offset of `type`'s own object slot `name`, or -1 (then attributes are looked up). */
@@ -160,6 +162,8 @@ layout_init(HandleLayout *layout, PyObject *handle_type, PyObject *timer_type)
     layout->timer_type = (PyTypeObject *)Py_NewRef(timer_type);
     layout->loop_offset = slot_offset(layout->handle_type, "_loop");
     layout->context_offset = slot_offset(layout->handle_type, "_context");
+    layout->callback_offset = slot_offset(layout->handle_type, "_callback");
+    layout->args_offset = slot_offset(layout->handle_type, "_args");
     return 0;
 }
 
@@ -482,6 +486,8 @@ stamps_pop(Stamps *stamps, PyObject *handle)
 typedef struct {
     PyObject_HEAD
     PyObject *original;   /* the Handle._run it replaces */
+    PyObject *report;     /* report(handle, exc): a callback's exception, as Handle._run does */
+    PyObject *context_run; /* contextvars.Context.run */
     PyObject *recorder;   /* loopscope.probe.recorder.Recorder */
     PyObject *steps;      /* recorder.steps.data: the packed steps (a bytearray) */
     PyObject *live;       /* recorder.live and recorder.late: what a step's request id stores */
@@ -566,6 +572,87 @@ failed:
     bump(self->recorder, str_errors);
 }
 
+/* handle._<slot>, borrowed, for an exact Handle or TimerHandle; NULL when it cannot be read so. */
+static inline PyObject *
+borrowed_slot(HandleLayout *layout, PyObject *handle, Py_ssize_t offset)
+{
+    return offset >= 0 ? *(PyObject **)((char *)handle + offset) : NULL;
+}
+
+/* Handle._run without its Python frame: `self._context.run(self._callback, *self._args)`; an
+ * exception of the callback other than SystemExit and KeyboardInterrupt goes to `report`, which
+ * has asyncio's own Handle._run report it. Calling the Python original from here would put a
+ * fresh interpreter frame between the loop and each callback, which was most of what the step
+ * hook cost (`make bench-instructions`). Handles of another type, or with slots of unexpected
+ * types, go to the original. */
+static PyObject *
+run_handle(StepHook *self, PyObject *const *args, size_t nargsf)
+{
+    PyObject *handle = args[0];
+    HandleLayout *layout = &self->layout;
+    PyTypeObject *type = Py_TYPE(handle);
+    PyObject *context = NULL, *callback = NULL, *callback_args = NULL;
+    if (type == layout->handle_type || type == layout->timer_type) {
+        context = borrowed_slot(layout, handle, layout->context_offset);
+        callback = borrowed_slot(layout, handle, layout->callback_offset);
+        callback_args = borrowed_slot(layout, handle, layout->args_offset);
+    }
+    if (context == NULL || callback == NULL || callback_args == NULL ||
+        !PyContext_CheckExact(context) || !PyTuple_CheckExact(callback_args)) {
+        return PyObject_Vectorcall(self->original, args, nargsf, NULL);
+    }
+    /* The callback may cancel or rebind its own handle: hold what is being called. */
+    Py_INCREF(context);
+    Py_INCREF(callback);
+    Py_INCREF(callback_args);
+    Py_ssize_t count = PyTuple_GET_SIZE(callback_args);
+    PyObject *small[8];
+    PyObject **stack = count + 2 <= 8 ? small : PyMem_Malloc((size_t)(count + 2) * sizeof(PyObject *));
+    PyObject *result = NULL;
+    if (stack == NULL) {
+        PyErr_NoMemory();
+    }
+    else {
+        stack[0] = context;
+        stack[1] = callback;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            stack[i + 2] = PyTuple_GET_ITEM(callback_args, i);
+        }
+        result = PyObject_Vectorcall(self->context_run, stack, (size_t)(count + 2), NULL);
+        if (stack != small) {
+            PyMem_Free(stack);
+        }
+    }
+    Py_DECREF(context);
+    Py_DECREF(callback);
+    Py_DECREF(callback_args);
+    if (result != NULL) {
+        Py_DECREF(result);
+        Py_RETURN_NONE;
+    }
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return NULL;
+    }
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyErr_NormalizeException(&exc_type, &exc_value, &exc_tb);
+    if (exc_tb != NULL && exc_value != NULL) {
+        PyException_SetTraceback(exc_value, exc_tb);
+    }
+    PyObject *reported = exc_value != NULL
+                             ? PyObject_CallFunctionObjArgs(self->report, handle, exc_value, NULL)
+                             : NULL;
+    Py_XDECREF(exc_type);
+    Py_XDECREF(exc_value);
+    Py_XDECREF(exc_tb);
+    if (reported == NULL) {
+        return NULL; /* what the reporting raised, as from the original */
+    }
+    Py_DECREF(reported);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -593,7 +680,7 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     /* Atomic: the StallGate reads it from the watchdog thread without the GIL. */
     __atomic_store_n(&self->current_step, start, __ATOMIC_RELAXED);
 
-    PyObject *result = PyObject_Vectorcall(self->original, args, nargsf, NULL);
+    PyObject *result = run_handle(self, args, nargsf);
 
     long long end = clock_ns(CLOCK_MONOTONIC);
     PyObject *exc_type, *exc_value, *exc_tb;
@@ -615,15 +702,21 @@ layout_release(HandleLayout *layout)
 static PyObject *
 step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"original",   "recorder", "var",         "handle_type",
-                               "timer_type", "long_ns",  "stamp_limit", NULL};
-    PyObject *original, *recorder, *var, *handle_type, *timer_type;
+    static char *keywords[] = {"original", "report",  "recorder",    "var", "handle_type",
+                               "timer_type", "long_ns", "stamp_limit", NULL};
+    PyObject *original, *report, *recorder, *var, *handle_type, *timer_type;
     long long long_ns;
     Py_ssize_t stamp_limit;
     HandleLayout layout;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOLn", keywords, &original, &recorder,
-                                     &var, &handle_type, &timer_type, &long_ns, &stamp_limit) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOLn", keywords, &original, &report,
+                                     &recorder, &var, &handle_type, &timer_type, &long_ns,
+                                     &stamp_limit) ||
         layout_init(&layout, handle_type, timer_type) < 0) {
+        return NULL;
+    }
+    PyObject *context_run = PyObject_GetAttrString((PyObject *)&PyContext_Type, "run");
+    if (context_run == NULL) {
+        layout_release(&layout);
         return NULL;
     }
     PyObject *log = PyObject_GetAttrString(recorder, "steps");
@@ -639,6 +732,7 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         (self = (StepHook *)type->tp_alloc(type, 0)) == NULL ||
         stamps_init(&self->stamps, stamp_limit) < 0) {
         layout_release(&layout);
+        Py_DECREF(context_run);
         Py_XDECREF(steps);
         Py_XDECREF(live);
         Py_XDECREF(late);
@@ -646,6 +740,8 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->original = Py_NewRef(original);
+    self->report = Py_NewRef(report);
+    self->context_run = context_run;
     self->recorder = Py_NewRef(recorder);
     self->steps = steps;
     self->live = live;
@@ -666,6 +762,8 @@ static int
 step_hook_traverse(StepHook *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->original);
+    Py_VISIT(self->report);
+    Py_VISIT(self->context_run);
     Py_VISIT(self->recorder);
     Py_VISIT(self->steps);
     Py_VISIT(self->live);
@@ -685,6 +783,8 @@ static int
 step_hook_clear(StepHook *self)
 {
     Py_CLEAR(self->original);
+    Py_CLEAR(self->report);
+    Py_CLEAR(self->context_run);
     Py_CLEAR(self->recorder);
     Py_CLEAR(self->steps);
     Py_CLEAR(self->live);
@@ -731,8 +831,8 @@ static PyMemberDef step_hook_members[] = {
 static PyTypeObject StepHookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.StepHook",
-    .tp_doc = PyDoc_STR("StepHook(original, recorder, var, handle_type, timer_type, long_ns, "
-                        "stamp_limit): "
+    .tp_doc = PyDoc_STR("StepHook(original, report, recorder, var, handle_type, timer_type, "
+                        "long_ns, stamp_limit): "
                         "times one loop step per call, in place of "
                         "asyncio.events.Handle._run."),
     .tp_basicsize = sizeof(StepHook),
@@ -756,6 +856,8 @@ typedef struct {
     PyObject *original; /* the BaseEventLoop._call_soon it replaces */
     StepHook *steps;    /* whose stamps it puts, and whose recorder, variable and layout it uses */
     PyObject *loop;
+    PyObject *ready_for;    /* the loop whose `_ready.append` is `ready_append` */
+    PyObject *ready_append;
     vectorcallfunc vectorcall;
 } SoonHook;
 
@@ -777,11 +879,55 @@ failed:
     bump(steps->recorder, str_errors);
 }
 
+/* BaseEventLoop._call_soon(loop, callback, args, context) without its Python frame (as
+ * run_handle does for Handle._run): make the Handle and queue it. The original also deletes its
+ * own frame from a debug-mode handle's source traceback; with no such frame here, the traceback
+ * is already the same. NULL with the exception the original would have raised; NULL without an
+ * exception when it cannot be done here (the original is called then). */
+static PyObject *
+call_soon_here(SoonHook *self, PyObject *const *args)
+{
+    HandleLayout *layout = &self->steps->layout;
+    PyObject *loop = args[0];
+    if (self->ready_for != loop) { /* loop._ready is made once, with the loop */
+        PyObject *ready = PyObject_GetAttr(loop, str_ready);
+        PyObject *append = ready != NULL ? PyObject_GetAttr(ready, str_append) : NULL;
+        Py_XDECREF(ready);
+        if (append == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        Py_XSETREF(self->ready_append, append);
+        Py_XSETREF(self->ready_for, Py_NewRef(loop));
+    }
+    PyObject *made[4] = {args[1], args[2], loop, args[3]};
+    PyObject *handle = PyObject_Vectorcall((PyObject *)layout->handle_type, made, 4, NULL);
+    if (handle == NULL) {
+        return NULL;
+    }
+    PyObject *done = PyObject_CallOneArg(self->ready_append, handle);
+    if (done == NULL) {
+        Py_DECREF(handle);
+        return NULL;
+    }
+    Py_DECREF(done);
+    return handle;
+}
+
 static PyObject *
 soon_hook_call(SoonHook *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    PyObject *handle = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
-    if (handle != NULL && PyVectorcall_NARGS(nargsf) >= 1 && args[0] == self->loop) {
+    if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL || args[0] != self->loop) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    PyObject *handle = call_soon_here(self, args);
+    if (handle == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        handle = PyObject_Vectorcall(self->original, args, nargsf, NULL);
+    }
+    if (handle != NULL) {
         stamp_ready(self, handle);
     }
     return handle;
@@ -803,6 +949,8 @@ soon_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->original = Py_NewRef(original);
     self->steps = (StepHook *)Py_NewRef(steps);
     self->loop = Py_NewRef(Py_None);
+    self->ready_for = NULL;
+    self->ready_append = NULL;
     self->vectorcall = (vectorcallfunc)soon_hook_call;
     return (PyObject *)self;
 }
@@ -813,6 +961,8 @@ soon_hook_traverse(SoonHook *self, visitproc visit, void *arg)
     Py_VISIT(self->original);
     Py_VISIT(self->steps);
     Py_VISIT(self->loop);
+    Py_VISIT(self->ready_for);
+    Py_VISIT(self->ready_append);
     return 0;
 }
 
@@ -822,6 +972,8 @@ soon_hook_clear(SoonHook *self)
     Py_CLEAR(self->original);
     Py_CLEAR(self->steps);
     Py_CLEAR(self->loop);
+    Py_CLEAR(self->ready_for);
+    Py_CLEAR(self->ready_append);
     return 0;
 }
 
@@ -1613,6 +1765,8 @@ PyInit__speedups(void)
     INTERN(str_dropped, "dropped");
     INTERN(str_errors, "errors");
     INTERN(str_serial, "serial");
+    INTERN(str_ready, "_ready");
+    INTERN(str_append, "append");
     if ((one = PyLong_FromLong(1)) == NULL ||
         (chunk = PyLong_FromLong(BUDGET_CHUNK)) == NULL) {
         return NULL;

@@ -11,6 +11,7 @@ class StepHook:
     def __init__(
         self,
         original: Any,
+        report: Any,
         recorder: Any,
         var: Any,
         handle_type: type,

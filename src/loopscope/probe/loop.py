@@ -16,6 +16,11 @@ Two class attributes of asyncio are wrapped while the probe is installed:
 Both wrappers exist twice: in C (`loopscope.probe._speedups`, used where it was compiled: a
 Python wrapper costs the busy server several times more) and here in Python, the fallback and
 the reference the tests hold the C one to. `LOOPSCOPE_PURE_PYTHON=1` picks the Python ones.
+The C ones do the wrapped methods' work themselves instead of calling them (each call from C
+into a Python function starts a new interpreter frame, most of what they cost): `Handle._run`
+runs the callback in the handle's context, and hands a callback's exception to asyncio's own
+`Handle._run` to report (`callback_error_reporter`); `_call_soon` makes and queues the Handle.
+Only asyncio's `Handle._run` frame is missing from tracebacks, as with uvloop.
 
 uvloop's `Handle` is compiled, so none of this sees anything there; the watchdog's heartbeat
 takes over (`loopscope.probe.watchdog`).
@@ -43,6 +48,34 @@ _PATCHES: tuple[tuple[type, str], ...] = (
 _BUDGET_CHUNK = 256
 
 PURE_PYTHON_ENV = "LOOPSCOPE_PURE_PYTHON"
+
+
+class _Rethrow:
+    """A stand-in for a handle's context whose `run` raises what the callback already raised."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def run(self, callback: Any, *args: Any) -> None:
+        raise self.exc
+
+
+def callback_error_reporter(original: Callable[[Any], None]) -> Callable[[Any, Any], None]:
+    """`report(handle, exc)` for the C step hook, which runs a handle's callback itself: it has
+    asyncio's own `Handle._run` (`original`) report `exc`, the callback's exception, with the
+    very message, context and handler that asyncio would use, in any Python version."""
+
+    def report(handle: Any, exc: BaseException) -> None:
+        context = handle._context
+        handle._context = _Rethrow(exc)
+        try:
+            original(handle)
+        finally:
+            handle._context = context
+
+    return report
 
 
 def load_speedups() -> Any:
@@ -133,6 +166,7 @@ class LoopHooks:
         if self._speedups is not None:
             hook = self._speedups.StepHook(
                 original,
+                callback_error_reporter(original),
                 self._recorder,
                 REQUEST_ID,
                 events.Handle,
@@ -204,6 +238,8 @@ class LoopHooks:
 
         def _call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
             handle = original(loop, callback, args, context)
+            if handle._source_traceback:  # debug mode: this frame is not where it was made
+                del handle._source_traceback[-1]
             try:
                 if loop is hooks._loop and handle._context.get(var) is not None:
                     if len(stamps) > STAMP_LIMIT:

@@ -1,0 +1,154 @@
+"""The loop hooks on a real asyncio loop, C and pure Python: ready stamps, callbacks' errors."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import weakref
+from typing import Any
+
+import pytest
+
+from loopscope.probe import REQUEST_ID
+from loopscope.probe.loop import PURE_PYTHON_ENV, LoopHooks
+from loopscope.probe.recorder import Recorder
+
+
+@pytest.fixture(params=["compiled", "pure-python"])
+def hooks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv(PURE_PYTHON_ENV, "1" if request.param == "pure-python" else "")
+    loop_hooks = LoopHooks(Recorder(100_000), long_step_ns=10**9)
+    assert loop_hooks.compiled is (request.param == "compiled")
+    loop_hooks.install()
+    yield loop_hooks
+    loop_hooks.uninstall()
+
+
+def test_every_handle_run_carries_its_ready_stamp_and_cancelled_ones_are_let_go(
+    hooks: LoopHooks,
+) -> None:
+    ran: list[int] = []
+    cancelled: list[weakref.ref[asyncio.Handle]] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        hooks.loop = loop
+        REQUEST_ID.set("r")
+        # Enough at once to grow the C table several times; every third is cancelled, so it
+        # stays stamped (the loop drops it unrun) and the table must delete around the others.
+        for i in range(700):
+            handle = loop.call_soon(ran.append, i)
+            if i % 3 == 0:
+                handle.cancel()
+                cancelled.append(weakref.ref(handle))
+            del handle
+        await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert len(ran) == 700 - len(cancelled)
+    steps = [s for s in hooks._recorder.loop_steps() if s[3] == "r"]
+    # Each handle run was stamped when scheduled: ready before its step started.
+    stamped = [s for s in steps if 0 < s[4] <= s[0]]
+    assert len(stamped) >= len(ran)
+    hooks.uninstall()
+    hooks._recorder.stamps.clear()  # the pure-Python hooks' stamps outlive their uninstall
+    gc.collect()
+    assert all(ref() is None for ref in cancelled)
+
+
+def _failing_callback_report(hooks: LoopHooks | None) -> tuple[list[Any], Any]:
+    """Run a callback that raises on a fresh loop; what the loop's exception handler saw."""
+    reports: list[Any] = []
+
+    def boom(value: int) -> None:
+        raise ValueError(value)
+
+    async def scenario() -> Any:
+        loop = asyncio.get_running_loop()
+        if hooks is not None:
+            hooks.loop = loop
+        loop.set_exception_handler(
+            lambda _, context: reports.append((dict(context), sys.exc_info()[1]))
+        )
+        handle = loop.call_soon(boom, 7)
+        await asyncio.sleep(0.01)
+        return handle
+
+    return reports, asyncio.run(scenario())
+
+
+def test_a_failing_callback_is_reported_exactly_as_asyncio_reports_it(hooks: LoopHooks) -> None:
+    hooks.uninstall()
+    [(expected, _)], _ = _failing_callback_report(None)
+    hooks.install()
+    [(context, handled)], handle = _failing_callback_report(hooks)
+
+    assert context["message"] == expected["message"]
+    assert context["message"].startswith("Exception in callback ")
+    assert context["handle"] is handle
+    exc = context["exception"]
+    assert type(exc) is ValueError and exc.args == (7,)
+    assert handled is exc  # the handler runs while the exception is being handled
+    assert isinstance(handle._context, type(expected["handle"]._context))  # put back
+    # The step was timed all the same.
+    assert any(step[0] <= step[1] for step in hooks._recorder.loop_steps())
+
+
+@pytest.mark.parametrize("fatal", [SystemExit, KeyboardInterrupt])
+def test_system_exit_and_keyboard_interrupt_in_a_callback_still_stop_the_loop(
+    hooks: LoopHooks, fatal: type[BaseException]
+) -> None:
+    def stop() -> None:
+        raise fatal("stop")
+
+    async def scenario() -> None:
+        hooks.loop = asyncio.get_running_loop()
+        asyncio.get_running_loop().call_soon(stop)
+        await asyncio.sleep(1)
+
+    with pytest.raises(fatal):
+        asyncio.run(scenario())
+
+
+def test_the_c_hook_runs_callbacks_without_the_python_frame_of_handle_run(
+    hooks: LoopHooks,
+) -> None:
+    callers: list[str] = []
+
+    async def scenario() -> None:
+        hooks.loop = asyncio.get_running_loop()
+        asyncio.get_running_loop().call_soon(
+            lambda: callers.append(sys._getframe(1).f_code.co_name)
+        )
+        await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert callers == ["_run_once" if hooks.compiled else "_run"]
+
+
+def _debug_source(hooks: LoopHooks | None) -> list[str]:
+    """The functions of a debug-mode handle's source traceback, innermost last."""
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        if hooks is not None:
+            hooks.loop = loop
+        handle = loop.call_soon(lambda: None)
+        return [frame.name for frame in handle._source_traceback]
+
+    return asyncio.run(scenario(), debug=True)
+
+
+def test_a_debug_mode_handle_remembers_where_it_was_scheduled_as_without_the_probe(
+    hooks: LoopHooks,
+) -> None:
+    hooks.uninstall()
+    expected = _debug_source(None)
+    hooks.install()
+    assert expected[-1] == "scenario"  # asyncio drops its own frames
+    # The hooks add or remove `_run` frames (the C one runs callbacks without asyncio's, the
+    # Python one adds its own), and the traceback keeps a fixed number of frames: the frames
+    # where the handle was scheduled are the same.
+    asyncio_frames = [name for name in expected if name != "_run"][-4:]
+    assert [name for name in _debug_source(hooks) if name != "_run"][-4:] == asyncio_frames
