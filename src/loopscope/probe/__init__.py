@@ -63,11 +63,11 @@ entries, innermost last; `kind` is `gc` (with `where: null`) when garbage collec
 least half the block; `delayed` lists other requests that had a runnable handle, arrived (first
 seen within 1 ms after the block's end) or had thread work finish during the block. `cpu_ns`
 is the loop thread's CPU time in the block; its start is interpolated from the watchdog's
-readings every `block_ms/4`, so it is within a few ms. In heartbeat mode a block spans from a
-missed heartbeat's post to its run (so it starts up to `block_ms/4` late), is split where the
-sampled request changes, and its `request_id` is the request of the task the loop was running;
-a stall that holds the GIL (a full GC, a C extension) is caught as the watchdog waking late while
-the loop thread's CPU clock ran on.
+readings every `block_ms/2` (`block_ms/4` in heartbeat mode), so it is within a few ms. In
+heartbeat mode a block spans from a missed heartbeat's post to its run (so it starts up to
+`block_ms/4` late), is split where the sampled request changes, and its `request_id` is the
+request of the task the loop was running; a stall that holds the GIL (a full GC, a C extension)
+is caught as the watchdog waking late while the loop thread's CPU clock ran on.
 
 The loop lane coalesces steps of one request less than 0.2 ms apart into one `on-loop` segment;
 counts stay exact in `loop_steps` and `probe.steps` (the loop steps recorded).
