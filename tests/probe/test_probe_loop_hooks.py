@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import gc
 import sys
 import weakref
+from asyncio import base_events
 from typing import Any
 
 import pytest
@@ -152,3 +155,103 @@ def test_a_debug_mode_handle_remembers_where_it_was_scheduled_as_without_the_pro
     # where the handle was scheduled are the same.
     asyncio_frames = [name for name in expected if name != "_run"][-4:]
     assert [name for name in _debug_source(hooks) if name != "_run"][-4:] == asyncio_frames
+
+
+def test_a_callback_that_cancels_its_own_handle_then_fails_is_reported_with_its_error(
+    hooks: LoopHooks,
+) -> None:
+    reports: list[Any] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        hooks.loop = loop
+        loop.set_exception_handler(lambda _, context: reports.append(context["exception"]))
+        handles: list[asyncio.Handle] = []
+
+        def cancel_then_fail() -> None:
+            handles[0].cancel()
+            raise ValueError("boom")
+
+        handles.append(loop.call_soon(cancel_then_fail))
+        await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert [(type(e), e.args) for e in reports] == [(ValueError, ("boom",))]
+
+
+def test_a_wrapper_put_on_the_loop_before_the_probe_is_still_called(
+    monkeypatch: pytest.MonkeyPatch, hooks: LoopHooks
+) -> None:
+    hooks.uninstall()
+    calls = {"_run": 0, "_call_soon": 0}
+    run, call_soon = asyncio.Handle._run, base_events.BaseEventLoop._call_soon
+
+    @functools.wraps(run)
+    def counted_run(handle: Any) -> None:
+        calls["_run"] += 1
+        run(handle)
+
+    @functools.wraps(call_soon)
+    def counted_call_soon(*args: Any) -> Any:
+        calls["_call_soon"] += 1
+        return call_soon(*args)
+
+    monkeypatch.setattr(asyncio.Handle, "_run", counted_run)
+    monkeypatch.setattr(base_events.BaseEventLoop, "_call_soon", counted_call_soon)
+    hooks.install()
+
+    async def scenario() -> None:
+        hooks.loop = asyncio.get_running_loop()
+        for _ in range(5):
+            asyncio.get_running_loop().call_soon(lambda: None)
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert calls["_run"] >= 5 and calls["_call_soon"] >= 5
+    assert len(hooks._recorder.steps) >= 5
+
+
+def test_an_interrupt_raised_inside_the_probes_bookkeeping_is_not_swallowed(
+    monkeypatch: pytest.MonkeyPatch, hooks: LoopHooks
+) -> None:
+    recorder = hooks._recorder
+
+    take = Recorder.take
+    raised: list[bool] = []
+
+    def interrupted(self: Recorder, wanted: int) -> int:  # as if Ctrl-C's handler ran here
+        if not raised:
+            raised.append(True)
+            raise KeyboardInterrupt
+        return take(self, wanted)
+
+    monkeypatch.setattr(Recorder, "take", interrupted)
+
+    async def scenario() -> None:
+        hooks.loop = asyncio.get_running_loop()
+        await asyncio.sleep(0)
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(scenario())
+    assert recorder.errors == 0
+
+
+def test_a_stamped_handle_is_let_go_when_its_request_ended_before_it_ran(
+    hooks: LoopHooks,
+) -> None:
+    released: list[weakref.ref[asyncio.Handle]] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        hooks.loop = loop
+        context = contextvars.copy_context()
+        token = context.run(REQUEST_ID.set, "r")
+        handle = loop.call_soon(lambda: None, context=context)
+        context.run(REQUEST_ID.reset, token)  # the request is over before its handle runs
+        released.append(weakref.ref(handle))
+        del handle
+        await asyncio.sleep(0.01)
+        gc.collect()
+        assert released[0]() is None
+
+    asyncio.run(scenario())

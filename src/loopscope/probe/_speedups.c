@@ -34,11 +34,14 @@ static PyObject *str_response_start, *str_used, *str_capacity;
 static PyObject *str_dropped, *str_errors, *str_serial, *str_ready, *str_append;
 static PyObject *one, *chunk;
 
+/* The clock in ns; 0 when it cannot be read (a thread's CPU clock once the thread is gone). */
 static inline long long
 clock_ns(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(clock, &ts);
+    if (clock_gettime(clock, &ts) != 0) {
+        return 0;
+    }
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -183,11 +186,36 @@ handle_slot(HandleLayout *layout, PyObject *handle, Py_ssize_t offset, PyObject 
 }
 
 /* Clear the pending error and count it. */
+/* A KeyboardInterrupt or SystemExit raised in the probe's bookkeeping (a signal handler can
+ * run inside any Python code it calls) is no failure of the probe: it is kept here and raised
+ * when the hook returns (`with_pending`), as the pure-Python hooks let it through. */
+static PyObject *pending_type, *pending_value, *pending_tb;
+
+/* The probe's own failure, pending: counted in `errors` and cleared; one that is not an
+ * Exception is kept for `with_pending`. */
 static void
 bump_after_clear(PyObject *recorder)
 {
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception) && pending_type == NULL) {
+        PyErr_Fetch(&pending_type, &pending_value, &pending_tb);
+        return;
+    }
     PyErr_Clear();
     bump(recorder, str_errors);
+}
+
+/* What a hook returns: `result`, or NULL with the exception kept by `bump_after_clear`. */
+static PyObject *
+with_pending(PyObject *result)
+{
+    if (pending_type == NULL) {
+        return result;
+    }
+    Py_XDECREF(result);
+    PyErr_Clear();
+    PyErr_Restore(pending_type, pending_value, pending_tb);
+    pending_type = pending_value = pending_tb = NULL;
+    return NULL;
 }
 
 /* The request id in `handle`'s context (new reference, Py_None when unset), NULL on error. */
@@ -500,14 +528,20 @@ typedef struct {
     HandleLayout layout;  /* holds references to asyncio's two handle types */
     long long long_ns;    /* steps longer than this read the thread CPU clock at their end */
     long long current_step; /* start of the step now running, 0 between steps */
+    int inline_run;       /* whether to do the original's work (it is asyncio's own) */
     Py_ssize_t room; /* events taken from the budget and not used yet; below 0: steps to drop */
     vectorcallfunc vectorcall;
 } StepHook;
 
+/* When `handle` became runnable, 0 where unknown. Its stamp is taken even when it is `wanted`
+ * no more (its request id was reset meanwhile), so that the table lets go of it. */
 static long long
-ready_of(StepHook *self, PyObject *handle)
+ready_of(StepHook *self, PyObject *handle, int wanted)
 {
     long long ready = stamps_pop(&self->stamps, handle);
+    if (!wanted) {
+        return 0;
+    }
     if (ready || !Py_IS_TYPE(handle, self->layout.timer_type)) {
         return ready;
     }
@@ -530,7 +564,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
             PyObject *request_id)
 {
     long long cpu_end = end - start > self->long_ns ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
-    long long ready = request_id != Py_None ? ready_of(self, handle) : 0;
+    long long ready = ready_of(self, handle, request_id != Py_None);
     if (self->room < 0) { /* the budget is spent: drop a chunk of steps before asking again */
         self->room++;
         bump(self->recorder, str_dropped);
@@ -541,9 +575,8 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
         self->room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
         Py_XDECREF(granted);
         if (PyErr_Occurred() || self->room < 0) {
-            PyErr_Clear();
+            bump_after_clear(self->recorder);
             self->room = 0;
-            bump(self->recorder, str_errors);
         }
         if (self->room == 0) {
             self->room = 1 - BUDGET_CHUNK;
@@ -568,8 +601,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
         return;
     }
 failed:
-    PyErr_Clear();
-    bump(self->recorder, str_errors);
+    bump_after_clear(self->recorder);
 }
 
 /* handle._<slot>, borrowed, for an exact Handle or TimerHandle; NULL when it cannot be read so. */
@@ -672,15 +704,15 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     }
     PyObject *request_id = request_of(&self->layout, handle, self->var);
     if (request_id == NULL) {
-        PyErr_Clear();
-        bump(self->recorder, str_errors);
+        bump_after_clear(self->recorder);
         request_id = Py_NewRef(Py_None);
     }
     long long start = clock_ns(CLOCK_MONOTONIC);
     /* Atomic: the StallGate reads it from the watchdog thread without the GIL. */
     __atomic_store_n(&self->current_step, start, __ATOMIC_RELAXED);
 
-    PyObject *result = run_handle(self, args, nargsf);
+    PyObject *result = self->inline_run ? run_handle(self, args, nargsf)
+                                        : PyObject_Vectorcall(self->original, args, nargsf, NULL);
 
     long long end = clock_ns(CLOCK_MONOTONIC);
     PyObject *exc_type, *exc_value, *exc_tb;
@@ -689,7 +721,7 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     record_step(self, handle, start, end, request_id);
     Py_DECREF(request_id);
     PyErr_Restore(exc_type, exc_value, exc_tb);
-    return result;
+    return with_pending(result);
 }
 
 static void
@@ -702,15 +734,16 @@ layout_release(HandleLayout *layout)
 static PyObject *
 step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"original", "report",  "recorder",    "var", "handle_type",
-                               "timer_type", "long_ns", "stamp_limit", NULL};
+    static char *keywords[] = {"original",   "report",  "recorder",    "var",    "handle_type",
+                               "timer_type", "long_ns", "stamp_limit", "inline", NULL};
     PyObject *original, *report, *recorder, *var, *handle_type, *timer_type;
     long long long_ns;
     Py_ssize_t stamp_limit;
+    int inline_run = 0;
     HandleLayout layout;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOLn", keywords, &original, &report,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOLn|p", keywords, &original, &report,
                                      &recorder, &var, &handle_type, &timer_type, &long_ns,
-                                     &stamp_limit) ||
+                                     &stamp_limit, &inline_run) ||
         layout_init(&layout, handle_type, timer_type) < 0) {
         return NULL;
     }
@@ -740,6 +773,7 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->original = Py_NewRef(original);
+    self->inline_run = inline_run;
     self->report = Py_NewRef(report);
     self->context_run = context_run;
     self->recorder = Py_NewRef(recorder);
@@ -832,7 +866,7 @@ static PyTypeObject StepHookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.StepHook",
     .tp_doc = PyDoc_STR("StepHook(original, report, recorder, var, handle_type, timer_type, "
-                        "long_ns, stamp_limit): "
+                        "long_ns, stamp_limit, inline=False): "
                         "times one loop step per call, in place of "
                         "asyncio.events.Handle._run."),
     .tp_basicsize = sizeof(StepHook),
@@ -858,6 +892,7 @@ typedef struct {
     PyObject *loop;
     PyObject *ready_for;    /* the loop whose `_ready.append` is `ready_append` */
     PyObject *ready_append;
+    int inline_call;        /* whether to do the original's work (it is asyncio's own) */
     vectorcallfunc vectorcall;
 } SoonHook;
 
@@ -875,15 +910,15 @@ stamp_ready(SoonHook *self, PyObject *handle)
         return;
     }
 failed:
-    PyErr_Clear();
-    bump(steps->recorder, str_errors);
+    bump_after_clear(steps->recorder);
 }
 
 /* BaseEventLoop._call_soon(loop, callback, args, context) without its Python frame (as
  * run_handle does for Handle._run): make the Handle and queue it. The original also deletes its
- * own frame from a debug-mode handle's source traceback; with no such frame here, the traceback
- * is already the same. NULL with the exception the original would have raised; NULL without an
- * exception when it cannot be done here (the original is called then). */
+ * own frame from a debug-mode handle's source traceback; with no such frame here there is none
+ * to delete, and the traceback ends where asyncio's does (it reaches one frame further out, as
+ * it is cut at a fixed depth). NULL with the exception the original would have raised; NULL
+ * without an exception when it cannot be done here (the original is called then). */
 static PyObject *
 call_soon_here(SoonHook *self, PyObject *const *args)
 {
@@ -920,7 +955,7 @@ soon_hook_call(SoonHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL || args[0] != self->loop) {
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
-    PyObject *handle = call_soon_here(self, args);
+    PyObject *handle = self->inline_call ? call_soon_here(self, args) : NULL;
     if (handle == NULL) {
         if (PyErr_Occurred()) {
             return NULL;
@@ -930,16 +965,17 @@ soon_hook_call(SoonHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     if (handle != NULL) {
         stamp_ready(self, handle);
     }
-    return handle;
+    return with_pending(handle);
 }
 
 static PyObject *
 soon_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"original", "steps", NULL};
+    static char *keywords[] = {"original", "steps", "inline", NULL};
     PyObject *original, *steps;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!", keywords, &original, &StepHookType,
-                                     &steps)) {
+    int inline_call = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|p", keywords, &original, &StepHookType,
+                                     &steps, &inline_call)) {
         return NULL;
     }
     SoonHook *self = (SoonHook *)type->tp_alloc(type, 0);
@@ -951,6 +987,7 @@ soon_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->loop = Py_NewRef(Py_None);
     self->ready_for = NULL;
     self->ready_append = NULL;
+    self->inline_call = inline_call;
     self->vectorcall = (vectorcallfunc)soon_hook_call;
     return (PyObject *)self;
 }
@@ -994,7 +1031,8 @@ static PyMemberDef soon_hook_members[] = {
 static PyTypeObject SoonHookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.SoonHook",
-    .tp_doc = PyDoc_STR("SoonHook(original, steps): stamps when a request's handle became "
+    .tp_doc = PyDoc_STR("SoonHook(original, steps, inline=False): stamps when a request's "
+                        "handle became "
                         "ready, for the StepHook `steps`, in place of "
                         "BaseEventLoop._call_soon."),
     .tp_basicsize = sizeof(SoonHook),
@@ -1211,7 +1249,7 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (room == 0) {
         bump(self->recorder, str_dropped);
-        Py_RETURN_NONE; /* the budget is spent: the request passes unrecorded */
+        return with_pending(Py_NewRef(Py_None)); /* spent: the request passes unrecorded */
     }
     RequestWatch *watch = NULL;
     PyObject *headers = NULL, *request_id = NULL;
@@ -1259,14 +1297,13 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(request_id);
     return (PyObject *)watch;
 failed:
-    PyErr_Clear();
-    bump(self->recorder, str_errors);
+    bump_after_clear(self->recorder);
     Py_XDECREF(watch);
     Py_XDECREF(method);
     Py_XDECREF(path);
     Py_XDECREF(headers);
     Py_XDECREF(request_id);
-    Py_RETURN_NONE;
+    return with_pending(Py_NewRef(Py_None));
 }
 
 static PyObject *
@@ -1397,9 +1434,11 @@ watch_call(RequestWatch *self, PyObject *const *args, size_t nargsf, PyObject *k
             }
         }
         if (PyErr_Occurred()) {
-            PyErr_Clear();
-            bump(self->watcher->recorder, str_errors);
+            bump_after_clear(self->watcher->recorder);
         }
+    }
+    if (pending_type != NULL) { /* not sent, as the pure-Python `send` wrapper would not */
+        return with_pending(NULL);
     }
     return PyObject_Vectorcall(self->send, args, nargsf, kwnames);
 }
@@ -1465,12 +1504,11 @@ watch_finish(RequestWatch *self, PyObject *scope)
     Py_DECREF(template);
     if (self->token != NULL) {
         if (PyContextVar_Reset(watcher->var, self->token) < 0) {
-            PyErr_Clear();
-            bump(watcher->recorder, str_errors);
+            bump_after_clear(watcher->recorder);
         }
         Py_CLEAR(self->token);
     }
-    Py_RETURN_NONE;
+    return with_pending(Py_NewRef(Py_None));
 }
 
 static int
@@ -1479,6 +1517,8 @@ watch_traverse(RequestWatch *self, visitproc visit, void *arg)
     Py_VISIT(self->watcher);
     Py_VISIT(self->send);
     Py_VISIT(self->token);
+    Py_VISIT(self->method);
+    Py_VISIT(self->path);
     Py_VISIT(self->status);
     return 0;
 }
@@ -1579,17 +1619,20 @@ gate_wait(StallGate *self, PyObject *Py_UNUSED(ignored))
         long long deadline_ns = clock_ns(CLOCK_MONOTONIC) + self->interval_ns;
         struct timespec deadline = {(time_t)(deadline_ns / 1000000000LL),
                                     (long)(deadline_ns % 1000000000LL)};
+        /* 0 is a wake-up (stop, or spurious); anything else ends the wait, so an error can
+         * never make it spin. */
         while (!self->stopped &&
-               pthread_cond_timedwait(&self->wake, &self->lock, &deadline) != ETIMEDOUT) {
+               pthread_cond_timedwait(&self->wake, &self->lock, &deadline) == 0) {
         }
         if (self->stopped) {
             break;
         }
         long long now = clock_ns(CLOCK_MONOTONIC);
-        if (self->has_cpu_clock) {
+        long long cpu = self->has_cpu_clock ? clock_ns(self->cpu_clock) : 0;
+        if (cpu) { /* none once the loop thread is gone */
             int slot = (int)(self->ticks % TICKS_KEPT);
             self->tick_ns[slot] = now;
-            self->tick_cpu[slot] = clock_ns(self->cpu_clock);
+            self->tick_cpu[slot] = cpu;
             self->ticks++;
         }
         long long start = __atomic_load_n(&self->hook->current_step, __ATOMIC_RELAXED);
@@ -1659,9 +1702,9 @@ gate_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (cpu_clock == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (interval_ns <= 0 || sample_after_ns < 0) {
-        PyErr_SetString(PyExc_ValueError, "interval_ns must be positive, sample_after_ns not "
-                                          "negative");
+    if (interval_ns <= 0 || interval_ns > 3600000000000LL || sample_after_ns < 0) {
+        PyErr_SetString(PyExc_ValueError, "interval_ns must be positive and at most an hour, "
+                                          "sample_after_ns not negative");
         return NULL;
     }
     StallGate *self = (StallGate *)type->tp_alloc(type, 0);

@@ -19,8 +19,9 @@ the reference the tests hold the C one to. `LOOPSCOPE_PURE_PYTHON=1` picks the P
 The C ones do the wrapped methods' work themselves instead of calling them (each call from C
 into a Python function starts a new interpreter frame, most of what they cost): `Handle._run`
 runs the callback in the handle's context, and hands a callback's exception to asyncio's own
-`Handle._run` to report (`callback_error_reporter`); `_call_soon` makes and queues the Handle.
-Only asyncio's `Handle._run` frame is missing from tracebacks, as with uvloop.
+`Handle._run` to report (`callback_error_reporter`; the reported traceback has one more frame,
+`_Rethrow.run`); `_call_soon` makes and queues the Handle. They do so only where the methods
+are asyncio's own: another tool's wrapper installed before the probe is called as it was.
 
 uvloop's `Handle` is compiled, so none of this sees anything there; the watchdog's heartbeat
 takes over (`loopscope.probe.watchdog`).
@@ -68,14 +69,23 @@ def callback_error_reporter(original: Callable[[Any], None]) -> Callable[[Any, A
     very message, context and handler that asyncio would use, in any Python version."""
 
     def report(handle: Any, exc: BaseException) -> None:
-        context = handle._context
+        context, args = handle._context, handle._args
         handle._context = _Rethrow(exc)
+        if args is None:  # the callback cancelled its own handle (asyncio read its args before)
+            handle._args = ()
         try:
             original(handle)
         finally:
-            handle._context = context
+            handle._context, handle._args = context, args
 
     return report
+
+
+def is_asyncios_own(function: Any, module: Any) -> bool:
+    """Whether `function` is defined in `module`'s source: asyncio's own method, not another
+    tool's wrapper (which `functools.wraps` can make look like it, but not its code)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and code.co_filename == getattr(module, "__file__", None)
 
 
 def load_speedups() -> Any:
@@ -173,6 +183,7 @@ class LoopHooks:
                 events.TimerHandle,
                 self._long_step_ns,
                 STAMP_LIMIT,
+                inline=is_asyncios_own(original, events),
             )
             self._compiled.append(hook)
             self._clock = hook
@@ -182,7 +193,8 @@ class LoopHooks:
         add_step = rec.steps.data.extend
         pack_step = STEP.pack
         live = rec.live
-        pop_stamp = rec.stamps.pop
+        stamps = rec.stamps
+        pop_stamp = stamps.pop
         wall = time.monotonic_ns
         thread_cpu = time.thread_time_ns
         var = REQUEST_ID
@@ -206,10 +218,11 @@ class LoopHooks:
                 try:
                     cpu_end = thread_cpu() if end - start > long_ns else 0
                     ready = ref = 0
+                    # Taken even when its request id was reset meanwhile, to let go of it.
+                    stamp = pop_stamp(id(handle), None) if stamps else None
                     if request_id is not None:
                         row = live.get(request_id)
                         ref = row[4] if type(row) is tuple else rec.ref_of(request_id)
-                        stamp = pop_stamp(id(handle), None)
                         if stamp is not None:
                             ready = stamp[0]
                         elif type(handle) is timer_handle:
@@ -227,7 +240,9 @@ class LoopHooks:
     def _wrap_call_soon(self, original: Callable[..., Any]) -> Callable[..., Any]:
         if self._speedups is not None:
             # The C step hook keeps the stamps (in a table of its own, not `recorder.stamps`).
-            hook = self._speedups.SoonHook(original, self._clock)
+            hook = self._speedups.SoonHook(
+                original, self._clock, inline=is_asyncios_own(original, base_events)
+            )
             self._compiled.append(hook)
             return hook  # type: ignore[no-any-return]
         hooks = self
