@@ -639,7 +639,8 @@ run_handle(StepHook *self, PyObject *const *args, size_t nargsf)
     Py_INCREF(callback_args);
     Py_ssize_t count = PyTuple_GET_SIZE(callback_args);
     PyObject *small[8];
-    PyObject **stack = count + 2 <= 8 ? small : PyMem_Malloc((size_t)(count + 2) * sizeof(PyObject *));
+    PyObject **stack =
+        count + 2 <= 8 ? small : PyMem_Malloc((size_t)(count + 2) * sizeof(PyObject *));
     PyObject *result = NULL;
     if (stack == NULL) {
         PyErr_NoMemory();
