@@ -42,6 +42,11 @@ start_ns, first_step_ns, serial)`, the scope's own values unchecked (the C middl
 `RequestWatch`, whose `row` is the same tuple)."""
 
 
+def live_row(entry: Any) -> LiveRow:
+    """The `LiveRow` of a `Recorder.live` entry: the row itself, or a C `RequestWatch`'s."""
+    return entry if type(entry) is tuple else entry.row
+
+
 @dataclass(slots=True)
 class RequestRecord:
     """What the middleware saw of one HTTP request."""
@@ -240,10 +245,8 @@ class Recorder:
         """What a step of `request_id` stores: the serial of the running request with that id,
         else the id's number in `late` (given on first sight)."""
         row = self.live.get(request_id)
-        if type(row) is tuple:
-            return int(row[4])
         if row is not None:
-            return int(row.serial)
+            return int(live_row(row)[4])
         late = self.late
         ref = late.get(request_id)
         if ref is None:
@@ -278,7 +281,7 @@ class Recorder:
         """The request id behind each step `ref`."""
         ids = {serial: texts[0] or "" for serial, texts, _, _ in self.finished}
         for request_id, row in list(self.live.items()):
-            ids[row[4] if type(row) is tuple else row.serial] = request_id
+            ids[live_row(row)[4]] = request_id
         for request_id, ref in list(self.late.items()):
             ids[ref] = request_id
         return ids
@@ -310,7 +313,7 @@ class Recorder:
                 last_step_ns=last_step,
             )
         for request_id, row in list(self.live.items()):
-            method, path, start, first_step, _ = row if type(row) is tuple else row.row
+            method, path, start, first_step, _ = live_row(row)
             records[request_id] = RequestRecord(
                 method=method if isinstance(method, str) else "",
                 path=path if isinstance(path, str) else "",
