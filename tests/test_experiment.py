@@ -10,7 +10,7 @@ import itertools
 import pytest
 
 from loopscope.errors import UsageError
-from loopscope.experiment import MODES, DemoOptions, demo_record, parse_modes, run_mode
+from loopscope.measure.experiment import MODES, DemoOptions, demo_record, parse_modes, run_mode
 from loopscope.report.console import finish_times_s, makespan_s, what_happened
 
 IO_MS = 300

@@ -109,7 +109,7 @@ def test_under_uvloop_the_watchdog_still_finds_the_line_and_says_it_is_not_preci
 
 def test_a_cpu_loop_on_a_busy_core_is_still_called_cpu_bound() -> None:
     from loopscope.load import Hit, uniform_scenario
-    from loopscope.measure import describe_run, measure
+    from loopscope.measure.run import describe_run, measure
     from loopscope.server import ServerSettings
     from loopscope.trace.analysis import top_loop_blocks
 

@@ -14,8 +14,8 @@ LoopscopeError                 anything loopscope reports as a one-line message
     └── ChromiumNotFoundError  no Chromium to render the report's PNG with
 ```
 
-Only the CLI turns these into exit codes (`EXIT_CODES`) and messages; library code raises them
-and converts third-party errors at the boundary with `raise ... from exc`.
+Only the CLI turns these into messages and exit codes (each class's `exit_code`); library code
+raises them and converts third-party errors at the boundary with `raise ... from exc`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from loopscope.demo import DemoSettings
 from loopscope.errors import UsageError
 from loopscope.load import seed_scenario
 from loopscope.load.driver import Progress
-from loopscope.measure import Stage, describe_run, measure
+from loopscope.measure.run import Stage, describe_run, measure
 from loopscope.server import ServerSettings
 from loopscope.trace.analysis import makespan_ns
 from loopscope.trace.io import trace_to_dict

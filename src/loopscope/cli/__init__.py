@@ -1,0 +1,67 @@
+"""The `loopscope` command: parse options, call the library, render, exit.
+
+One module per command (`demo`, `trace`, `report`, ...), each a thin typer function registered
+from `COMMANDS`. No logic lives here beyond wiring: every command builds settings, calls one
+library function and hands its result to a renderer. `LoopscopeError`s become one-line messages
+and exit codes; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from loopscope.cli._shared import err_console
+from loopscope.errors import LoopscopeError
+
+# command name → "module:function"; a new command is a new module and a new row here.
+COMMANDS: dict[str, str] = {
+    "demo": "loopscope.cli.demo:demo",
+    "trace": "loopscope.cli.trace:trace",
+    "report": "loopscope.cli.report:report",
+}
+
+app = typer.Typer(
+    name="loopscope",
+    help="Show, measure, predict and lint how a Python web server schedules requests.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+for _name, _target in COMMANDS.items():
+    _module, _function = _target.split(":")
+    app.command(_name)(getattr(importlib.import_module(_module), _function))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """The console script's entry point: click handles usage errors, we handle ours."""
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` stops the server it started.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    try:
+        app()
+    except LoopscopeError as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,66 @@
+"""`loopscope demo`: the seed's experiment, every mode against a fresh uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loopscope.cli._shared import (
+    DEFAULT_HTML,
+    HtmlOption,
+    NoHtmlOption,
+    WarmupOption,
+    console,
+    progress_bar,
+    progress_callbacks,
+    write_html,
+    write_json,
+)
+from loopscope.load.driver import Progress as LoadProgress
+from loopscope.measure.experiment import DemoOptions, Mode, demo_record, parse_modes, run_demo
+from loopscope.measure.run import Stage
+from loopscope.report.console import demo_table
+
+
+def demo(
+    io_ms: Annotated[
+        float, typer.Option("--io-ms", help="How long the seed's DML takes, in ms.", min=0)
+    ] = 1000.0,
+    users: Annotated[
+        int, typer.Option("--users", help="Users sending at the same instant.", min=1, max=5000)
+    ] = 3,
+    modes: Annotated[
+        str, typer.Option("--modes", help="Comma-separated modes to run, in order.")
+    ] = "blocking,single-thread,async-blocking,async,offload",
+    threads: Annotated[
+        int, typer.Option("--threads", help="Thread-pool tokens (anyio's default: 40).", min=1)
+    ] = 40,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write every run's data to this JSON file.", dir_okay=False),
+    ] = None,
+    html: HtmlOption = DEFAULT_HTML,
+    no_html: NoHtmlOption = False,
+    probe: Annotated[
+        bool, typer.Option("--probe/--no-probe", help="Record the loop and pool inside the server.")
+    ] = True,
+    warmup: WarmupOption = True,
+) -> None:
+    """Run the seed's experiment: every mode against a fresh uvicorn, measured."""
+    chosen = parse_modes(modes)
+    with progress_bar() as bar:
+
+        def on_mode(mode: Mode) -> tuple[LoadProgress, Stage]:
+            return progress_callbacks(bar, mode.name, users)
+
+        options = DemoOptions(io_ms=io_ms, users=users, threads=threads, probe=probe, warmup=warmup)
+        traces = run_demo(chosen, options, on_mode)
+    if json_path is not None:
+        write_json(json_path, demo_record(traces))
+    console.print(demo_table(traces))
+    if json_path is not None:
+        console.print(f"Wrote {json_path}")
+    if not no_html:
+        write_html(traces, html, "loopscope demo: the seed's experiment, measured")

@@ -1,0 +1,91 @@
+"""`loopscope trace`: any ASGI app under the probe, with the hits the user names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loopscope.cli._shared import (
+    DEFAULT_HTML,
+    HtmlOption,
+    NoHtmlOption,
+    WarmupOption,
+    console,
+    progress_bar,
+    progress_callbacks,
+    write_html,
+)
+from loopscope.errors import UsageError
+from loopscope.load import parse_hit, uniform_scenario
+from loopscope.measure.run import describe_run, measure
+from loopscope.report.console import trace_summary
+from loopscope.server import ServerSettings
+from loopscope.trace import dump_trace
+
+
+def trace(
+    app_path: Annotated[str, typer.Argument(metavar="MODULE:APP", help="The ASGI app to trace.")],
+    hits: Annotated[
+        list[str],
+        typer.Option("--hit", help="A request each user sends: 'GET /path' or 'POST /p {json}'."),
+    ],
+    app_dir: Annotated[
+        Path | None, typer.Option("--app-dir", help="Directory to import the app from.")
+    ] = None,
+    factory: Annotated[
+        bool, typer.Option("--factory", help="MODULE:APP is a function that returns the app.")
+    ] = False,
+    users: Annotated[
+        int, typer.Option("--users", help="Users sending at the same instant.", min=1, max=5000)
+    ] = 1,
+    rounds: Annotated[
+        int, typer.Option("--rounds", help="How often each user sends its hits.", min=1, max=10000)
+    ] = 1,
+    block_ms: Annotated[
+        float,
+        # Below a few ms the watchdog would wake every millisecond and blame ordinary steps.
+        typer.Option("--block-ms", help="Loop-block threshold in ms.", min=2.0),
+    ] = 20.0,
+    loop: Annotated[str, typer.Option("--loop", help="asyncio (precise) or uvloop.")] = "asyncio",
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", help="Thread-pool tokens (default: anyio's 40).", min=1),
+    ] = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the trace to this JSON file.", dir_okay=False),
+    ] = None,
+    html: HtmlOption = DEFAULT_HTML,
+    no_html: NoHtmlOption = False,
+    warmup: WarmupOption = True,
+) -> None:
+    """Trace any ASGI app under the probe: send the hits, then say what ran where."""
+    if loop not in ("asyncio", "uvloop"):
+        raise UsageError(f"--loop must be asyncio or uvloop, not {loop!r}.")
+    if app_dir is not None and not app_dir.is_dir():
+        raise UsageError(f"--app-dir {app_dir} is not a directory.")
+    scenario = uniform_scenario([parse_hit(h) for h in hits], users, rounds)
+    settings = ServerSettings(
+        app=app_path,
+        app_dir=str(app_dir) if app_dir else None,
+        factory=factory,
+        loop="uvloop" if loop == "uvloop" else "asyncio",
+        threads=threads,
+        probe=True,
+        block_ms=block_ms,
+    )
+    run = describe_run(settings, scenario, mode="trace")
+    with progress_bar() as bar:
+        progress, stage = progress_callbacks(bar, "trace", scenario.total_requests)
+        result = measure(settings, scenario, run, progress=progress, stage=stage, warmup=warmup)
+    # The files first: a measurement is worth keeping even if rendering it fails.
+    if json_path is not None:
+        dump_trace(result, json_path)
+    if not no_html:
+        write_html([result], html, f"loopscope trace: {app_path}")
+    for part in trace_summary(result):
+        console.print(part)
+    if json_path is not None:
+        console.print(f"Wrote {json_path}")
