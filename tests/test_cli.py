@@ -68,7 +68,7 @@ def test_a_corrupt_trace_file_is_reported_without_a_traceback(tmp_path: Path) ->
     bad.write_text('{"version": 1, "run": {"mode": 3}, "requests": []}')
     result = loopscope("report", str(bad))
     assert result.returncode == 5
-    assert "run.mode: expected str" in result.stderr
+    assert "run.mode: Input should be a valid string" in result.stderr
     assert "Traceback" not in result.stderr
 
 

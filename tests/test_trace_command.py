@@ -83,7 +83,7 @@ def test_the_summary_gives_a_verdict_per_route_in_plain_words(
 
 def test_the_trace_file_keeps_the_json_contract(shop_trace: tuple[Trace, str]) -> None:
     trace, _ = shop_trace
-    assert trace.version == 1 and trace.run.precise and trace.run.source == "measured"
+    assert trace.version == 2 and trace.run.precise and trace.run.source == "measured"
     assert json.loads(json.dumps(trace.run.probe))["probe_errors"] == 0
 
 

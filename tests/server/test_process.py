@@ -191,5 +191,5 @@ def test_the_probe_record_arrives_with_or_without_lifespan_support(app: str) -> 
         response = httpx.get(server.url + "/", headers={"x-loopscope-request": "R1"}, timeout=5)
         assert response.status_code == 200
     (record,) = server.probe_records()
-    assert record["requests"]["R1"]["status"] == 200
+    assert record.request("R1").status == 200
     server.close()

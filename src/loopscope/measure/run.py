@@ -7,6 +7,7 @@ This is the one place where `server`, `load` and the probe's records meet; the C
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import platform
 import time
 from collections.abc import Callable
@@ -53,11 +54,13 @@ def measure(
     stage: Stage | None = None,
     warmup: bool = True,
 ) -> Trace:
-    """Run `scenario` against a fresh server with `settings` and return the measured `Trace`.
+    """Run `scenario` against a fresh server with `settings` and return the measured `Trace`
+    (`run` itself is not changed: the trace's is a copy with the start time and notes).
 
     With `warmup`, each distinct route is hit once before the measurement (ids `W1`, `W2`, ...)
     and everything the server recorded before the measurement began is left out of the trace.
     """
+    notes = list(run.notes)
     server = ServerProcess(settings)
     try:
         if stage:
@@ -70,13 +73,13 @@ def measure(
                 asyncio.run(run_load(server.url, warmup_scenario(scenario), id_prefix="W"))
             except LoadError as exc:
                 raise LoadError(f"The warm-up failed: {exc}") from exc
-            run.notes.append(
+            notes.append(
                 "Each route was called once before the measurement (warm-up, not shown), so "
                 "first-request work such as schema building is not counted."
             )
         if stage:
             stage("sending requests")
-        run.started_ns = time.monotonic_ns()
+        started_ns = time.monotonic_ns()
         requests: list[Request] = asyncio.run(run_load(server.url, scenario, progress))
         server.check_alive()
         if stage:
@@ -84,10 +87,11 @@ def measure(
         server.stop()
         records = server.probe_records()
         if settings.probe and not records:
-            run.notes.append(
+            notes.append(
                 "The probe was asked for but wrote no record (the server may have been killed "
                 "before it could): this trace holds the client's view only."
             )
-        return build_trace(run, requests, records, since_ns=run.started_ns)
+        measured = dataclasses.replace(run, started_ns=started_ns, notes=notes)
+        return build_trace(measured, requests, records, since_ns=started_ns)
     finally:
         server.close()

@@ -31,6 +31,7 @@
 static PyObject *str_loop, *str_context, *str_get, *str_take, *str_when, *str_current_step;
 static PyObject *str_method, *str_path, *str_headers, *str_route, *str_type, *str_status;
 static PyObject *str_response_start, *str_used, *str_capacity;
+static PyObject *str_fail;
 static PyObject *str_dropped, *str_errors, *str_serial, *str_ready, *str_append;
 static PyObject *one, *chunk;
 
@@ -194,14 +195,37 @@ static PyObject *pending_type, *pending_value, *pending_tb;
 /* The probe's own failure, pending: counted in `errors` and cleared; one that is not an
  * Exception is kept for `with_pending`. */
 static void
-bump_after_clear(PyObject *recorder)
+bump_after_clear(PyObject *recorder, const char *hook)
 {
     if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception) && pending_type == NULL) {
         PyErr_Fetch(&pending_type, &pending_value, &pending_tb);
         return;
     }
-    PyErr_Clear();
-    bump(recorder, str_errors);
+    /* The cause is kept by `recorder.fail(hook, exc)`; failures are rare, so the Python call
+     * costs nothing on the hot path. */
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    if (type == NULL) {
+        bump(recorder, str_errors);
+        return;
+    }
+    PyErr_NormalizeException(&type, &exc, &tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (exc == NULL) {
+        bump(recorder, str_errors);
+        return;
+    }
+    PyObject *name = PyUnicode_FromString(hook);
+    PyObject *result = name ? PyObject_CallMethodObjArgs(recorder, str_fail, name, exc, NULL)
+                            : NULL;
+    Py_XDECREF(name);
+    Py_DECREF(exc);
+    if (result == NULL) {
+        PyErr_Clear();
+        bump(recorder, str_errors);
+    }
+    Py_XDECREF(result);
 }
 
 /* What a hook returns: `result`, or NULL with the exception kept by `bump_after_clear`. */
@@ -528,6 +552,7 @@ typedef struct {
     HandleLayout layout;  /* holds references to asyncio's two handle types */
     long long long_ns;    /* steps longer than this read the thread CPU clock at their end */
     long long current_step; /* start of the step now running, 0 between steps */
+    long long foreign_step; /* start of the running step of a loop not (yet) watched */
     int inline_run;       /* whether to do the original's work (it is asyncio's own) */
     Py_ssize_t room; /* events taken from the budget and not used yet; below 0: steps to drop */
     vectorcallfunc vectorcall;
@@ -575,7 +600,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
         self->room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
         Py_XDECREF(granted);
         if (PyErr_Occurred() || self->room < 0) {
-            bump_after_clear(self->recorder);
+            bump_after_clear(self->recorder, "Handle._run");
             self->room = 0;
         }
         if (self->room == 0) {
@@ -601,7 +626,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
         return;
     }
 failed:
-    bump_after_clear(self->recorder);
+    bump_after_clear(self->recorder, "Handle._run");
 }
 
 /* handle._<slot>, borrowed, for an exact Handle or TimerHandle; NULL when it cannot be read so. */
@@ -686,6 +711,43 @@ run_handle(StepHook *self, PyObject *const *args, size_t nargsf)
     Py_RETURN_NONE;
 }
 
+/* A step of a loop that is not watched: run as it is, but timed, because the probe may start
+ * watching its loop in the middle of it (the first ASGI call of a new loop is made inside one
+ * of its steps, and may block it): `adopt_running_step` then makes it the current step, and it
+ * is recorded as the watched loop's first. Only the watched loop's steps cost more than this. */
+static PyObject *
+foreign_step(StepHook *self, PyObject *const *args, size_t nargsf)
+{
+    long long start = clock_ns(CLOCK_MONOTONIC);
+    self->foreign_step = start;
+    PyObject *result = self->inline_run ? run_handle(self, args, nargsf)
+                                        : PyObject_Vectorcall(self->original, args, nargsf, NULL);
+    long long end = clock_ns(CLOCK_MONOTONIC);
+    self->foreign_step = 0;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* the original's, if it raised */
+    PyObject *handle = args[0];
+    PyObject *loop = handle_slot(&self->layout, handle, self->layout.loop_offset, str_loop);
+    int adopted = loop != NULL && loop == self->loop;
+    Py_XDECREF(loop);
+    PyErr_Clear();
+    if (adopted) {
+        __atomic_store_n(&self->current_step, 0, __ATOMIC_RELAXED);
+        /* The request id was set and reset inside the step: the request's first and last step
+         * (read from `current_step`) attribute it. */
+        record_step(self, handle, start, end, Py_None);
+    }
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return with_pending(result);
+}
+
+static PyObject *
+step_hook_adopt(StepHook *self, PyObject *Py_UNUSED(ignored))
+{
+    __atomic_store_n(&self->current_step, self->foreign_step, __ATOMIC_RELAXED);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -701,11 +763,11 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     int ours = loop == self->loop;
     Py_DECREF(loop);
     if (!ours) {
-        return PyObject_Vectorcall(self->original, args, nargsf, NULL);
+        return foreign_step(self, args, nargsf);
     }
     PyObject *request_id = request_of(&self->layout, handle, self->var);
     if (request_id == NULL) {
-        bump_after_clear(self->recorder);
+        bump_after_clear(self->recorder, "Handle._run");
         request_id = Py_NewRef(Py_None);
     }
     long long start = clock_ns(CLOCK_MONOTONIC);
@@ -788,6 +850,7 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->layout = layout;
     self->long_ns = long_ns;
     self->current_step = 0;
+    self->foreign_step = 0;
     self->room = 0;
     self->vectorcall = (vectorcallfunc)step_hook_call;
     return (PyObject *)self;
@@ -852,6 +915,9 @@ step_hook_forget_stamps(StepHook *self, PyObject *Py_UNUSED(ignored))
 static PyMethodDef step_hook_methods[] = {
     {"forget_stamps", (PyCFunction)step_hook_forget_stamps, METH_NOARGS,
      "forget_stamps(): release every handle stamped as ready and not run yet."},
+    {"adopt_running_step", (PyCFunction)step_hook_adopt, METH_NOARGS,
+     "adopt_running_step(): the step now running (of a loop just chosen as `loop`) becomes "
+     "the current step, to be recorded when it ends."},
     {NULL},
 };
 
@@ -859,6 +925,8 @@ static PyMemberDef step_hook_members[] = {
     {"loop", T_OBJECT, offsetof(StepHook, loop), 0, "The loop whose steps are recorded."},
     {"current_step", T_LONGLONG, offsetof(StepHook, current_step), READONLY,
      "Start of the step now running (monotonic ns), 0 between steps."},
+    {"foreign_step", T_LONGLONG, offsetof(StepHook, foreign_step), READONLY,
+     "Start of the running step of a loop that is not watched, 0 between such steps."},
     {"__wrapped__", T_OBJECT, offsetof(StepHook, original), READONLY, "The original."},
     {NULL},
 };
@@ -911,7 +979,7 @@ stamp_ready(SoonHook *self, PyObject *handle)
         return;
     }
 failed:
-    bump_after_clear(steps->recorder);
+    bump_after_clear(steps->recorder, "_call_soon");
 }
 
 /* BaseEventLoop._call_soon(loop, callback, args, context) without its Python frame (as
@@ -1245,7 +1313,7 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     /* One event per request, as Recorder.add_request takes: a small budget is shared fairly. */
     int room = take_one(self);
     if (room < 0) {
-        bump_after_clear(self->recorder);
+        bump_after_clear(self->recorder, "middleware");
         room = 0;
     }
     if (room == 0) {
@@ -1298,7 +1366,7 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(request_id);
     return (PyObject *)watch;
 failed:
-    bump_after_clear(self->recorder);
+    bump_after_clear(self->recorder, "middleware");
     Py_XDECREF(watch);
     Py_XDECREF(method);
     Py_XDECREF(path);
@@ -1435,7 +1503,7 @@ watch_call(RequestWatch *self, PyObject *const *args, size_t nargsf, PyObject *k
             }
         }
         if (PyErr_Occurred()) {
-            bump_after_clear(self->watcher->recorder);
+            bump_after_clear(self->watcher->recorder, "middleware");
         }
     }
     if (pending_type != NULL) { /* not sent, as the pure-Python `send` wrapper would not */
@@ -1475,7 +1543,7 @@ watch_finish(RequestWatch *self, PyObject *scope)
     if (template == NULL) {
         /* No `path` is no template, as getattr(route, "path", None) has it; else count it. */
         if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            bump_after_clear(watcher->recorder);
+            bump_after_clear(watcher->recorder, "middleware");
         }
         PyErr_Clear();
         template = Py_NewRef(Py_None);
@@ -1495,17 +1563,17 @@ watch_finish(RequestWatch *self, PyObject *scope)
         PyObject *texts[4] = {self->request_id, self->method, self->path, template};
         if (texts_append(watcher->texts, texts, 4) < 0 ||
             bytes_append(watcher->numbers, numbers, sizeof(numbers)) < 0) {
-            bump_after_clear(watcher->recorder);
+            bump_after_clear(watcher->recorder, "middleware");
         }
         if (PyDict_DelItem(watcher->live, self->request_id) < 0) {
-            bump_after_clear(watcher->recorder);
+            bump_after_clear(watcher->recorder, "middleware");
         }
     }
     PyErr_Clear();
     Py_DECREF(template);
     if (self->token != NULL) {
         if (PyContextVar_Reset(watcher->var, self->token) < 0) {
-            bump_after_clear(watcher->recorder);
+            bump_after_clear(watcher->recorder, "middleware");
         }
         Py_CLEAR(self->token);
     }
@@ -1808,6 +1876,7 @@ PyInit__speedups(void)
     INTERN(str_when, "_when");
     INTERN(str_dropped, "dropped");
     INTERN(str_errors, "errors");
+    INTERN(str_fail, "fail");
     INTERN(str_serial, "serial");
     INTERN(str_ready, "_ready");
     INTERN(str_append, "append");

@@ -18,6 +18,9 @@ from typing import Any, Protocol
 from loopscope.probe.context import REQUEST_ID, client_request_id
 from loopscope.probe.recorder import Recorder
 
+# asyncio's C accessor of the running loop: no exception machinery when there is none.
+_running_loop = asyncio.events._get_running_loop
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -32,10 +35,6 @@ class ProbeHost(Protocol):
     task_requests: dict[asyncio.Task[Any], str]
 
     @property
-    def loop_observed(self) -> bool:
-        """Whether `observe_loop` has seen the loop already."""
-
-    @property
     def tracks_tasks(self) -> bool:
         """Whether requests must be mapped to their tasks (heartbeat mode)."""
 
@@ -44,7 +43,7 @@ class ProbeHost(Protocol):
         """The object whose `current_step` is the start of the loop step now running."""
 
     def observe_loop(self) -> None:
-        """Note the running loop (first call only) and start watching it."""
+        """Watch the running loop if it is a new one."""
 
 
 class ProbeMiddleware:
@@ -64,17 +63,17 @@ class ProbeMiddleware:
         self._on_shutdown = on_shutdown
         self._recorder = host.recorder
         self._clock = host.step_clock
-        self._loop_seen = False
+        self._loop: object = None  # the loop of the last call
         self._track_tasks = False
 
-    def _see_loop(self) -> None:
-        """Let the probe start watching the loop this app runs on (its first ASGI call)."""
+    def _see_loop(self, loop: object) -> None:
+        """Let the probe watch the loop this call runs on (the first call of every loop)."""
+        self._loop = loop
         try:
             self._host.observe_loop()
-            self._loop_seen = self._host.loop_observed
             self._track_tasks = self._host.tracks_tasks
-        except Exception:
-            self._recorder.errors += 1
+        except Exception as exc:
+            self._recorder.fail("middleware", exc)
 
     async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Lifespan and websocket scopes: straight to the app, the lifespan's end observed."""
@@ -92,8 +91,8 @@ class ProbeMiddleware:
         return task
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._loop_seen:
-            self._see_loop()
+        if (loop := _running_loop()) is not self._loop:
+            self._see_loop(loop)
         if scope.get("type") != "http":
             await self._not_http(scope, receive, send)
             return
@@ -111,8 +110,8 @@ class ProbeMiddleware:
                 token = REQUEST_ID.set(request_id)
                 if self._track_tasks:
                     task = self._track(request_id)
-        except Exception:
-            recorder.errors += 1
+        except Exception as exc:
+            recorder.fail("middleware", exc)
         if request_id is None:  # the event budget is spent, or the probe failed: pass through
             await self.app(scope, receive, send)
             return
@@ -127,8 +126,8 @@ class ProbeMiddleware:
             try:
                 if message["type"] == "http.response.start":
                     status = message["status"]
-            except Exception:
-                recorder.errors += 1
+            except Exception as exc:
+                recorder.fail("middleware", exc)
             return send(message)
 
         try:
@@ -141,8 +140,8 @@ class ProbeMiddleware:
                 route = scope.get("route")
                 if route is not None:
                     template = getattr(route, "path", None)
-            except Exception:
-                recorder.errors += 1
+            except Exception as exc:
+                recorder.fail("middleware", exc)
             try:
                 recorder.finish_request(
                     request_id, template, status, end or _now(), self._clock.current_step
@@ -151,8 +150,8 @@ class ProbeMiddleware:
                     REQUEST_ID.reset(token)
                 if task is not None:
                     self._host.task_requests.pop(task, None)
-            except Exception:
-                recorder.errors += 1
+            except Exception as exc:
+                recorder.fail("middleware", exc)
 
 
 class CompiledProbeMiddleware(ProbeMiddleware):
@@ -170,8 +169,8 @@ class CompiledProbeMiddleware(ProbeMiddleware):
         self._watcher = watcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._loop_seen:
-            self._see_loop()
+        if (loop := _running_loop()) is not self._loop:
+            self._see_loop(loop)
         if scope.get("type") != "http":
             await self._not_http(scope, receive, send)
             return
@@ -182,8 +181,8 @@ class CompiledProbeMiddleware(ProbeMiddleware):
             watch = self._watcher.begin(scope, send)
             if watch is not None and self._track_tasks:
                 task = self._track(watch.request_id)
-        except Exception:
-            self._recorder.errors += 1
+        except Exception as exc:
+            self._recorder.fail("middleware", exc)
         if watch is None:
             await self.app(scope, receive, send)
             return

@@ -205,7 +205,7 @@ class LoopHooks:
         def _run(handle: Any) -> None:
             nonlocal room
             if handle._loop is not hooks._loop:
-                original(handle)
+                _foreign_run(handle)
                 return
             request_id = handle._context.get(var)
             start = wall()
@@ -232,10 +232,41 @@ class LoopHooks:
                         add_step(pack_step(start, end, cpu_end, ref, ready))
                     else:
                         rec.dropped += 1
-                except Exception:
-                    rec.errors += 1
+                except Exception as exc:
+                    rec.fail("Handle._run", exc)
+
+        def _foreign_run(handle: Any) -> None:
+            # A step of a loop not watched, timed in case the probe starts watching its loop in
+            # the middle of it (see `adopt_running_step`): then it is the watched loop's first.
+            start = rec.foreign_step = wall()
+            try:
+                original(handle)
+            finally:
+                end = wall()
+                rec.foreign_step = 0
+                if handle._loop is hooks._loop:
+                    rec.current_step = 0
+                    try:
+                        stamp = pop_stamp(id(handle), None) if stamps else None
+                        del stamp  # taken to let go of it; the request id was reset already
+                        if rec.take(1):
+                            cpu_end = thread_cpu() if end - start > long_ns else 0
+                            add_step(pack_step(start, end, cpu_end, 0, 0))
+                        else:
+                            rec.dropped += 1
+                    except Exception as exc:
+                        rec.fail("Handle._run", exc)
 
         return _run
+
+    def adopt_running_step(self) -> None:
+        """Make the step now running (of the loop just made `loop`) the current step, so that
+        the watchdog watches it and it is recorded when it ends (the first ASGI call of a new
+        loop runs inside one of its steps, and may block it)."""
+        if self._compiled:
+            self._compiled[0].adopt_running_step()
+        else:
+            self._recorder.current_step = self._recorder.foreign_step
 
     def _wrap_call_soon(self, original: Callable[..., Any]) -> Callable[..., Any]:
         if self._speedups is not None:
@@ -261,8 +292,8 @@ class LoopHooks:
                         stamps.clear()
                     # The handle itself is kept so its id cannot be reused while stamped.
                     stamps[id(handle)] = (wall(), handle)
-            except Exception:
-                rec.errors += 1
+            except Exception as exc:
+                rec.fail("_call_soon", exc)
             return handle
 
         return _call_soon

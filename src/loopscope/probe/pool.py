@@ -94,8 +94,8 @@ class PoolHooks:
                     waiting=int(waiting),
                 )
             )
-        except Exception:
-            self._recorder.errors += 1
+        except Exception as exc:
+            self._recorder.fail("thread pool", exc)
 
     def _begin(self, func: Callable[..., Any], limiter: Any) -> tuple[PoolCall, Any] | None:
         """Record a submission (on the loop); `None` when the budget is spent."""
@@ -131,8 +131,8 @@ class PoolHooks:
                 cpu_start = time.thread_time_ns()
                 call.thread = labels.current()
                 self._sample(limiter)
-            except Exception:
-                rec.errors += 1
+            except Exception as exc:
+                rec.fail("thread pool", exc)
             try:
                 return func(*args)
             finally:
@@ -140,8 +140,8 @@ class PoolHooks:
                     call.cpu_ns = time.thread_time_ns() - cpu_start
                     call.finished_ns = time.monotonic_ns()
                     self._sample(limiter)
-                except Exception:
-                    rec.errors += 1
+                except Exception as exc:
+                    rec.fail("thread pool", exc)
 
         return timed
 
@@ -171,8 +171,8 @@ class PoolHooks:
                 begun = hooks._begin(func, limiter)
                 if begun is not None:
                     target = hooks._timed(func, *begun)
-            except Exception:
-                hooks._recorder.errors += 1
+            except Exception as exc:
+                hooks._recorder.fail("thread pool", exc)
             try:
                 return await original(
                     target, *args, abandon_on_cancel=abandon_on_cancel, limiter=limiter

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopscope.probe.packed import FinishedLog, StepLog
-from loopscope.trace.model import LoopBlock, PoolCall, PoolSample
+from loopscope.trace.model import LoopBlock, PoolCall, PoolSample, ProbeFailure
 
 Step = tuple[int, int, int, str | None, int]
 """One loop step: `(start_ns, end_ns, cpu_end_ns, request_id, ready_ns)`.
@@ -34,6 +34,10 @@ GcPause = tuple[int, int]
 STAMP_LIMIT = 10_000
 # The stack samples kept for one stuck step: enough to find the most frequent line.
 SAMPLES_PER_STALL = 64
+# The probe's own failures kept with their cause (the rest are counted): enough to tell one
+# broken hook from several, and little enough that a failing hot path cannot grow memory.
+FAILURES_KEPT = 5
+_FAILURE_TEXT = 300
 
 
 LiveRow = tuple[Any, Any, int, int, int]
@@ -133,7 +137,9 @@ class Recorder:
         "current_step",
         "dropped",
         "errors",
+        "failures",
         "finished",
+        "foreign_step",
         "gc_pauses",
         "id_prefix",
         "late",
@@ -155,7 +161,9 @@ class Recorder:
         self.used = 0
         self.dropped = 0
         self.errors = 0
+        self.failures: dict[tuple[str, str], ProbeFailure] = {}
         self.current_step = 0  # start of the loop step now running, 0 between steps
+        self.foreign_step = 0  # start of the running step of a loop not watched (yet)
         # The pid keeps ids from several worker processes of one run apart.
         self.id_prefix = id_prefix if id_prefix is not None else f"s{os.getpid()}-"
         self.serial = 0  # requests numbered so far
@@ -171,6 +179,24 @@ class Recorder:
         self.samples: dict[int, StackSamples] = {}
         self.watch_blocks: list[LoopBlock] = []
         self.stamps: dict[int, tuple[int, object]] = {}
+
+    def fail(self, hook: str, exc: BaseException) -> None:
+        """Count one of the probe's own failures, in `hook`; the first few distinct ones are
+        kept with their cause (`repr` of the exception). Never raises."""
+        self.errors += 1
+        try:
+            key = (hook, repr(exc)[:_FAILURE_TEXT])
+            kept = self.failures.get(key)
+            if kept is not None:
+                kept.count += 1
+            elif len(self.failures) < FAILURES_KEPT:
+                self.failures[key] = ProbeFailure(hook=key[0], error=key[1])
+        except Exception:  # a repr that raises: the count stands
+            pass
+
+    def failure_list(self) -> list[ProbeFailure]:
+        """The failures kept, in the order first seen."""
+        return list(self.failures.values())
 
     def admit(self) -> bool:
         """Take one event from the budget; `False` (and one more dropped event) when it is spent."""

@@ -171,14 +171,14 @@ class Watchdog:
             while (now := self._gate.wait()) is not None:
                 try:
                     self._watch_step(now)
-                except Exception:
-                    self._recorder.errors += 1
+                except Exception as exc:
+                    self._recorder.fail("watchdog", exc)
             return
         while not self._stop.wait(self._interval):
             try:
                 self._tick()
-            except Exception:
-                self._recorder.errors += 1
+            except Exception as exc:
+                self._recorder.fail("watchdog", exc)
 
     def _tick(self) -> None:
         now = time.monotonic_ns()

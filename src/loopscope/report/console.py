@@ -18,7 +18,7 @@ def finish_times_s(trace: Trace) -> list[float]:
     """Each request's finish time in seconds from the run's start, in request order."""
     span = analysis.span_ns(trace)
     t0 = span[0] if span else 0
-    return [(r.client_done_ns - t0) / NS_PER_S for r in trace.requests]
+    return [(r.done_ns - t0) / NS_PER_S for r in trace.requests]
 
 
 def makespan_s(trace: Trace) -> float:
@@ -175,6 +175,10 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     errors = run.probe.get("probe_errors", 0)
     if dropped or errors:
         out.append(f"[yellow]probe:[/] {dropped} events dropped (memory cap), {errors} errors")
+    for failure in run.probe_failures:
+        out.append(
+            f"  probe failure in {escape(failure.hook)} ×{failure.count}: {escape(failure.error)}"
+        )
     return out
 
 

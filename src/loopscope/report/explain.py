@@ -74,14 +74,14 @@ def _mostly_in_threads(trace: Trace) -> bool:
 
 
 def _arrivals(trace: Trace) -> str:
-    sends = sorted(r.client_send_ns for r in trace.requests)
+    sends = sorted(r.sent_ns for r in trace.requests)
     if len(sends) == 1:
         return "1 request was sent."
     firsts: dict[int | None, int] = {}
     for request in trace.requests:
         first = firsts.get(request.user)
-        if first is None or request.client_send_ns < first:
-            firsts[request.user] = request.client_send_ns
+        if first is None or request.sent_ns < first:
+            firsts[request.user] = request.sent_ns
     if len(firsts) < len(sends) and None not in firsts:
         # Several requests per user: only each user's first one was sent at the barrier.
         starts = sorted(firsts.values())
@@ -271,13 +271,13 @@ def _in_progress(trace: Trace) -> list[tuple[int, int]]:
         elif request.server_start_ns is not None and request.server_end_ns is not None:
             intervals.append((request.server_start_ns, request.server_end_ns))
         else:
-            intervals.append((request.client_send_ns, request.client_done_ns))
+            intervals.append((request.sent_ns, request.done_ns))
     return intervals
 
 
 def _finishes(trace: Trace, subject: str = "they ") -> str:
     start = (span_ns(trace) or (0, 0))[0]
-    done = sorted(r.client_done_ns - start for r in trace.requests)
+    done = sorted(r.done_ns - start for r in trace.requests)
     if 1 < len(done) <= _LIST_FINISHES_UP_TO:
         times = [format_duration(t) for t in done]
         if len(set(times)) == 1:

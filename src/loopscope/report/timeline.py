@@ -222,7 +222,7 @@ def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> 
         # The machine lanes get a pale track, so an idle loop reads as idle, not as missing.
         out.append(_svg.rect(x=LABEL_W, y=bar_y, width=PLOT_W, height=bar_h, class_="track"))
     else:
-        x0, x1 = frame.x(request.client_send_ns), frame.x(request.client_done_ns)
+        x0, x1 = frame.x(request.sent_ns), frame.x(request.done_ns)
         out.append(
             _svg.rect(
                 x=x0,

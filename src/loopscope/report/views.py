@@ -130,6 +130,10 @@ def _facts(trace: Trace) -> list[tuple[str, str]]:
         facts.append(("loop-block threshold", f"{run.block_ms:g} ms"))
     if run.source == "measured":
         facts.append(("probe", "precise" if run.precise else "watchdog or none"))
+        errors = run.probe.get("probe_errors", 0)
+        if errors:
+            causes = "; ".join(f"{f.hook}: {f.error} ×{f.count}" for f in run.probe_failures)
+            facts.append(("probe failures", f"{errors} ({causes})" if causes else str(errors)))
     if run.python:
         facts.append(("Python", run.python))
     return facts

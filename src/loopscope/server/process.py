@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -20,11 +19,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
-from loopscope.errors import PortInUseError, ServerDiedError, ServerStartError, UsageError
+from loopscope.errors import (
+    PortInUseError,
+    ServerDiedError,
+    ServerStartError,
+    TraceError,
+    UsageError,
+)
 from loopscope.server import target
 from loopscope.server.ports import LOOPBACK, ensure_port_free, free_port, is_listening
+from loopscope.trace.io import load_record
+from loopscope.trace.record import ServerRecord
 
 LoopName = Literal["asyncio", "uvloop"]
 HttpName = Literal["h11", "httptools"]
@@ -227,14 +234,18 @@ class ServerProcess:
         """The last `lines` lines of the server's log."""
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def probe_records(self) -> list[dict[str, Any]]:
-        """What the probe in each worker wrote at shutdown (empty without `probe=True`)."""
+    def probe_records(self) -> list[ServerRecord]:
+        """What the probe in each worker wrote at shutdown (empty without `probe=True`).
+
+        A record that cannot be read (a worker killed mid-write leaves none: records are written
+        atomically) is skipped; the others still count.
+        """
         records = []
         for path in sorted(self.probe_dir.glob("probe-*.json")):
             try:
-                records.append(json.loads(path.read_text()))
-            except (OSError, json.JSONDecodeError):
-                continue  # a worker killed mid-write; the others still count
+                records.append(load_record(path))
+            except TraceError:
+                continue
         return records
 
     def close(self) -> None:

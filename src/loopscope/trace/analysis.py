@@ -74,8 +74,8 @@ def span_ns(trace: Trace) -> tuple[int, int] | None:
     requests); `None` for an empty trace."""
     if trace.requests:
         return (
-            min(r.client_send_ns for r in trace.requests),
-            max(r.client_done_ns for r in trace.requests),
+            min(r.sent_ns for r in trace.requests),
+            max(r.done_ns for r in trace.requests),
         )
     segments = list(all_segments(trace))
     if not segments:

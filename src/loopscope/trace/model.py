@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-TRACE_VERSION = 1
+TRACE_VERSION = 2
+"""The version of the trace file format written now. Version 1 files (no probe errors, every
+request with client stamps) read as version 2."""
+READABLE_VERSIONS = (1, 2)
 
 State = Literal[
     "queued",  # sent by the client, not yet seen by the app [the seed's accept queue]
@@ -22,6 +25,10 @@ State = Literal[
     "in-thread",  # running in a worker thread
 ]
 STATES: tuple[State, ...] = get_args(State)
+
+# Read by pydantic when `loopscope.trace.io` validates a file (a plain dict, so that this module
+# does not import pydantic into the observed server): an unknown key is an error, not ignored.
+PYDANTIC_CONFIG = {"extra": "forbid"}
 
 Source = Literal["measured", "simulated"]
 BlockKind = Literal["code", "gc"]
@@ -41,6 +48,8 @@ class Segment:
     time the thread spent waiting. `where` is the `path:line` the interval is attributed to.
     """
 
+    __pydantic_config__ = PYDANTIC_CONFIG
+
     lane: str
     state: State
     start_ns: int
@@ -57,15 +66,23 @@ class Segment:
 
 @dataclass(slots=True)
 class Request:
-    """One HTTP request, as the client saw it and, where a probe ran, as the server saw it."""
+    """One HTTP request, as the client saw it and, where a probe ran, as the server saw it.
+
+    A request the probe saw but no client stamped (a server-only trace, an untagged client) has
+    `client_send_ns` and `client_done_ns` `None`; `sent_ns`/`done_ns` then fall back to the
+    server's times. `worker` is the pid of the server process that served it, where a probe
+    saw it.
+    """
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     id: str
     method: str
     path: str
     route: str
     status: int | None
-    client_send_ns: int
-    client_done_ns: int
+    client_send_ns: int | None
+    client_done_ns: int | None
     client_first_byte_ns: int | None = None
     server_start_ns: int | None = None
     server_end_ns: int | None = None
@@ -75,12 +92,33 @@ class Request:
     loop_steps: int | None = None
     longest_step_ns: int | None = None
     pool_hops: int | None = None
+    worker: int | None = None
     segments: list[Segment] = field(default_factory=list)
 
     @property
+    def sent_ns(self) -> int:
+        """When the request began: the client's send, else the server's first sight of it."""
+        if self.client_send_ns is not None:
+            return self.client_send_ns
+        return self.server_start_ns or 0
+
+    @property
+    def done_ns(self) -> int:
+        """When it ended: the client's last byte, else the server's last message, else its
+        start (a request the server never finished)."""
+        if self.client_done_ns is not None:
+            return self.client_done_ns
+        return self.server_end_ns or self.sent_ns
+
+    @property
     def latency_ns(self) -> int:
-        """Client send to client done."""
-        return self.client_done_ns - self.client_send_ns
+        """Client send to client done (server start to end where no client stamped it)."""
+        return self.done_ns - self.sent_ns
+
+    @property
+    def server_only(self) -> bool:
+        """Whether only the server saw this request (no client stamps)."""
+        return self.client_send_ns is None
 
 
 @dataclass(slots=True)
@@ -94,6 +132,8 @@ class LoopBlock:
     the time the loop thread was ready to run but the OS ran something else (a busy machine):
     wall minus CPU minus runnable is what the thread really spent waiting.
     """
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     start_ns: int
     end_ns: int
@@ -119,6 +159,8 @@ class PoolCall:
     the run in `thread`; `resumed_ns`, where known, is when the awaiting task ran again.
     """
 
+    __pydantic_config__ = PYDANTIC_CONFIG
+
     request_id: str | None
     func: str
     submitted_ns: int
@@ -133,6 +175,8 @@ class PoolCall:
 class PoolSample:
     """The thread-pool limiter at one instant (`CapacityLimiter.statistics()`)."""
 
+    __pydantic_config__ = PYDANTIC_CONFIG
+
     t_ns: int
     borrowed: int
     total: int
@@ -140,8 +184,23 @@ class PoolSample:
 
 
 @dataclass(slots=True)
+class ProbeFailure:
+    """One of the probe's own failures, kept with its cause: which hook, and the exception's
+    `repr`. The probe never raises into the app; it counts every failure and keeps the first few.
+    """
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    hook: str
+    error: str
+    count: int = 1
+
+
+@dataclass(slots=True)
 class Run:
     """What was run, how, and on what: everything needed to read the trace a year later."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     mode: str
     app: str
@@ -163,11 +222,14 @@ class Run:
     started_ns: int = 0
     notes: list[str] = field(default_factory=list)
     probe: dict[str, int] = field(default_factory=dict)
+    probe_failures: list[ProbeFailure] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Trace:
     """One run: the requests with their segments, the loop's blocks and the thread pool's use."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     run: Run
     requests: list[Request] = field(default_factory=list)
