@@ -126,10 +126,11 @@ class Recorder:
     Attributes are public because the hooks touch them directly (the C ones at their slots);
     every other reader goes through `loopscope.probe.collect`.
 
-    Requests are numbered by `serial` in order of arrival. Nothing is kept per request but
-    packed bytes, so ids are made unique without a set of every id: a generated id is
-    `<id_prefix><serial>`, and a client's id is checked against the clients' ids (`named`), the
-    running requests (`live`) and the generated ids handed out so far.
+    Requests are numbered by `serial` in order of arrival. A finished request is kept as packed
+    bytes only, plus, for a request the client tagged, its id as a key of `named` (one `str`
+    each: a client may reuse an id, and the copy must get a new one). Generated ids need no
+    such set: a generated id is `<id_prefix><serial>`, so a client's id is checked against
+    `named`, the running requests (`live`) and the serials handed out so far.
     """
 
     __slots__ = (
