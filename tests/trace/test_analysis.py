@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from loopscope.report.words import format_duration, short_where, verdict_text
 from loopscope.trace import (
     STATES,
     LoopBlock,
@@ -16,12 +17,10 @@ from loopscope.trace import (
     Trace,
 )
 from loopscope.trace.analysis import (
-    format_duration,
     latency_percentiles,
     loop_blocks,
     loop_utilisation,
     makespan_ns,
-    short_where,
     time_by_state,
     top_loop_blocks,
 )
@@ -246,18 +245,18 @@ def test_verdicts_name_the_line_and_the_fix_for_each_kind_of_problem() -> None:
     by_route = {v.route: v for v in verdicts(t)}
     assert list(by_route) == ["/io", "/cpu", "/sync", "/fast", "/unprobed"]
     assert by_route["/io"].kind == "io-wait"
-    assert by_route["/io"].text.startswith("blocks the event loop at repo.py:7")
-    assert "I/O wait: await an async driver or offload it" in by_route["/io"].text
+    assert verdict_text(by_route["/io"]).startswith("blocks the event loop at repo.py:7")
+    assert "I/O wait: await an async driver or offload it" in verdict_text(by_route["/io"])
     assert by_route["/cpu"].kind == "cpu-bound"
-    assert by_route["/cpu"].text.startswith("CPU-bound at reports.py:3")
-    assert "offload to a process pool" in by_route["/cpu"].text
+    assert verdict_text(by_route["/cpu"]).startswith("CPU-bound at reports.py:3")
+    assert "offload to a process pool" in verdict_text(by_route["/cpu"])
     assert by_route["/sync"].kind == "pool-wait"
-    assert by_route["/sync"].text == (
+    assert verdict_text(by_route["/sync"]) == (
         "runs in the thread pool; waited for a token once (up to 400 ms): "
         "raise the limiter or make it async"
     )
     assert (
-        by_route["/fast"].text
+        verdict_text(by_route["/fast"])
         == "runs on the event loop; no loop blocks over the threshold (50 ms)"
     )
     assert by_route["/unprobed"].kind == "client-only"
@@ -283,9 +282,11 @@ def test_verdicts_shorten_absolute_paths_and_name_unknown_lines() -> None:
         block(500, 900, "r2", None, cpu_ms=390),
     ]
     first, second = verdicts(t)
-    assert first.text.startswith("blocks the event loop at shop/repo.py:7 (1 time, 500 ms)")
+    assert verdict_text(first).startswith(
+        "blocks the event loop at shop/repo.py:7 (1 time, 500 ms)"
+    )
     assert first.where == "/srv/app/shop/repo.py:7"
-    assert second.text.startswith("CPU-bound at an unknown line")
+    assert verdict_text(second).startswith("CPU-bound at an unknown line")
     assert second.where is None
 
 

@@ -22,6 +22,7 @@ from loopscope.load.driver import Progress as LoadProgress
 from loopscope.measure.experiment import DemoOptions, Mode, demo_record, parse_modes, run_demo
 from loopscope.measure.run import Stage
 from loopscope.report.console import demo_table
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
 
 
 def demo(
@@ -35,8 +36,13 @@ def demo(
         str, typer.Option("--modes", help="Comma-separated modes to run, in order.")
     ] = "blocking,single-thread,async-blocking,async,offload",
     threads: Annotated[
-        int, typer.Option("--threads", help="Thread-pool tokens (anyio's default: 40).", min=1)
-    ] = 40,
+        int,
+        typer.Option(
+            "--threads",
+            help=f"Thread-pool tokens (anyio's default: {ANYIO_DEFAULT_TOKENS}).",
+            min=1,
+        ),
+    ] = ANYIO_DEFAULT_TOKENS,
     json_path: Annotated[
         Path | None,
         typer.Option("--json", help="Write every run's data to this JSON file.", dir_okay=False),

@@ -23,6 +23,7 @@ from loopscope.measure.run import describe_run, measure
 from loopscope.report.console import trace_summary
 from loopscope.server import ServerSettings
 from loopscope.trace import dump_trace
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS, DEFAULT_BLOCK_MS
 
 
 def trace(
@@ -47,11 +48,15 @@ def trace(
         float,
         # Below a few ms the watchdog would wake every millisecond and blame ordinary steps.
         typer.Option("--block-ms", help="Loop-block threshold in ms.", min=2.0),
-    ] = 20.0,
+    ] = DEFAULT_BLOCK_MS,
     loop: Annotated[str, typer.Option("--loop", help="asyncio (precise) or uvloop.")] = "asyncio",
     threads: Annotated[
         int | None,
-        typer.Option("--threads", help="Thread-pool tokens (default: anyio's 40).", min=1),
+        typer.Option(
+            "--threads",
+            help=f"Thread-pool tokens (default: anyio's {ANYIO_DEFAULT_TOKENS}).",
+            min=1,
+        ),
     ] = None,
     json_path: Annotated[
         Path | None,

@@ -16,9 +16,10 @@ import aiohttp
 
 from loopscope.errors import LoadError
 from loopscope.load.scenarios import Hit, Scenario
+from loopscope.trace.constants import REQUEST_HEADER
 from loopscope.trace.model import Request
 
-REQUEST_ID_HEADER = "x-loopscope-request"
+REQUEST_ID_HEADER = REQUEST_HEADER
 
 Progress = Callable[[int, int], None]
 

@@ -17,6 +17,7 @@ from loopscope.errors import LoadError
 from loopscope.load import Scenario, run_load, warmup_scenario
 from loopscope.load.driver import Progress
 from loopscope.server import ServerProcess, ServerSettings
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
 from loopscope.trace.merge import build_trace
 from loopscope.trace.model import Request, Run, Trace
 
@@ -37,7 +38,7 @@ def describe_run(
         loop=settings.loop,
         http=settings.http,
         workers=settings.workers,
-        threads=settings.threads if settings.threads is not None else 40,
+        threads=settings.threads if settings.threads is not None else ANYIO_DEFAULT_TOKENS,
         users=scenario.users,
         rounds=scenario.rounds,
         scenario=scenario.name,

@@ -71,12 +71,13 @@ from collections.abc import Iterator
 from loopscope.probe.asgi import ASGIApp
 from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID, sanitize_request_id
 from loopscope.probe.instrument import Probe, active_probe, install
+from loopscope.trace.constants import DEFAULT_BLOCK_MS
 
 
 @contextlib.contextmanager
 def installed(
     *,
-    block_ms: float = 20.0,
+    block_ms: float = DEFAULT_BLOCK_MS,
     precise: bool | None = None,
     max_events: int = 200_000,
     app_root: str | None = None,

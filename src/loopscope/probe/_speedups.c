@@ -1119,7 +1119,6 @@ static PyTypeObject SoonHookType = {
 
 /* ---- RequestWatcher: the ASGI middleware's per-request bookkeeping ----------------------- */
 
-#define REQUEST_HEADER "x-loopscope-request"
 #define MAX_REQUEST_ID 64 /* context.MAX_REQUEST_ID_LENGTH */
 
 struct RequestWatcher {
@@ -1133,6 +1132,7 @@ struct RequestWatcher {
     PyObject *var;     /* REQUEST_ID */
     PyObject *clock;   /* whose `current_step` is the running step's start (a StepHook or not) */
     PyObject *prefix;  /* recorder.id_prefix: of generated ids, ASCII */
+    PyObject *header;  /* the request-id header's name, lower-case bytes (trace.REQUEST_HEADER) */
 };
 
 
@@ -1173,11 +1173,13 @@ get_or_none(PyObject *mapping, PyObject *key)
     return value;
 }
 
-/* The client's id from the x-loopscope-request header, sanitized as `sanitize_request_id`
+/* The client's id from the request-id `header` (bytes), sanitized as `sanitize_request_id`
  * does ([A-Za-z0-9._-], at most 64), or NULL (no exception) when there is none. */
 static PyObject *
-id_from_headers(PyObject *headers)
+id_from_headers(PyObject *headers, PyObject *header)
 {
+    const char *wanted = PyBytes_AS_STRING(header);
+    Py_ssize_t wanted_size = PyBytes_GET_SIZE(header);
     if (!PyList_Check(headers) && !PyTuple_Check(headers)) {
         return NULL;
     }
@@ -1189,8 +1191,8 @@ id_from_headers(PyObject *headers)
             continue;
         }
         PyObject *name = PySequence_Fast_GET_ITEM(pair, 0);
-        if (!PyBytes_Check(name) || PyBytes_GET_SIZE(name) != sizeof(REQUEST_HEADER) - 1 ||
-            memcmp(PyBytes_AS_STRING(name), REQUEST_HEADER, sizeof(REQUEST_HEADER) - 1) != 0) {
+        if (!PyBytes_Check(name) || PyBytes_GET_SIZE(name) != wanted_size ||
+            memcmp(PyBytes_AS_STRING(name), wanted, wanted_size) != 0) {
             continue;
         }
         Py_buffer view;
@@ -1277,7 +1279,7 @@ id_taken(RequestWatcher *self, PyObject *request_id)
 static PyObject *
 request_id_for(RequestWatcher *self, PyObject *headers, long long serial)
 {
-    PyObject *request_id = id_from_headers(headers);
+    PyObject *request_id = id_from_headers(headers, self->header);
     int client = request_id != NULL;
     if (!client) {
         if (PyErr_Occurred() || (request_id = generated_id(self, serial)) == NULL) {
@@ -1378,9 +1380,10 @@ failed:
 static PyObject *
 watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"recorder", "var", "clock", NULL};
-    PyObject *recorder, *var, *clock;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO", keywords, &recorder, &var, &clock)) {
+    static char *keywords[] = {"recorder", "var", "clock", "header", NULL};
+    PyObject *recorder, *var, *clock, *header;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO!", keywords, &recorder, &var, &clock,
+                                     &PyBytes_Type, &header)) {
         return NULL;
     }
     PyObject *finished = PyObject_GetAttrString(recorder, "finished");
@@ -1427,6 +1430,7 @@ watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->var = Py_NewRef(var);
     self->clock = Py_NewRef(clock);
     self->prefix = prefix;
+    self->header = Py_NewRef(header);
     return (PyObject *)self;
 }
 
@@ -1452,6 +1456,7 @@ watcher_clear(RequestWatcher *self)
     Py_CLEAR(self->var);
     Py_CLEAR(self->clock);
     Py_CLEAR(self->prefix);
+    Py_CLEAR(self->header);
     return 0;
 }
 
@@ -1474,7 +1479,7 @@ static PyMethodDef watcher_methods[] = {
 static PyTypeObject RequestWatcherType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.RequestWatcher",
-    .tp_doc = PyDoc_STR("RequestWatcher(recorder, var, clock): the probe middleware's "
+    .tp_doc = PyDoc_STR("RequestWatcher(recorder, var, clock, header): the probe middleware's "
                         "per-request bookkeeping."),
     .tp_basicsize = sizeof(RequestWatcher),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,

@@ -18,13 +18,14 @@ from typing import Any
 from loopscope.errors import UsageError
 from loopscope.probe.asgi import ASGIApp, CompiledProbeMiddleware, ProbeMiddleware
 from loopscope.probe.collect import server_record
-from loopscope.probe.context import REQUEST_ID
+from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.gcwatch import GcWatch
 from loopscope.probe.loop import LoopHooks
 from loopscope.probe.pool import PoolHooks
 from loopscope.probe.recorder import Recorder
 from loopscope.probe.watchdog import Watchdog
+from loopscope.trace.constants import DEFAULT_BLOCK_MS
 from loopscope.trace.io import dump_record
 from loopscope.trace.record import ServerRecord
 
@@ -200,7 +201,9 @@ class Probe:
         """
         speedups = self._loop_hooks.speedups
         if speedups is not None:
-            watcher = speedups.RequestWatcher(self.recorder, REQUEST_ID, self.step_clock)
+            watcher = speedups.RequestWatcher(
+                self.recorder, REQUEST_ID, self.step_clock, REQUEST_HEADER
+            )
             return CompiledProbeMiddleware(app, self, watcher, on_shutdown)
         return ProbeMiddleware(app, self, on_shutdown)
 
@@ -250,7 +253,7 @@ class Probe:
 
 def install(
     *,
-    block_ms: float = 20.0,
+    block_ms: float = DEFAULT_BLOCK_MS,
     precise: bool | None = None,
     max_events: int = 200_000,
     app_root: str | None = None,

@@ -8,6 +8,7 @@ from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+from loopscope.report.words import MAIN_STORY_SHARE, format_duration, verdict_text
 from loopscope.trace import analysis, saturation, verdicts
 from loopscope.trace.model import Trace
 
@@ -57,7 +58,7 @@ def _cause(trace: Trace) -> str:
     # Only a cause that explains a good share of the run is worth naming in one line.
     blocks = [b for b in trace.loop_blocks if b.kind == "code"]
     blocked_s = sum(b.duration_ns for b in blocks) / NS_PER_S
-    if blocks and blocked_s >= 0.25 * makespan_s(trace):
+    if blocks and blocked_s >= MAIN_STORY_SHARE * makespan_s(trace):
         return f": the event loop was blocked {len(blocks)}× for {blocked_s:.2f} s"
     waited = max((s.waiting for s in trace.pool_samples), default=0)
     if waited:
@@ -119,7 +120,7 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
         latency.add_row(
             escape(route),
             str(stats.count),
-            *(analysis.format_duration(v) for v in (stats.p50, stats.p90, stats.p99, stats.max)),
+            *(format_duration(v) for v in (stats.p50, stats.p90, stats.p99, stats.max)),
             ", ".join(sorted(statuses.get(route, set()))),
         )
     out.append(latency)
@@ -134,9 +135,9 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
                 escape(g.where),
                 g.kind if g.kind == "gc" else ("CPU" if g.cpu_bound else "I/O wait"),
                 str(g.count),
-                analysis.format_duration(g.total_ns),
-                "?" if g.cpu_ns is None else analysis.format_duration(g.cpu_ns),
-                "?" if g.wait_ns is None else analysis.format_duration(g.wait_ns),
+                format_duration(g.total_ns),
+                "?" if g.cpu_ns is None else format_duration(g.cpu_ns),
+                "?" if g.wait_ns is None else format_duration(g.wait_ns),
                 escape(", ".join(g.routes)),
             )
         out.append(table)
@@ -148,8 +149,8 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
             "tokens in use; "
         )
         if waited:
-            longest = analysis.format_duration(max(w.max_wait_ns for w in waited))
-            notice = analysis.format_duration(saturation.POOL_WAIT_NOTICE_NS)
+            longest = format_duration(max(w.max_wait_ns for w in waited))
+            notice = format_duration(saturation.POOL_WAIT_NOTICE_NS)
             line += (
                 f"{len(waited)} requests waited over {notice} for a token (longest {longest}, "
                 f"up to {pool.peak_waiting} at once)."
@@ -161,7 +162,7 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     table.add_column("route", style="bold")
     table.add_column("verdict")
     for v in verdicts.verdicts(trace):
-        table.add_row(escape(v.route), escape(v.text))
+        table.add_row(escape(v.route), escape(verdict_text(v)))
     out.append(table)
     failed = [r for r in trace.requests if r.status is None or r.status >= 400]
     if len(failed) * 2 >= len(trace.requests) > 0:
@@ -190,9 +191,9 @@ def _blocks_line(trace: Trace) -> str:
     threshold = f"{trace.run.block_ms:g} ms" if trace.run.block_ms else "the threshold"
     if not blocks and not gc_blocks:
         return f"The event loop was never blocked for more than {threshold}."
-    total = analysis.format_duration(sum(b.duration_ns for b in blocks))
+    total = format_duration(sum(b.duration_ns for b in blocks))
     line = f"The event loop was blocked {len(blocks)} times for {total} in total (> {threshold})"
     if gc_blocks:
-        gc_total = analysis.format_duration(sum(b.duration_ns for b in gc_blocks))
+        gc_total = format_duration(sum(b.duration_ns for b in gc_blocks))
         line += f", plus {len(gc_blocks)} garbage-collection pauses ({gc_total})"
     return line + "."

@@ -7,16 +7,15 @@ for how long, and who waited for it, so a reader can match the run to the seed's
 
 from __future__ import annotations
 
+from loopscope.report.words import MAIN_STORY_SHARE, format_duration, short_where
 from loopscope.trace.analysis import (
     UNKNOWN_WHERE,
     BlockGroup,
-    format_duration,
     has_server_data,
     loop_blocks,
     loop_utilisation,
     makespan_ns,
     percentile,
-    short_where,
     span_ns,
     time_by_state,
     top_loop_blocks,
@@ -29,9 +28,6 @@ from loopscope.trace.saturation import (
 
 _LIST_FINISHES_UP_TO = 6
 """Runs this small list every request's finish time ("at 1.0 s, 2.0 s and 3.0 s")."""
-
-MAIN_STORY_SHARE = 0.25
-"""Loop blocks (of the makespan) or thread work (of the requests' time) that make the story."""
 
 NOTABLE_WAIT_NS = 10_000_000
 """Token waits shorter than this (and than 5% of the run) are thread start-up, not contention."""

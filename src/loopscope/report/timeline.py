@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from loopscope.report import _svg
 from loopscope.report.axes import LABEL_W, PLOT_W, WIDTH, legend, makespan_marker, time_axis
 from loopscope.report.palette import CLIENT_COLOUR, STATE_COLOURS
-from loopscope.trace.analysis import makespan_ns, short_where, span_ns
+from loopscope.report.words import short_where
+from loopscope.trace.analysis import makespan_ns, span_ns
 from loopscope.trace.model import Request, Segment, State, Trace, request_lane
 
 LEGEND_H = 52  # two rows of swatches at WIDTH

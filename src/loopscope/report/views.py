@@ -9,15 +9,14 @@ from dataclasses import dataclass
 
 from loopscope.report.explain import explain
 from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
+from loopscope.report.words import format_duration, short_where, verdict_text
 from loopscope.trace.analysis import (
-    format_duration,
     has_server_data,
     latency_percentiles,
     loop_blocks,
     loop_utilisation,
     makespan_ns,
     percentile,
-    short_where,
     time_by_state,
     top_loop_blocks,
 )
@@ -26,7 +25,6 @@ from loopscope.trace.saturation import (
     pool_saturation,
 )
 from loopscope.trace.verdicts import (
-    Verdict,
     verdicts,
 )
 
@@ -44,7 +42,7 @@ class RunView:
     facts: list[tuple[str, str]]
     notes: list[str]
     explanation: str
-    verdicts: list[Verdict]
+    verdicts: list[dict[str, str]]
     requests: int
     makespan: str
     p50: str
@@ -71,7 +69,9 @@ def run_view(trace: Trace, svg: str) -> RunView:
         facts=_facts(trace),
         notes=list(run.notes),
         explanation=" ".join(explain(trace)),
-        verdicts=verdicts(trace),
+        verdicts=[
+            {"route": v.route, "kind": v.kind, "text": verdict_text(v)} for v in verdicts(trace)
+        ],
         requests=len(trace.requests),
         makespan=format_duration(makespan_ns(trace)),
         p50=format_duration(percentile(latencies, 50)) if latencies else "–",

@@ -30,6 +30,7 @@ from loopscope.errors import (
 )
 from loopscope.server import target
 from loopscope.server.ports import LOOPBACK, ensure_port_free, free_port, is_listening
+from loopscope.trace.constants import DEFAULT_BLOCK_MS
 from loopscope.trace.io import load_record
 from loopscope.trace.record import ServerRecord
 
@@ -59,7 +60,7 @@ class ServerSettings:
     threads: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     probe: bool = False
-    block_ms: float = 20.0
+    block_ms: float = DEFAULT_BLOCK_MS
     cpus: tuple[int, ...] | None = None
     start_timeout_s: float = 30.0
     stop_grace_s: float = 5.0

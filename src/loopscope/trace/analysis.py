@@ -5,7 +5,7 @@ The thread pool's figures are in `loopscope.trace.saturation`, per-route verdict
 
 Every function takes a `Trace` and returns plain numbers or small frozen records; none does I/O,
 so the console, the HTML report and tests all read the same figures. Times stay integer
-nanoseconds; `format_duration` is the one place that turns them into words.
+nanoseconds; `loopscope.report.words` turns them into words.
 """
 
 from __future__ import annotations
@@ -220,27 +220,3 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
         delayed=len(delayed),
         runnable_ns=runnable,
     )
-
-
-def short_where(where: str | None) -> str:
-    """`where` for people: an absolute path cut to its last directory and file
-    (`/srv/app/shop/repo.py:7` → `shop/repo.py:7`); other values unchanged."""
-    if not where or not (where.startswith("/") or where[1:3] in (":\\", ":/")):
-        return where or UNKNOWN_WHERE
-    parts = where.replace("\\", "/").split("/")
-    return "/".join(parts[-2:])
-
-
-def format_duration(ns: int) -> str:
-    """`ns` in words a reader takes in at a glance: `0.35 ms`, `4.2 ms`, `850 ms`, `2.9 s`."""
-    ms = ns / 1e6
-    if ns == 0:
-        return "0 ms"
-    # 999.7 ms reads as "1.0 s", not "1000 ms": the unit switches where the rounding would.
-    if ms >= 999.5:
-        return f"{ms / 1000:.1f} s"
-    if ms >= 10:
-        return f"{ms:.0f} ms"
-    if ms >= 1:
-        return f"{ms:.1f} ms"
-    return f"{ms:.2f} ms"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
+
 TRACE_VERSION = 2
 """The version of the trace file format written now. Version 1 files (no probe errors, every
 request with client stamps) read as version 2."""
@@ -211,7 +213,7 @@ class Run:
     loop: str = "asyncio"
     http: str = "h11"
     workers: int = 1
-    threads: int | None = 40
+    threads: int | None = ANYIO_DEFAULT_TOKENS
     io_ms: float | None = None
     users: int = 0
     rounds: int = 1

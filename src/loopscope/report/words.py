@@ -1,0 +1,76 @@
+"""Every sentence fragment loopscope says about a trace, and the one set of thresholds that
+decides when a number is worth a sentence.
+
+`loopscope.trace` returns kinds and numbers; the console, the HTML report and the explanations
+turn them into words here, so that they never advise differently.
+"""
+
+from __future__ import annotations
+
+from loopscope.trace.analysis import UNKNOWN_WHERE
+from loopscope.trace.verdicts import Verdict
+
+MAIN_STORY_SHARE = 0.25
+"""Loop blocks that add up to this share of the run's makespan are the run's main story: the
+summary leads with them."""
+
+
+def format_duration(ns: int) -> str:
+    """`ns` in words a reader takes in at a glance: `0.35 ms`, `4.2 ms`, `850 ms`, `2.9 s`."""
+    ms = ns / 1e6
+    if ns == 0:
+        return "0 ms"
+    # 999.7 ms reads as "1.0 s", not "1000 ms": the unit switches where the rounding would.
+    if ms >= 999.5:
+        return f"{ms / 1000:.1f} s"
+    if ms >= 10:
+        return f"{ms:.0f} ms"
+    if ms >= 1:
+        return f"{ms:.1f} ms"
+    return f"{ms:.2f} ms"
+
+
+def short_where(where: str | None) -> str:
+    """`where` for people: an absolute path cut to its last directory and file
+    (`/srv/app/shop/repo.py:7` → `shop/repo.py:7`); other values unchanged."""
+    if not where or not (where.startswith("/") or where[1:3] in (":\\", ":/")):
+        return where or UNKNOWN_WHERE
+    parts = where.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])
+
+
+# The fix for each kind of loop block, in the words `trace`, the report and `audit` share.
+FIXES = {
+    "cpu-bound": "offload to a process pool",
+    "io-wait": "I/O wait: await an async driver or offload it",
+    "blocks-loop": "offload it or use an async API",
+}
+
+
+def verdict_text(verdict: Verdict) -> str:
+    """One route's verdict in plain words, with the fix where there is one."""
+    threshold = f" ({verdict.block_ms:g} ms)" if verdict.block_ms else ""
+    total = format_duration(verdict.total_ns)
+    kind = verdict.kind
+    if kind in ("cpu-bound", "io-wait", "blocks-loop", "gc"):
+        how = (
+            f"1 time, {total}" if verdict.count == 1 else f"{verdict.count} times, {total} in total"
+        )
+        at = short_where(verdict.where) if verdict.where else "an unknown line"
+        if kind == "gc":
+            return f"garbage collection held the loop during this route ({how})"
+        if kind == "cpu-bound":
+            return f"CPU-bound at {at} ({how}) — {FIXES[kind]}"
+        return f"blocks the event loop at {at} ({how}) — {FIXES[kind]}"
+    if kind == "pool-wait":
+        times = "once" if verdict.count == 1 else f"{verdict.count} times"
+        longest = format_duration(verdict.longest_ns)
+        return (
+            f"runs in the thread pool; waited for a token {times} (up to {longest}): "
+            "raise the limiter or make it async"
+        )
+    if kind == "thread-pool":
+        return f"runs in the thread pool; no loop blocks over the threshold{threshold}"
+    if kind == "event-loop":
+        return f"runs on the event loop; no loop blocks over the threshold{threshold}"
+    return "client view only: no server-side data was recorded for this route"
