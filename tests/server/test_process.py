@@ -193,3 +193,17 @@ def test_the_probe_record_arrives_with_or_without_lifespan_support(app: str) -> 
     (record,) = server.probe_records()
     assert record.request("R1").status == 200
     server.close()
+
+
+def test_the_port_is_the_one_the_server_said_it_bound() -> None:
+    server = ServerProcess(ServerSettings(app="server_apps:app", app_dir=APPS))
+    with server:
+        logged = server.kind.bound_port(Path(server.log_path.parent))
+        assert logged == server.port != 0
+        assert httpx.get(server.url + "/", timeout=5).json()["pid"] == server.pid
+    server.close()
+
+
+def test_an_unknown_server_kind_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="Unknown server 'tornado'; use one of uvicorn"):
+        ServerSettings(app="server_apps:app", server="tornado")
