@@ -32,9 +32,11 @@ def shop_trace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Trace, str]:
 
 
 def _blocks(trace: Trace, route: str) -> list[tuple[str | None, int, int | None]]:
+    """`(where, wall, busy)` of the route's blocks; `busy` is the loop thread's CPU time plus its
+    time in the run queue (ready to run, but the busy machine ran something else)."""
     ids = {r.id for r in trace.requests if r.route == route}
     return [
-        (b.where, b.duration_ns, b.cpu_ns)
+        (b.where, b.duration_ns, None if b.cpu_ns is None else b.cpu_ns + (b.runnable_ns or 0))
         for b in trace.loop_blocks
         if b.request_id in ids and b.kind == "code"
     ]

@@ -314,9 +314,8 @@ def test_the_compiled_hooks_are_built_and_used_unless_pure_python_is_asked(
     with installed() as probe:
         app = probe.asgi(lambda scope, receive, send: None)
         assert probe.compiled is (implementation == "compiled")
-        assert type(app).__name__ == (
-            "CompiledProbeMiddleware" if implementation == "compiled" else "ProbeMiddleware"
-        )
+        expected = "_speedups" if implementation == "compiled" else "_speedups_python"
+        assert type(app._watcher).__module__ == f"loopscope.probe.{expected}"
 
 
 def _blocking_app(block_s: float) -> Any:
@@ -375,3 +374,20 @@ def test_a_failure_in_the_probe_is_kept_with_its_hook_and_cause() -> None:
     assert failure.hook == "middleware"
     assert failure.error == "RuntimeError('route of an unexpected shape')"
     assert failure.count == 3
+
+
+def test_the_python_twin_has_the_c_extensions_api_one_for_one() -> None:
+    from loopscope.probe import _speedups, _speedups_python
+
+    def public(owner: object) -> set[str]:
+        return {name for name in dir(owner) if not name.startswith("_")}
+
+    exported = {name for name in public(_speedups) if not name.startswith("_")}
+    assert exported <= public(_speedups_python)
+    # RequestWatch is made by RequestWatcher.begin only; the C module does not export it.
+    for name in ("StepHook", "SoonHook", "RequestWatcher", "StallGate"):
+        c_type, twin = getattr(_speedups, name), getattr(_speedups_python, name)
+        attributes = set(getattr(twin, "__annotations__", {}))
+        assert public(c_type) <= public(twin) | attributes, name
+    for name in ("BUDGET_CHUNK", "NO_TEXT", "TICKS_KEPT"):
+        assert getattr(_speedups, name) == getattr(_speedups_python, name), name

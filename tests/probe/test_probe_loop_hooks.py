@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from loopscope.probe import REQUEST_ID
+from loopscope.probe.backend import load_backend
 from loopscope.probe.loop import PURE_PYTHON_ENV, LoopHooks
 from loopscope.probe.recorder import Recorder
 
@@ -21,7 +22,7 @@ from loopscope.probe.recorder import Recorder
 @pytest.fixture(params=["compiled", "pure-python"])
 def hooks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv(PURE_PYTHON_ENV, "1" if request.param == "pure-python" else "")
-    loop_hooks = LoopHooks(Recorder(100_000), long_step_ns=10**9)
+    loop_hooks = LoopHooks(Recorder(100_000), long_step_ns=10**9, backend=load_backend())
     assert loop_hooks.compiled is (request.param == "compiled")
     loop_hooks.install()
     yield loop_hooks

@@ -158,8 +158,8 @@ def test_the_event_budget_counts_what_it_refuses() -> None:
     recorder = Recorder(2)
     assert recorder.admit() and recorder.admit()
     assert not recorder.admit()
-    assert recorder.add_request("r", "GET", "/", 0, 0) is None
-    assert (recorder.used, recorder.dropped) == (2, 2)
+    assert recorder.take(5) == 0
+    assert (recorder.used, recorder.dropped) == (2, 1)
 
 
 def test_a_wait_for_the_pool_while_another_request_blocks_the_loop_is_ready_not_pool_wait() -> None:

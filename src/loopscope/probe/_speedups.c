@@ -29,7 +29,7 @@
 #define NO_STATUS LLONG_MIN
 #define NO_TEXT (-1)
 static PyObject *str_loop, *str_context, *str_get, *str_take, *str_when, *str_current_step;
-static PyObject *str_method, *str_path, *str_headers, *str_route, *str_type, *str_status;
+static PyObject *str_method, *str_path, *str_headers, *str_type, *str_status;
 static PyObject *str_response_start, *str_used, *str_capacity;
 static PyObject *str_fail;
 static PyObject *str_dropped, *str_errors, *str_serial, *str_ready, *str_append;
@@ -1133,6 +1133,7 @@ struct RequestWatcher {
     PyObject *clock;   /* whose `current_step` is the running step's start (a StepHook or not) */
     PyObject *prefix;  /* recorder.id_prefix: of generated ids, ASCII */
     PyObject *header;  /* the request-id header's name, lower-case bytes (trace.REQUEST_HEADER) */
+    PyObject *route_of; /* route_of(scope) -> the route template or None */
 };
 
 
@@ -1380,10 +1381,10 @@ failed:
 static PyObject *
 watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"recorder", "var", "clock", "header", NULL};
-    PyObject *recorder, *var, *clock, *header;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO!", keywords, &recorder, &var, &clock,
-                                     &PyBytes_Type, &header)) {
+    static char *keywords[] = {"recorder", "var", "clock", "header", "route_of", NULL};
+    PyObject *recorder, *var, *clock, *header, *route_of;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO!O", keywords, &recorder, &var, &clock,
+                                     &PyBytes_Type, &header, &route_of)) {
         return NULL;
     }
     PyObject *finished = PyObject_GetAttrString(recorder, "finished");
@@ -1431,6 +1432,7 @@ watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->clock = Py_NewRef(clock);
     self->prefix = prefix;
     self->header = Py_NewRef(header);
+    self->route_of = Py_NewRef(route_of);
     return (PyObject *)self;
 }
 
@@ -1442,6 +1444,7 @@ watcher_traverse(RequestWatcher *self, visitproc visit, void *arg)
     Py_VISIT(self->named);
     Py_VISIT(self->var);
     Py_VISIT(self->clock);
+    Py_VISIT(self->route_of);
     return 0;
 }
 
@@ -1457,6 +1460,7 @@ watcher_clear(RequestWatcher *self)
     Py_CLEAR(self->clock);
     Py_CLEAR(self->prefix);
     Py_CLEAR(self->header);
+    Py_CLEAR(self->route_of);
     return 0;
 }
 
@@ -1479,7 +1483,7 @@ static PyMethodDef watcher_methods[] = {
 static PyTypeObject RequestWatcherType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.RequestWatcher",
-    .tp_doc = PyDoc_STR("RequestWatcher(recorder, var, clock, header): the probe middleware's "
+    .tp_doc = PyDoc_STR("RequestWatcher(recorder, var, clock, header, route_of): the probe middleware's "
                         "per-request bookkeeping."),
     .tp_basicsize = sizeof(RequestWatcher),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -1538,19 +1542,11 @@ static PyObject *
 watch_finish(RequestWatch *self, PyObject *scope)
 {
     RequestWatcher *watcher = self->watcher;
-    PyObject *template = NULL;
-    PyObject *route = get_or_none(scope, str_route);
-    if (route != NULL && route != Py_None) {
-        /* The router's matched route; a template that is not a string is stored as none. */
-        template = PyObject_GetAttr(route, str_path);
-    }
-    Py_XDECREF(route);
+    /* The full route template, as `loopscope.probe.routes.route_template` builds it (prefixes
+     * of included routers and mounts): one Python call per request, written once for both. */
+    PyObject *template = PyObject_CallOneArg(watcher->route_of, scope);
     if (template == NULL) {
-        /* No `path` is no template, as getattr(route, "path", None) has it; else count it. */
-        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            bump_after_clear(watcher->recorder, "middleware");
-        }
-        PyErr_Clear();
+        bump_after_clear(watcher->recorder, "middleware");
         template = Py_NewRef(Py_None);
     }
     long long end = self->end ? self->end : clock_ns(CLOCK_MONOTONIC);
@@ -1872,7 +1868,6 @@ PyInit__speedups(void)
     INTERN(str_method, "method");
     INTERN(str_path, "path");
     INTERN(str_headers, "headers");
-    INTERN(str_route, "route");
     INTERN(str_type, "type");
     INTERN(str_status, "status");
     INTERN(str_response_start, "http.response.start");

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from contextvars import Token
-from time import monotonic_ns as _now
 from typing import Any, Protocol
 
-from loopscope.probe.context import REQUEST_ID, client_request_id
 from loopscope.probe.recorder import Recorder
 
 # asyncio's C accessor of the running loop: no exception machinery when there is none.
@@ -50,19 +47,22 @@ class ProbeMiddleware:
     """Wraps an ASGI app; see the module docstring for what it records.
 
     Every HTTP request passes through `__call__`, so it is kept lean (`make bench` measures it):
-    no per-request coroutine besides its own, the request stored as two tuples (running, then
-    finished), and the app's `send` wrapped by a plain function that returns the server's
-    awaitable instead of awaiting it. `CompiledProbeMiddleware` does the same in C.
+    the per-request bookkeeping is the backend's `RequestWatcher` (C, or its Python twin), whose
+    `RequestWatch` is the app's `send` and stores the request when the app is done.
     """
 
     def __init__(
-        self, app: ASGIApp, host: ProbeHost, on_shutdown: Callable[[], None] | None = None
+        self,
+        app: ASGIApp,
+        host: ProbeHost,
+        watcher: Any,
+        on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self._host = host
+        self._watcher = watcher
         self._on_shutdown = on_shutdown
         self._recorder = host.recorder
-        self._clock = host.step_clock
         self._loop: object = None  # the loop of the last call
         self._track_tasks = False
 
@@ -96,84 +96,6 @@ class ProbeMiddleware:
         if scope.get("type") != "http":
             await self._not_http(scope, receive, send)
             return
-        recorder = self._recorder
-        method, path, start = scope.get("method"), scope.get("path"), _now()
-        first_step = self._clock.current_step
-        request_id: str | None = None
-        token: Token[str | None] | None = None
-        task: asyncio.Task[Any] | None = None
-        try:
-            request_id = recorder.add_request(
-                client_request_id(scope.get("headers")), method, path, start, first_step
-            )
-            if request_id is not None:
-                token = REQUEST_ID.set(request_id)
-                if self._track_tasks:
-                    task = self._track(request_id)
-        except Exception as exc:
-            recorder.fail("middleware", exc)
-        if request_id is None:  # the event budget is spent, or the probe failed: pass through
-            await self.app(scope, receive, send)
-            return
-        status: Any = None
-        end = 0
-
-        def send_observed(message: Message) -> Awaitable[None]:
-            # Not a coroutine: handing back the server's own awaitable saves one per message.
-            # The last message's hand-over is the request's end, so every message stamps it.
-            nonlocal status, end
-            end = _now()
-            try:
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-            except Exception as exc:
-                recorder.fail("middleware", exc)
-            return send(message)
-
-        try:
-            await self.app(scope, receive, send_observed)
-        finally:
-            template = None
-            try:
-                # The router leaves the matched route in the scope; a template that is not a
-                # string is dropped when stored.
-                route = scope.get("route")
-                if route is not None:
-                    template = getattr(route, "path", None)
-            except Exception as exc:
-                recorder.fail("middleware", exc)
-            try:
-                recorder.finish_request(
-                    request_id, template, status, end or _now(), self._clock.current_step
-                )
-                if token is not None:
-                    REQUEST_ID.reset(token)
-                if task is not None:
-                    self._host.task_requests.pop(task, None)
-            except Exception as exc:
-                recorder.fail("middleware", exc)
-
-
-class CompiledProbeMiddleware(ProbeMiddleware):
-    """`ProbeMiddleware` with its per-request bookkeeping done by the C `RequestWatcher`
-    (`loopscope.probe._speedups`): the same records, for a fraction of the cost."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        host: ProbeHost,
-        watcher: Any,
-        on_shutdown: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(app, host, on_shutdown)
-        self._watcher = watcher
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (loop := _running_loop()) is not self._loop:
-            self._see_loop(loop)
-        if scope.get("type") != "http":
-            await self._not_http(scope, receive, send)
-            return
         watch = None
         task = None
         try:
@@ -183,7 +105,7 @@ class CompiledProbeMiddleware(ProbeMiddleware):
                 task = self._track(watch.request_id)
         except Exception as exc:
             self._recorder.fail("middleware", exc)
-        if watch is None:
+        if watch is None:  # the event budget is spent, or the probe failed: pass through
             await self.app(scope, receive, send)
             return
         try:

@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import Any
 
 from loopscope.errors import UsageError
-from loopscope.probe.asgi import ASGIApp, CompiledProbeMiddleware, ProbeMiddleware
+from loopscope.probe.asgi import ASGIApp, ProbeMiddleware
+from loopscope.probe.backend import load_backend
 from loopscope.probe.collect import server_record
 from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID
 from loopscope.probe.frames import FrameNamer
@@ -24,6 +25,7 @@ from loopscope.probe.gcwatch import GcWatch
 from loopscope.probe.loop import LoopHooks
 from loopscope.probe.pool import PoolHooks
 from loopscope.probe.recorder import Recorder
+from loopscope.probe.routes import route_template
 from loopscope.probe.watchdog import Watchdog
 from loopscope.trace.constants import DEFAULT_BLOCK_MS
 from loopscope.trace.io import dump_record
@@ -58,7 +60,10 @@ class Probe:
         self._namer = FrameNamer(app_root)
         block_ns = int(block_ms * 1_000_000)
         self._block_ns = block_ns
-        self._loop_hooks = LoopHooks(self.recorder, long_step_ns=block_ns // 2)
+        self._backend = load_backend()
+        self._loop_hooks = LoopHooks(
+            self.recorder, long_step_ns=block_ns // 2, backend=self._backend
+        )
         self._pool_hooks = PoolHooks(self.recorder, self._count_hop)
         self._gc = GcWatch(self.recorder)
         self._watchdog: Watchdog | None = None
@@ -163,6 +168,7 @@ class Probe:
                 heartbeat=not self._precise,
                 current_request=self._current_request,
                 step_clock=self._loop_hooks.clock,
+                backend=self._backend,
             )
             self._watchdog.start()
 
@@ -199,13 +205,10 @@ class Probe:
         `on_shutdown` (e.g. a `dump`) runs once the app's lifespan has shut down, the last moment
         a uvicorn worker is sure to reach; it must not raise.
         """
-        speedups = self._loop_hooks.speedups
-        if speedups is not None:
-            watcher = speedups.RequestWatcher(
-                self.recorder, REQUEST_ID, self.step_clock, REQUEST_HEADER
-            )
-            return CompiledProbeMiddleware(app, self, watcher, on_shutdown)
-        return ProbeMiddleware(app, self, on_shutdown)
+        watcher = self._backend.RequestWatcher(
+            self.recorder, REQUEST_ID, self.step_clock, REQUEST_HEADER, route_template
+        )
+        return ProbeMiddleware(app, self, watcher, on_shutdown)
 
     def collect(self) -> ServerRecord:
         """What the probe recorded in this process (see `loopscope.probe`)."""

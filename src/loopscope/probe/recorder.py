@@ -41,14 +41,14 @@ _FAILURE_TEXT = 300
 
 
 LiveRow = tuple[Any, Any, int, int, int]
-"""A running request as the Python middleware stores it in `Recorder.live`: `(method, path,
-start_ns, first_step_ns, serial)`, the scope's own values unchecked (the C middleware stores its
-`RequestWatch`, whose `row` is the same tuple)."""
+"""A running request's `RequestWatch.row`: `(method, path, start_ns, first_step_ns, serial)`,
+the scope's own values unchecked."""
 
 
 def live_row(entry: Any) -> LiveRow:
-    """The `LiveRow` of a `Recorder.live` entry: the row itself, or a C `RequestWatch`'s."""
-    return entry if type(entry) is tuple else entry.row
+    """The `LiveRow` of a `Recorder.live` entry (a backend's `RequestWatch`)."""
+    row: LiveRow = entry.row
+    return row
 
 
 @dataclass(slots=True)
@@ -140,7 +140,6 @@ class Recorder:
         "errors",
         "failures",
         "finished",
-        "foreign_step",
         "gc_pauses",
         "id_prefix",
         "late",
@@ -163,12 +162,11 @@ class Recorder:
         self.dropped = 0
         self.errors = 0
         self.failures: dict[tuple[str, str], ProbeFailure] = {}
-        self.current_step = 0  # start of the loop step now running, 0 between steps
-        self.foreign_step = 0  # start of the running step of a loop not watched (yet)
+        self.current_step = 0  # always 0: the clock when no step hook is in place
         # The pid keeps ids from several worker processes of one run apart.
         self.id_prefix = id_prefix if id_prefix is not None else f"s{os.getpid()}-"
         self.serial = 0  # requests numbered so far
-        self.live: dict[str, Any] = {}  # running requests: a `LiveRow` or a C `RequestWatch`
+        self.live: dict[str, Any] = {}  # running requests: their `RequestWatch`
         self.named: dict[str, None] = {}  # the clients' ids given out
         self.late: dict[str, int] = {}  # ids seen in steps with no running request: -1, -2...
         self.steps = StepLog()
@@ -213,39 +211,6 @@ class Recorder:
         self.used += granted
         return granted
 
-    def add_request(
-        self, client_id: str | None, method: Any, path: Any, start: int, first_step: int
-    ) -> str | None:
-        """Note a request starting and return its id: `client_id` (made unique) where the
-        client sent one, else a generated one; `None` when the budget is spent."""
-        # `admit()` inlined: this runs for every request.
-        if self.used >= self.capacity:
-            self.dropped += 1
-            return None
-        self.used += 1
-        self.serial = serial = self.serial + 1
-        if client_id is not None:
-            request_id = self.unique_id(client_id) if self.id_taken(client_id) else client_id
-            self.named[request_id] = None
-        else:
-            request_id = f"{self.id_prefix}{serial}"
-            if request_id in self.named:  # a client sent it before
-                request_id = self.unique_id(request_id)
-        self.live[request_id] = (method, path, start, first_step, serial)
-        return request_id
-
-    def finish_request(
-        self, request_id: str, route: Any, status: Any, end: int, last_step: int
-    ) -> None:
-        """Note a request's end: it moves from `live` to `finished`."""
-        row = self.live.pop(request_id, None)
-        if row is None:
-            return
-        method, path, start, first_step, serial = row
-        self.finished.append(
-            serial, (request_id, method, path, route), (start, first_step, end, last_step), status
-        )
-
     def id_taken(self, request_id: str) -> bool:
         """Whether a request already has (or had) `request_id`."""
         if request_id in self.named or request_id in self.live:
@@ -284,15 +249,11 @@ class Recorder:
         """Store a finished request built elsewhere (tests, tools), outside the budget."""
         self.serial += 1
         self.named[request_id] = None
-        self.live[request_id] = (
-            record.method,
-            record.path,
-            record.start_ns,
-            record.first_step_ns,
+        self.finished.append(
             self.serial,
-        )
-        self.finish_request(
-            request_id, record.route, record.status, record.end_ns or 0, record.last_step_ns
+            (request_id, record.method, record.path, record.route),
+            (record.start_ns, record.first_step_ns, record.end_ns or 0, record.last_step_ns),
+            record.status,
         )
 
     def store_steps(self, steps: Iterable[Step]) -> None:

@@ -16,10 +16,10 @@ Sampling reads `sys._current_frames()`, which costs the loop nothing (NOTES: ~0)
 also reads the loop thread's CPU clock on every tick so that a stall's CPU time can be measured
 without the loop thread paying for a system call on every step.
 
-In precise mode with the C step hook, the ticks themselves run in C (`_speedups.StallGate`)
-without the GIL, and the thread takes the GIL only to sample a step that has run long: a Python
-tick every 10 ms made the busy loop thread hand the GIL over each time, which cost a busy server
-about 2.5% of its throughput (`make bench`).
+In precise mode the ticks are the backend's `StallGate` (`loopscope.probe.backend`): in C they
+run without the GIL, and the thread takes the GIL only to sample a step that has run long (a
+Python tick every 10 ms made the busy loop thread hand the GIL over each time, which cost a busy
+server about 2.5% of its throughput, `make bench`); the Python twin ticks in Python.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from loopscope.probe.frames import FrameNamer
-from loopscope.probe.loop import load_speedups
 from loopscope.probe.recorder import Recorder, StackSamples
 from loopscope.trace.model import LoopBlock
 
@@ -63,17 +63,6 @@ def _cpu_clock_id(thread_id: int) -> int | None:
         return time.pthread_getcpuclockid(thread_id)
     except (AttributeError, OSError):
         return None
-
-
-def _stall_gate(
-    step_clock: Any, interval_ns: int, sample_after_ns: int, cpu_clock: int | None
-) -> Any:
-    """The C wait for precise mode (`_speedups.StallGate`), where `step_clock` is the C step
-    hook; else `None`."""
-    speedups = load_speedups()
-    if speedups is None or not isinstance(step_clock, speedups.StepHook):
-        return None
-    return speedups.StallGate(step_clock, interval_ns, sample_after_ns, cpu_clock)
 
 
 class _Stretch:
@@ -117,6 +106,7 @@ class Watchdog:
         heartbeat: bool,
         current_request: Callable[[], str | None],
         step_clock: Any = None,
+        backend: ModuleType | None = None,
     ) -> None:
         self._recorder = recorder
         # Whose `current_step` is the running step's start (the C step hook or the recorder).
@@ -141,8 +131,10 @@ class Watchdog:
         self._ticks: deque[tuple[int, int]] = deque(maxlen=_TICKS_KEPT)
         self._gate = None
         if not heartbeat:
-            self._gate = _stall_gate(
-                self._clock, int(self._interval * 1e9), self._sample_after_ns, clock_id
+            if backend is None or step_clock is None:
+                raise ValueError("precise mode needs the backend and its step hook")
+            self._gate = backend.StallGate(
+                step_clock, int(self._interval * 1e9), self._sample_after_ns, clock_id
             )
         self._pending: _Heartbeat | None = None
         self._last_turn: tuple[int, int] = (0, 0)  # last heartbeat run: (wall, loop CPU)
@@ -155,7 +147,7 @@ class Watchdog:
 
     @property
     def gated(self) -> bool:
-        """Whether quiet ticks are waited out in C, without the GIL (`_speedups.StallGate`)."""
+        """Whether quiet ticks are the backend's `StallGate` (precise mode)."""
         return self._gate is not None
 
     def stop(self) -> None:
@@ -186,10 +178,7 @@ class Watchdog:
         if self._cpu_clock is not None:
             cpu = self._cpu_clock()
             self._ticks.append((now, cpu))
-        if self._heartbeat:
-            self._watch_heartbeat(now, cpu)
-        else:
-            self._watch_step(now)
+        self._watch_heartbeat(now, cpu)
 
     def cpu_at(self, t_ns: int) -> int | None:
         """The loop thread's CPU clock at `t_ns`, interpolated between the two nearest ticks."""
