@@ -115,7 +115,7 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
         latency.add_column(column, justify="left" if column in ("route", "status") else "right")
     statuses: dict[str, set[str]] = {}
     for r in trace.requests:
-        statuses.setdefault(r.route, set()).add(str(r.status or "error"))
+        statuses.setdefault(r.endpoint, set()).add(str(r.status or "error"))
     for route, stats in analysis.latency_percentiles(trace).items():
         latency.add_row(
             escape(route),

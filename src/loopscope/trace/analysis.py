@@ -108,7 +108,7 @@ def latency_percentiles(trace: Trace) -> dict[str, LatencyStats]:
     """Per route (in first-seen order): count, p50, p90, p99 and max client latency in ns."""
     by_route: dict[str, list[int]] = defaultdict(list)
     for request in trace.requests:
-        by_route[request.route].append(request.latency_ns)
+        by_route[request.endpoint].append(request.latency_ns)
     stats: dict[str, LatencyStats] = {}
     for route, values in by_route.items():
         values.sort()
@@ -191,7 +191,7 @@ def loop_blocks(trace: Trace) -> list[LoopBlock]:
 
 def top_loop_blocks(trace: Trace, n: int = 10) -> list[BlockGroup]:
     """The `n` source locations that held the loop longest, blocks grouped by `where`."""
-    routes = {r.id: r.route for r in trace.requests}
+    routes = {r.id: r.endpoint for r in trace.requests}
     groups: dict[str, list[LoopBlock]] = defaultdict(list)
     for block in loop_blocks(trace):
         groups[block.where or (GC_WHERE if block.kind == "gc" else UNKNOWN_WHERE)].append(block)

@@ -98,6 +98,11 @@ class Request:
     segments: list[Segment] = field(default_factory=list)
 
     @property
+    def endpoint(self) -> str:
+        """The route's identity: method and full template, `GET /users/{id}`."""
+        return f"{self.method} {self.route}"
+
+    @property
     def sent_ns(self) -> int:
         """When the request began: the client's send, else the server's first sight of it."""
         if self.client_send_ns is not None:

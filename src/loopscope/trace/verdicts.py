@@ -56,7 +56,7 @@ def verdicts(trace: Trace) -> list[Verdict]:
     Loop blocks come first (they hold up every request), then heavy waits for a thread-pool
     token; a route with neither ran on the loop or in the pool with no block over the threshold.
     """
-    route_of = {r.id: r.route for r in trace.requests}
+    route_of = {r.id: r.endpoint for r in trace.requests}
     blocks: dict[str, list[LoopBlock]] = defaultdict(list)
     for block in loop_blocks(trace):
         if block.request_id in route_of:
@@ -67,11 +67,11 @@ def verdicts(trace: Trace) -> list[Verdict]:
     latency: dict[str, int] = defaultdict(int)
     served: set[str] = set()
     for request in trace.requests:
-        latency[request.route] += request.latency_ns
+        latency[request.endpoint] += request.latency_ns
         if request.server_start_ns is not None or any(
             s.state != "queued" for s in request.segments
         ):
-            served.add(request.route)
+            served.add(request.endpoint)
     block_ms = trace.run.block_ms
     result = []
     for route in dict.fromkeys(route_of.values()):
