@@ -128,8 +128,11 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     groups = analysis.top_loop_blocks(trace)
     if groups:
         table = Table(title="Top loop-block locations", title_justify="left")
-        for column in ("where", "kind", "count", "total", "CPU", "waiting", "routes"):
-            table.add_column(column)
+        # A `path:line` is the answer: wrapped if it must be, never cut to `shop/repo.p…`.
+        widest = max(len(g.where) for g in groups)
+        table.add_column("where", overflow="fold", min_width=min(widest, 60))
+        for column in ("kind", "count", "total", "CPU", "waiting", "routes"):
+            table.add_column(column, overflow="fold")
         for g in groups:
             table.add_row(
                 escape(g.where),
