@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -127,21 +128,23 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     out.append(_blocks_line(trace))
     groups = analysis.top_loop_blocks(trace)
     if groups:
-        table = Table(title="Top loop-block locations", title_justify="left")
+        table = Table(title="Top loop-block locations", title_justify="left", box=box.SIMPLE_HEAD)
         # A `path:line` is the answer: wrapped if it must be, never cut to `shop/repo.p…`.
         widest = max(len(g.where) for g in groups)
         table.add_column("where", overflow="fold", min_width=min(widest, 60))
-        for column in ("kind", "count", "total", "CPU", "waiting", "routes"):
-            table.add_column(column, overflow="fold")
+        table.add_column("kind")
+        table.add_column("count", justify="right")
+        table.add_column("total (CPU / waiting)", overflow="fold", min_width=22)
+        table.add_column("routes", overflow="fold")
         for g in groups:
+            cpu = "?" if g.cpu_ns is None else format_duration(g.cpu_ns)
+            wait = "?" if g.wait_ns is None else format_duration(g.wait_ns)
             table.add_row(
                 escape(g.where),
                 g.kind if g.kind == "gc" else ("CPU" if g.cpu_bound else "I/O wait"),
                 str(g.count),
-                format_duration(g.total_ns),
-                "?" if g.cpu_ns is None else format_duration(g.cpu_ns),
-                "?" if g.wait_ns is None else format_duration(g.wait_ns),
-                escape(", ".join(g.routes)),
+                f"{format_duration(g.total_ns)} ({cpu} / {wait})",
+                escape("\n".join(g.routes)),
             )
         out.append(table)
     pool = saturation.pool_saturation(trace)
