@@ -41,7 +41,7 @@ def attribute_steps(steps: list[Step], requests: dict[str, RequestRecord]) -> li
 def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
     """The `LoopBlock` of one long step, with the watchdog's line, stack and CPU estimate."""
     start, end, cpu_end, request_id, _ = step
-    where, stack = samples.best() if samples is not None else (None, [])
+    where, stack, inner = samples.best() if samples is not None else (None, [], None)
     cpu = None
     runnable = None
     if samples is not None:
@@ -50,7 +50,7 @@ def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
         runnable = samples.runnable_ns(start, end)
         if runnable is not None and cpu is not None:
             runnable = min(runnable, end - start - cpu)
-    return LoopBlock(start, end, cpu, request_id, where, stack, runnable_ns=runnable)
+    return LoopBlock(start, end, cpu, request_id, where, stack, runnable_ns=runnable, inner=inner)
 
 
 def attribute_to_lone_request(block: LoopBlock, requests: dict[str, RequestRecord]) -> None:
@@ -81,7 +81,7 @@ def label_gc(block: LoopBlock, pauses: list[tuple[int, int]]) -> None:
         covered += max(0, min(end, block.end_ns) - max(start, block.start_ns))
     if covered >= _GC_SHARE * block.duration_ns:
         block.kind = "gc"
-        block.where = None
+        block.where = block.inner = None
 
 
 def mark_delayed(

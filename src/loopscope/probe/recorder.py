@@ -86,14 +86,17 @@ class StackSamples:
     count: int = 0
     lines: Counter[str | None] = field(default_factory=Counter)
     stacks: dict[str | None, list[str]] = field(default_factory=dict)
+    inners: dict[str | None, str | None] = field(default_factory=dict)
 
-    def add(self, where: str | None, stack: list[str]) -> None:
-        """Count one sample: `where` is the innermost user frame, `stack` innermost last."""
+    def add(self, where: str | None, stack: list[str], inner: str | None = None) -> None:
+        """Count one sample: `where` is the frame to blame (`loopscope.probe.frames`), `stack`
+        innermost last, `inner` the library line below it."""
         if self.count >= SAMPLES_PER_STALL:
             return
         self.count += 1
         self.lines[where] += 1
         self.stacks[where] = stack
+        self.inners[where] = inner
 
     def note_runq(self, t_ns: int, runq_ns: int | None) -> None:
         """Keep the run-queue delay read at `t_ns` (first and last reading)."""
@@ -113,11 +116,11 @@ class StackSamples:
         share = min(1.0, (r1 - r0) / (t1 - t0))
         return int(share * (end_ns - start_ns))
 
-    def best(self) -> tuple[str | None, list[str]]:
-        """The user line seen most often, with the last stack seen there."""
+    def best(self) -> tuple[str | None, list[str], str | None]:
+        """The line seen most often, with the last stack and library line seen there."""
         ranked = [line for line, _ in self.lines.most_common() if line is not None]
         where = ranked[0] if ranked else None
-        return where, list(self.stacks.get(where, []))
+        return where, list(self.stacks.get(where, [])), self.inners.get(where)
 
 
 class Recorder:

@@ -193,8 +193,7 @@ class Watchdog:
 
     def _sample_into(self, samples: StackSamples | None) -> None:
         if samples is not None:
-            where, stack = self._namer.sample(self._loop_thread)
-            samples.add(where, stack)
+            samples.add(*self._namer.sample(self._loop_thread))
 
     def _watch_step(self, now: int) -> None:
         start = self._clock.current_step
@@ -207,11 +206,11 @@ class Watchdog:
                 samples.cpu_start_ns = self.cpu_at(start)
         if samples is None:
             return
-        where, stack = self._namer.sample(self._loop_thread)
+        where, stack, inner = self._namer.sample(self._loop_thread)
         runq = self._runq()
         # The step may have ended while we looked; a late sample would blame the next step.
         if self._clock.current_step == start:
-            samples.add(where, stack)
+            samples.add(where, stack, inner)
             samples.note_runq(now, runq)
 
     def _watch_heartbeat(self, now: int, cpu: int | None) -> None:
@@ -251,8 +250,10 @@ class Watchdog:
             return
         samples = StackSamples(request_id=self._current_request())
         self._sample_into(samples)
-        where, stack = samples.best()
-        block = LoopBlock(turned, now, cpu - cpu_turned, samples.request_id, where, stack)
+        where, stack, inner = samples.best()
+        block = LoopBlock(
+            turned, now, cpu - cpu_turned, samples.request_id, where, stack, inner=inner
+        )
         self._recorder.watch_blocks.append(block)
 
     def _finish(self, pending: _Heartbeat) -> None:
@@ -277,11 +278,18 @@ class Watchdog:
             cpu = None
             if cpu_start is not None and cpu_end is not None:
                 cpu = max(0, min(cpu_end - cpu_start, end - start))
-            where, stack = stretch.samples.best()
+            where, stack, inner = stretch.samples.best()
             runnable = stretch.samples.runnable_ns(start, end)
             if runnable is not None and cpu is not None:
                 runnable = min(runnable, end - start - cpu)
             block = LoopBlock(
-                start, end, cpu, stretch.samples.request_id, where, stack, runnable_ns=runnable
+                start,
+                end,
+                cpu,
+                stretch.samples.request_id,
+                where,
+                stack,
+                runnable_ns=runnable,
+                inner=inner,
             )
             self._recorder.watch_blocks.append(block)

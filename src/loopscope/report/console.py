@@ -9,7 +9,7 @@ from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from loopscope.report.words import MAIN_STORY_SHARE, format_duration, verdict_text
+from loopscope.report.words import MAIN_STORY_SHARE, format_duration, place, verdict_text
 from loopscope.trace import analysis, saturation, verdicts
 from loopscope.trace.model import Trace
 
@@ -130,7 +130,7 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     if groups:
         table = Table(title="Top loop-block locations", title_justify="left", box=box.SIMPLE_HEAD)
         # A `path:line` is the answer: wrapped if it must be, never cut to `shop/repo.p…`.
-        widest = max(len(g.where) for g in groups)
+        widest = max(len(place(g.where, g.inner)) for g in groups)
         table.add_column("where", overflow="fold", min_width=min(widest, 60))
         table.add_column("kind")
         table.add_column("count", justify="right")
@@ -140,7 +140,7 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
             cpu = "?" if g.cpu_ns is None else format_duration(g.cpu_ns)
             wait = "?" if g.wait_ns is None else format_duration(g.wait_ns)
             table.add_row(
-                escape(g.where),
+                escape(place(g.where, g.inner)),
                 g.kind if g.kind == "gc" else ("CPU" if g.cpu_bound else "I/O wait"),
                 str(g.count),
                 f"{format_duration(g.total_ns)} ({cpu} / {wait})",

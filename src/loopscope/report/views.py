@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from loopscope.report.explain import explain
 from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
-from loopscope.report.words import format_duration, short_where, verdict_text
+from loopscope.report.words import format_duration, place, verdict_text
 from loopscope.trace.analysis import (
     has_server_data,
     latency_percentiles,
@@ -92,7 +92,7 @@ def run_view(trace: Trace, svg: str) -> RunView:
         states=_states(trace),
         blocks=[
             {
-                "where": short_where(g.where),
+                "where": place(g.where, g.inner),
                 "where_full": g.where,
                 "kind": g.kind,
                 "count": g.count,

@@ -39,6 +39,12 @@ def short_where(where: str | None) -> str:
     return "/".join(parts[-2:])
 
 
+def place(where: str | None, inner: str | None) -> str:
+    """A block's place for people: `app/auth.py:12 → argon2/low_level.py:102`."""
+    shown = short_where(where)
+    return f"{shown} → {inner}" if inner else shown
+
+
 # The fix for each kind of loop block, in the words `trace`, the report and `audit` share.
 FIXES = {
     "cpu-bound": "offload to a process pool",
@@ -56,7 +62,7 @@ def verdict_text(verdict: Verdict) -> str:
         how = (
             f"1 time, {total}" if verdict.count == 1 else f"{verdict.count} times, {total} in total"
         )
-        at = short_where(verdict.where) if verdict.where else "an unknown line"
+        at = place(verdict.where, verdict.inner) if verdict.where else "an unknown line"
         if kind == "gc":
             return f"garbage collection held the loop during this route ({how})"
         if kind == "cpu-bound":

@@ -11,7 +11,7 @@ nanoseconds; `loopscope.report.words` turns them into words.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,7 +44,7 @@ class BlockGroup:
     `cpu_ns` and `wait_ns` are `None` when no block there had its CPU time measured; `runnable_ns`
     is the time the loop thread waited for a CPU on a busy machine (0 where not measured), which
     is neither the code's CPU work nor its waiting; `routes` are the culprits' routes, `delayed`
-    the number of other requests held up.
+    the number of other requests held up; `inner` the library line below `where` seen most.
     """
 
     where: str
@@ -57,6 +57,7 @@ class BlockGroup:
     routes: tuple[str, ...]
     delayed: int
     runnable_ns: int = 0
+    inner: str | None = None
 
     @property
     def cpu_bound(self) -> bool | None:
@@ -208,6 +209,7 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
     runnable = sum(b.runnable_ns or 0 for b in blocks)
     culprits = {routes[b.request_id] for b in blocks if b.request_id in routes}
     delayed = {d for b in blocks for d in b.delayed}
+    inners = Counter(b.inner for b in blocks if b.inner is not None)
     return BlockGroup(
         where=where,
         kind="gc" if all(b.kind == "gc" for b in blocks) else "code",
@@ -219,4 +221,5 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
         routes=tuple(sorted(culprits)),
         delayed=len(delayed),
         runnable_ns=runnable,
+        inner=inners.most_common(1)[0][0] if inners else None,
     )

@@ -68,12 +68,15 @@ def _run_events(trace: Trace, pid: int) -> list[dict[str, Any]]:
                 "request": block.request_id,
                 "route": routes.get(block.request_id or ""),
                 "where": block.where,
+                "inner": block.inner,
                 "cpu_ms": _ms(block.cpu_ns),
                 "kind": block.kind,
                 "stack": block.stack,
                 "delayed": block.delayed,
             }
             name = f"blocked at {block.where}" if block.where else "loop blocked"
+            if block.where and block.inner:
+                name += f" → {block.inner}"
             events.append(
                 _complete(name, "loop-block", pid, blocks_tid, block.start_ns, block.end_ns, origin)
                 | {"args": args}

@@ -137,7 +137,10 @@ class LoopBlock:
     the other requests that were ready or arrived while the loop was stuck. `kind` is `gc` when
     a garbage collection pause, not user code, held the loop. `runnable_ns`, where measured, is
     the time the loop thread was ready to run but the OS ran something else (a busy machine):
-    wall minus CPU minus runnable is what the thread really spent waiting.
+    wall minus CPU minus runnable is what the thread really spent waiting. `inner`, where an
+    installed library did the work, is its innermost line below `where`
+    (`argon2/low_level.py:102`); `where` is then the user's line, or, in a route a library
+    provides, the library's own last line (`fastapi_users/manager.py:376`).
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -151,6 +154,7 @@ class LoopBlock:
     kind: BlockKind = "code"
     delayed: list[str] = field(default_factory=list)
     runnable_ns: int | None = None
+    inner: str | None = None
 
     @property
     def duration_ns(self) -> int:

@@ -37,7 +37,8 @@ class Verdict:
 
     `kind` says what happened; for the loop-block kinds `count` and `total_ns` are the route's
     blocks and `where` the location that held the loop longest (`None`: not caught); for
-    `pool-wait` they are its waits for a token and `longest_ns` the longest one. `block_ms` is the
+    `pool-wait` they are its waits for a token and `longest_ns` the longest one; `inner` is the
+    installed library's line below `where` that did the work. `block_ms` is the
     run's loop-block threshold, where one was set.
     """
 
@@ -48,6 +49,7 @@ class Verdict:
     total_ns: int = 0
     longest_ns: int = 0
     block_ms: float | None = None
+    inner: str | None = None
 
 
 def verdicts(trace: Trace) -> list[Verdict]:
@@ -107,6 +109,7 @@ def _block_verdict(route: str, blocks: list[LoopBlock], block_ms: float | None) 
         total_ns=sum(b.duration_ns for b in blocks),
         longest_ns=max(b.duration_ns for b in blocks),
         block_ms=block_ms,
+        inner=worst.inner if where is not None else None,
     )
 
 
