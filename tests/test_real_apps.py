@@ -185,3 +185,14 @@ def test_ctrl_c_says_interrupted_and_leaves_no_server() -> None:
     assert "interrupted; server stopped" in stderr
     assert "Traceback" not in stderr
     assert not [pid for pid in servers if os.path.exists(f"/proc/{pid}")]
+
+
+def test_a_report_that_cannot_be_written_after_the_run_keeps_the_summary(tmp_path: Path) -> None:
+    # A dangling link passes the check before the run and fails only when written.
+    html = tmp_path / "report.html"
+    html.symlink_to(tmp_path / "gone" / "report.html")
+    result = trace("failing:app", "--hit", "GET /ok", "--html", str(html))
+    assert result.returncode == 6
+    assert "Cannot write the report to" in result.stderr
+    assert "200×1" in _row(result.stdout, "/ok")
+    assert "Verdicts" in result.stdout

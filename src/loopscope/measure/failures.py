@@ -145,9 +145,9 @@ def summarize_failures(
 
 
 def status_counts(requests: Iterable[Request], route: str) -> str:
-    """`route`'s statuses with counts, e.g. `200×3, 500×6` (`error` for no answer)."""
+    """`route`'s statuses with counts, e.g. `200×3, 500×6, no answer×1`."""
     counts = Counter(
-        str(r.status) if r.status is not None else "error" for r in requests if r.route == route
+        "no answer" if r.status is None else str(r.status) for r in requests if r.route == route
     )
     return ", ".join(f"{status}×{n}" for status, n in sorted(counts.items()))
 
