@@ -99,7 +99,8 @@ def test_a_state_changing_post_is_not_warmed_up_so_its_real_work_is_measured() -
     result = trace("accounts:app", *args)
     assert result.returncode == 0, result.stderr
     assert "201×1, 400×2" in _row(result.stdout, "/auth/register")
-    assert "CPU-bound at accounts.py:28" in result.stdout
+    # CPU-bound on a quiet machine; on a busy one the split may tip, the line may not.
+    assert "at accounts.py:28 (1 time," in result.stdout
     assert "Warmed up (called once before the measurement, not shown): GET /users/count;" in (
         result.stdout.replace("\n", " ")
     )
