@@ -9,14 +9,18 @@ import typer
 
 from loopscope.cli._shared import (
     DEFAULT_HTML,
+    AllowErrorsOption,
     HtmlOption,
     NoHtmlOption,
     WarmupOption,
+    check_writable,
     console,
+    exit_on_failures,
     progress_bar,
     progress_callbacks,
     write_html,
     write_json,
+    write_outputs,
 )
 from loopscope.load.driver import Progress as LoadProgress
 from loopscope.measure.experiment import DemoOptions, Mode, demo_record, parse_modes, run_demo
@@ -53,9 +57,14 @@ def demo(
         bool, typer.Option("--probe/--no-probe", help="Record the loop and pool inside the server.")
     ] = True,
     warmup: WarmupOption = True,
+    allow_errors: AllowErrorsOption = False,
 ) -> None:
     """Run the seed's experiment: every mode against a fresh uvicorn, measured."""
     chosen = parse_modes(modes)
+    if json_path is not None:
+        check_writable(json_path, "--json")
+    if not no_html:
+        check_writable(html, "--html")
     with progress_bar() as bar:
 
         def on_mode(mode: Mode) -> tuple[LoadProgress, Stage]:
@@ -63,10 +72,21 @@ def demo(
 
         options = DemoOptions(io_ms=io_ms, users=users, threads=threads, probe=probe, warmup=warmup)
         traces = run_demo(chosen, options, on_mode)
-    if json_path is not None:
-        write_json(json_path, demo_record(traces))
+
+    def write_record(path: Path) -> None:
+        write_json(path, demo_record(traces))
+        console.print(f"Wrote {path}")
+
+    error = write_outputs(
+        (json_path, write_record),
+        (
+            None if no_html else html,
+            lambda path: write_html(
+                traces, path, "loopscope demo: the seed's experiment, measured"
+            ),
+        ),
+    )
     console.print(demo_table(traces))
-    if json_path is not None:
-        console.print(f"Wrote {json_path}")
-    if not no_html:
-        write_html(traces, html, "loopscope demo: the seed's experiment, measured")
+    if error is not None:
+        raise typer.Exit(error.exit_code)
+    exit_on_failures(traces, allow_errors)

@@ -9,6 +9,8 @@ from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+from loopscope.measure.failures import Failure, status_counts
+from loopscope.report import failures as failing
 from loopscope.report.words import MAIN_STORY_SHARE, format_duration, place, verdict_text
 from loopscope.trace import analysis, saturation, verdicts
 from loopscope.trace.model import Trace
@@ -97,9 +99,11 @@ def _compact(times: list[float]) -> str:
     return f"{ordered[0]:.2f} … {ordered[-1]:.2f} ({len(times)} requests)"
 
 
-def trace_summary(trace: Trace) -> list[RenderableType]:
-    """What `loopscope trace` prints: latency per route, loop blocks, the pool, and verdicts."""
+def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> list[RenderableType]:
+    """What `loopscope trace` prints: latency per route, failures, loop blocks, the pool, and
+    verdicts. `failures` carry the causes from the server's log (default: statuses only)."""
     out: list[RenderableType] = []
+    failed = failing.failures_of(trace, failures)
     run = trace.run
     if not run.probe:
         mode = "none (client view only)"
@@ -114,17 +118,17 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     latency = Table(title="Latency per route (client side)", title_justify="left")
     for column in ("route", "count", "p50", "p90", "p99", "max", "status"):
         latency.add_column(column, justify="left" if column in ("route", "status") else "right")
-    statuses: dict[str, set[str]] = {}
-    for r in trace.requests:
-        statuses.setdefault(r.endpoint, set()).add(str(r.status or "error"))
     for route, stats in analysis.latency_percentiles(trace).items():
         latency.add_row(
             escape(route),
             str(stats.count),
             *(format_duration(v) for v in (stats.p50, stats.p90, stats.p99, stats.max)),
-            ", ".join(sorted(statuses.get(route, set()))),
+            status_counts(trace.requests, route),
         )
     out.append(latency)
+    failure_table = failing.failure_table(failed)
+    if failure_table is not None:
+        out.append(failure_table)
     out.append(_blocks_line(trace))
     groups = analysis.top_loop_blocks(trace)
     if groups:
@@ -168,12 +172,18 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     table.add_column("route", style="bold")
     table.add_column("verdict")
     for v in verdicts.verdicts(trace):
-        table.add_row(escape(v.route), escape(verdict_text(v)))
+        note = failing.route_failure_note(trace, v.route, failed)
+        said = escape(verdict_text(v))
+        text = said if note is None else f"[bold red]{escape(note)}[/]; {said}"
+        table.add_row(escape(v.route), text)
     out.append(table)
-    failed = [r for r in trace.requests if r.status is None or r.status >= 400]
-    if len(failed) * 2 >= len(trace.requests) > 0:
+    warning = failing.failure_warning(trace)
+    errors_4xx = [r for r in trace.requests if r.status is None or r.status >= 400]
+    if warning is not None:
+        out.append(f"[bold red]warning:[/] {escape(warning)}")
+    elif len(errors_4xx) * 2 >= len(trace.requests) > 0:
         out.append(
-            f"[yellow]warning:[/] {len(failed)} of {len(trace.requests)} requests failed or got "
+            f"[yellow]warning:[/] {len(errors_4xx)} of {len(trace.requests)} requests got "
             "an error status: the timings describe error handling, not the routes' real work."
         )
     for note in run.notes:

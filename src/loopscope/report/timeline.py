@@ -147,7 +147,7 @@ def _visible_ns(trace: Trace) -> int:
 
 def _lanes(trace: Trace) -> list[_Lane]:
     lanes = [
-        _Lane(request_lane(r.id), f"{r.id} {r.route}", "requests", r.segments, r)
+        _Lane(request_lane(r.id), _request_label(r), "requests", r.segments, r)
         for r in trace.requests
     ]
     machine: dict[str, list[Segment]] = {}
@@ -184,6 +184,17 @@ def _lanes(trace: Trace) -> list[_Lane]:
     for key in threads:
         lanes.append(_Lane(key, key.removeprefix("thread:"), "threads", machine[key]))
     return lanes
+
+
+def _status(request: Request) -> str:
+    return "no answer" if request.status is None else str(request.status)
+
+
+def _request_label(request: Request) -> str:
+    """`R3 /boom`, with the status first when it is an error, so it survives truncation."""
+    if request.status is not None and request.status < 400:
+        return f"{request.id} {request.route}"
+    return f"{request.id} {_status(request)} {request.route}"
 
 
 def _natural(key: str) -> list[int | str]:
@@ -232,6 +243,7 @@ def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> 
                 height=1,
                 fill=CLIENT_COLOUR,
                 class_="client",
+                data_status=_status(request),
             )
         )
     for bar in _bars(lane.segments, frame.scale):
@@ -284,6 +296,7 @@ def _bar(bar: _Bar, y: float, height: int, frame: _Frame, request: Request | Non
         data_cpu_ms="" if bar.cpu_ns is None else f"{bar.cpu_ns / 1e6:.3f}",
         data_where=short_where(first.where) if first.where else "",
         data_merged=bar.merged if bar.merged > 1 else None,
+        data_status=None if request is None else _status(request),
     )
     if bar.cpu_ns and duration > 0 and width * bar.cpu_ns / duration >= 0.5:
         # The dark strip is the CPU share: the seed's CPU-bound vs waiting, at a glance.

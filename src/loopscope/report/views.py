@@ -5,8 +5,11 @@ The template only lays out what is here; every figure comes from `loopscope.trac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from loopscope.measure.failures import Failure, status_counts
+from loopscope.report import failures as failing
 from loopscope.report.explain import explain
 from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
 from loopscope.report.words import format_duration, place, verdict_text
@@ -55,11 +58,18 @@ class RunView:
     pool: list[tuple[str, str]]
     pool_waits: list[dict[str, str]]
     svg: str
+    failed: int = 0
+    failure_warning: str | None = None
+    failures: tuple[str, ...] = ()
+    failure_notes: dict[str, str] = field(default_factory=dict)
 
 
-def run_view(trace: Trace, svg: str) -> RunView:
-    """The view of `trace`, with its already rendered timeline `svg`."""
+def run_view(trace: Trace, svg: str, failures: Sequence[Failure] | None = None) -> RunView:
+    """The view of `trace`, with its already rendered timeline `svg`; `failures` carry the
+    causes of failed requests (default: what the trace alone tells)."""
     run = trace.run
+    failed = failing.failures_of(trace, failures)
+    notes = {v.route: failing.route_failure_note(trace, v.route, failed) for v in verdicts(trace)}
     latencies = sorted(r.latency_ns for r in trace.requests)
     busy = loop_utilisation(trace)
     return RunView(
@@ -86,6 +96,7 @@ def run_view(trace: Trace, svg: str) -> RunView:
                 "p90": format_duration(s.p90),
                 "p99": format_duration(s.p99),
                 "max": format_duration(s.max),
+                "status": status_counts(trace.requests, route),
             }
             for route, s in latency_percentiles(trace).items()
         ],
@@ -108,6 +119,10 @@ def run_view(trace: Trace, svg: str) -> RunView:
         pool=_pool(trace),
         pool_waits=_pool_waits(trace),
         svg=svg,
+        failed=failing.failed_count(trace),
+        failure_warning=failing.failure_warning(trace),
+        failures=tuple(failing.failure_line(f) for f in failed),
+        failure_notes={route: note for route, note in notes.items() if note},
     )
 
 

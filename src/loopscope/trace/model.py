@@ -207,6 +207,32 @@ class ProbeFailure:
     count: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """`count` requests to `route` (method and template) that failed alike: `status` (`None`:
+    no answer), and the cause where known: the exception's type and message, and where the app
+    raised it."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    route: str
+    status: int | None
+    count: int
+    error_type: str | None = None
+    message: str | None = None
+    where: str | None = None
+
+    @property
+    def cause(self) -> str:
+        """`RuntimeError: boom at app/x.py:12`, or what is known of it; empty if nothing is."""
+        text = self.error_type or ""
+        if self.message:
+            text = f"{text}: {self.message}" if text else self.message
+        if self.where:
+            text = f"{text} at {self.where}" if text else f"at {self.where}"
+        return text
+
+
 @dataclass(slots=True)
 class Run:
     """What was run, how, and on what: everything needed to read the trace a year later."""
@@ -234,6 +260,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     probe: dict[str, int] = field(default_factory=dict)
     probe_failures: list[ProbeFailure] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
 
 @dataclass(slots=True)
