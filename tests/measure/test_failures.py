@@ -80,10 +80,10 @@ def test_exceptions_pair_with_the_500s_in_finishing_order_and_the_rest_keep_thei
         ServerException("ValueError", "a", "a.py:2"),
     ]
     assert summarize_failures(requests, logged) == [
-        Failure("/a", 500, 1, "ValueError", "a", "a.py:2"),
-        Failure("/b", 500, 1, "KeyError", "'b'", "b.py:1"),
-        Failure("/d", None, 1, "ServerDisconnectedError", "Server disconnected"),
-        Failure("/e", 503, 1),
+        Failure("GET /a", 500, 1, "ValueError", "a", "a.py:2"),
+        Failure("GET /b", 500, 1, "KeyError", "'b'", "b.py:1"),
+        Failure("GET /d", None, 1, "ServerDisconnectedError", "Server disconnected"),
+        Failure("GET /e", 503, 1),
     ]
 
 

@@ -31,12 +31,14 @@ def _text(trace: Trace, failures: list[Failure] | None) -> str:
 
 def test_the_summary_gives_each_failing_routes_statuses_and_cause() -> None:
     causes = [
-        Failure("/pay", 500, 2, "KeyError", "'card'", "shop/pay.py:9"),
-        Failure("/ok", None, 1, "ClientOSError", "reset"),
+        Failure("GET /pay", 500, 2, "KeyError", "'card'", "shop/pay.py:9"),
+        Failure("POST /ok", None, 1, "ClientOSError", "reset"),
     ]
     text = _text(_trace(), causes)
-    assert "│ /pay  │     2 │" in text and "500×2" in text
-    assert "200×1, no answer×1" in text
+    assert "│ GET /pay │     2 │" in text and "500×2" in text
+    # GET and POST on one path are two routes, each with its own statuses.
+    assert "│ GET /ok  │     1 │" in text and "│ POST /ok │     1 │" in text
+    assert "no answer×1" in text and "200×1" in text
     assert "KeyError: 'card' at shop/pay.py:9" in text
     assert "FAILED 2 of 2 (500×2): KeyError: 'card' at shop/pay.py:9" in text
     assert "3 of 4 requests failed (5xx or no answer)" in text

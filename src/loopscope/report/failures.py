@@ -60,7 +60,7 @@ def route_failure_note(trace: Trace, route: str, failures: Sequence[Failure]) ->
     if not mine:
         return None
     failed = sum(f.count for f in mine)
-    total = sum(1 for r in trace.requests if r.route == route)
+    total = sum(1 for r in trace.requests if r.endpoint == route)
     causes = "; ".join(dict.fromkeys(f.cause for f in mine if f.cause)) or "cause unknown"
     return f"FAILED {failed} of {total} ({', '.join(status_text(f) for f in mine)}): {causes}"
 

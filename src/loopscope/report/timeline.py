@@ -94,7 +94,9 @@ def render_timelines(traces: list[Trace], shared_scale: bool = True) -> list[str
 def render_timeline(trace: Trace, span_ns: int | None = None) -> str:
     """The SVG timeline of one run, `span_ns` wide (default: the run's own span)."""
     span = max(span_ns or _visible_ns(trace), 1)
-    frame = _Frame(_origin(trace), PLOT_W / (span * 1.02), {r.id: r.route for r in trace.requests})
+    frame = _Frame(
+        _origin(trace), PLOT_W / (span * 1.02), {r.id: r.endpoint for r in trace.requests}
+    )
     lanes = _lanes(trace)
     body: list[str] = []
     y = LEGEND_H + MARK_H
@@ -193,8 +195,8 @@ def _status(request: Request) -> str:
 def _request_label(request: Request) -> str:
     """`R3 /boom`, with the status first when it is an error, so it survives truncation."""
     if request.status is not None and request.status < 400:
-        return f"{request.id} {request.route}"
-    return f"{request.id} {_status(request)} {request.route}"
+        return f"{request.id} {request.endpoint}"
+    return f"{request.id} {_status(request)} {request.endpoint}"
 
 
 def _natural(key: str) -> list[int | str]:
