@@ -8,10 +8,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py src/loopscope/probe/_speedups.c
+TEST_PACKAGES := $(wildcard tests/packages/*/pyproject.toml tests/packages/*/*/*.py)
+
+$(STAMP): pyproject.toml setup.py src/loopscope/probe/_speedups.c $(TEST_PACKAGES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# Test fixtures that must be real installed libraries (in site-packages, not editable).
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps ./tests/packages/hashroute
 	touch $(STAMP)
 
 demo: setup

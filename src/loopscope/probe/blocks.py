@@ -8,6 +8,7 @@ clock, its `kind` from the GC pauses it overlaps, and `delayed` from the other r
 from __future__ import annotations
 
 import bisect
+import os
 
 from loopscope.probe.recorder import RequestRecord, StackSamples, Step
 from loopscope.trace.model import LoopBlock, PoolCall
@@ -50,7 +51,20 @@ def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
         runnable = samples.runnable_ns(start, end)
         if runnable is not None and cpu is not None:
             runnable = min(runnable, end - start - cpu)
-    return LoopBlock(start, end, cpu, request_id, where, stack, runnable_ns=runnable, inner=inner)
+        process_cpu = samples.process_cpu_ns(start, end, os.cpu_count() or 1)
+        if process_cpu is not None and cpu is not None:
+            process_cpu = max(process_cpu, cpu)  # the loop thread's own is part of it
+    return LoopBlock(
+        start,
+        end,
+        cpu,
+        request_id,
+        where,
+        stack,
+        runnable_ns=runnable,
+        inner=inner,
+        process_cpu_ns=process_cpu,
+    )
 
 
 def attribute_to_lone_request(block: LoopBlock, requests: dict[str, RequestRecord]) -> None:

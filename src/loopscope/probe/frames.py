@@ -35,7 +35,7 @@ MACHINERY = frozenset(
     {
         "uvicorn", "starlette", "fastapi", "anyio", "sniffio", "h11", "httptools", "uvloop",
         "websockets", "wsproto", "gunicorn", "uvicorn_worker", "loopscope", "_pytest", "pytest",
-        "pluggy", "httpx", "httpcore",
+        "pluggy", "httpx", "httpcore", "click", "watchfiles",
     }
 )  # fmt: skip
 """Top-level packages that serve requests rather than do a request's work: never blamed."""

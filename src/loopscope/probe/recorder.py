@@ -83,6 +83,11 @@ class StackSamples:
     # busy machine.
     runq_first: tuple[int, int] | None = None
     runq_last: tuple[int, int] | None = None
+    # The whole process's CPU clock at the first and last sample: a loop thread that waits
+    # while other threads of the process compute (a C library's own threads) is not waiting on
+    # I/O.
+    process_first: tuple[int, int] | None = None
+    process_last: tuple[int, int] | None = None
     count: int = 0
     lines: Counter[str | None] = field(default_factory=Counter)
     stacks: dict[str | None, list[str]] = field(default_factory=dict)
@@ -106,21 +111,40 @@ class StackSamples:
             self.runq_first = (t_ns, runq_ns)
         self.runq_last = (t_ns, runq_ns)
 
+    def note_process_cpu(self, t_ns: int, cpu_ns: int) -> None:
+        """Keep the process's CPU clock read at `t_ns` (first and last reading)."""
+        if self.process_first is None:
+            self.process_first = (t_ns, cpu_ns)
+        self.process_last = (t_ns, cpu_ns)
+
     def runnable_ns(self, start_ns: int, end_ns: int) -> int | None:
         """Run-queue time over `start_ns`→`end_ns`, scaled from the readings taken within it."""
-        if self.runq_first is None or self.runq_last is None:
-            return None
-        (t0, r0), (t1, r1) = self.runq_first, self.runq_last
-        if t1 <= t0:
-            return None
-        share = min(1.0, (r1 - r0) / (t1 - t0))
-        return int(share * (end_ns - start_ns))
+        return _scaled(self.runq_first, self.runq_last, start_ns, end_ns, 1.0)
+
+    def process_cpu_ns(self, start_ns: int, end_ns: int, cores: int) -> int | None:
+        """The process's CPU time over `start_ns`→`end_ns` (all its threads), scaled from the
+        readings taken within it; at most `cores` × the interval."""
+        return _scaled(self.process_first, self.process_last, start_ns, end_ns, float(cores))
 
     def best(self) -> tuple[str | None, list[str], str | None]:
         """The line seen most often, with the last stack and library line seen there."""
         ranked = [line for line, _ in self.lines.most_common() if line is not None]
         where = ranked[0] if ranked else None
         return where, list(self.stacks.get(where, [])), self.inners.get(where)
+
+
+def _scaled(
+    first: tuple[int, int] | None,
+    last: tuple[int, int] | None,
+    start_ns: int,
+    end_ns: int,
+    most: float,
+) -> int | None:
+    """A clock's rate between two readings, applied to `start_ns`→`end_ns`."""
+    if first is None or last is None or last[0] <= first[0]:
+        return None
+    share = min(most, (last[1] - first[1]) / (last[0] - first[0]))
+    return int(max(0.0, share) * (end_ns - start_ns))
 
 
 class Recorder:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import os
 import threading
 import time
 from collections import deque
@@ -212,6 +213,7 @@ class Watchdog:
         if self._clock.current_step == start:
             samples.add(where, stack, inner)
             samples.note_runq(now, runq)
+            samples.note_process_cpu(now, time.process_time_ns())
 
     def _watch_heartbeat(self, now: int, cpu: int | None) -> None:
         pending = self._pending
@@ -236,6 +238,7 @@ class Watchdog:
             stretch.last_ns, stretch.last_cpu = now, cpu
             self._sample_into(stretch.samples)
             stretch.samples.note_runq(now, self._runq())
+            stretch.samples.note_process_cpu(now, time.process_time_ns())
 
     def _check_gil_stall(self, now: int, cpu: int | None) -> None:
         """Catch a stall that held the GIL (a big GC, a C extension) and so starved this thread.
@@ -280,6 +283,7 @@ class Watchdog:
                 cpu = max(0, min(cpu_end - cpu_start, end - start))
             where, stack, inner = stretch.samples.best()
             runnable = stretch.samples.runnable_ns(start, end)
+            process_cpu = stretch.samples.process_cpu_ns(start, end, os.cpu_count() or 1)
             if runnable is not None and cpu is not None:
                 runnable = min(runnable, end - start - cpu)
             block = LoopBlock(
@@ -291,5 +295,6 @@ class Watchdog:
                 stack,
                 runnable_ns=runnable,
                 inner=inner,
+                process_cpu_ns=process_cpu,
             )
             self._recorder.watch_blocks.append(block)

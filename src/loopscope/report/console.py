@@ -11,7 +11,13 @@ from rich.table import Table
 
 from loopscope.measure.failures import Failure, status_counts
 from loopscope.report import failures as failing
-from loopscope.report.words import MAIN_STORY_SHARE, format_duration, place, verdict_text
+from loopscope.report.words import (
+    MAIN_STORY_SHARE,
+    block_kind,
+    format_duration,
+    place,
+    verdict_text,
+)
 from loopscope.trace import analysis, saturation, verdicts
 from loopscope.trace.model import Trace
 
@@ -117,7 +123,11 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
     )
     latency = Table(title="Latency per route (client side)", title_justify="left")
     for column in ("route", "count", "p50", "p90", "p99", "max", "status"):
-        latency.add_column(column, justify="left" if column in ("route", "status") else "right")
+        latency.add_column(
+            column,
+            justify="left" if column in ("route", "status") else "right",
+            overflow="fold" if column in ("route", "status") else "ellipsis",
+        )
     for route, stats in analysis.latency_percentiles(trace).items():
         latency.add_row(
             escape(route),
@@ -133,22 +143,17 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
     groups = analysis.top_loop_blocks(trace)
     if groups:
         table = Table(title="Top loop-block locations", title_justify="left", box=box.SIMPLE_HEAD)
-        # A `path:line` is the answer: wrapped if it must be, never cut to `shop/repo.p…`.
-        widest = max(len(place(g.where, g.inner)) for g in groups)
-        table.add_column("where", overflow="fold", min_width=min(widest, 60))
-        table.add_column("kind")
-        table.add_column("count", justify="right")
-        table.add_column("total (CPU / waiting)", overflow="fold", min_width=22)
-        table.add_column("routes", overflow="fold")
+        # A `path:line` is the answer: lines break between words, never inside one (rich
+        # crops a column that was given a minimum width it cannot keep, so none is given).
+        table.add_column("where (routes)", overflow="fold")
+        table.add_column("kind, count, total (CPU / waiting)", overflow="fold", ratio=1)
         for g in groups:
             cpu = "?" if g.cpu_ns is None else format_duration(g.cpu_ns)
             wait = "?" if g.wait_ns is None else format_duration(g.wait_ns)
+            kind = block_kind(g.cpu_bound, g.waits_on_threads, g.kind == "gc")
             table.add_row(
-                escape(place(g.where, g.inner)),
-                g.kind if g.kind == "gc" else ("CPU" if g.cpu_bound else "I/O wait"),
-                str(g.count),
-                f"{format_duration(g.total_ns)} ({cpu} / {wait})",
-                escape("\n".join(g.routes)),
+                escape(place(g.where, g.inner)) + "".join(f"\n  {escape(r)}" for r in g.routes),
+                f"{kind}, {g.count}×, {format_duration(g.total_ns)} ({cpu} / {wait})",
             )
         out.append(table)
     pool = saturation.pool_saturation(trace)
@@ -169,8 +174,8 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
             line += "no request waited for a token."
         out.append(line)
     table = Table(title="Verdicts", title_justify="left", show_header=False)
-    table.add_column("route", style="bold")
-    table.add_column("verdict")
+    table.add_column("route", style="bold", overflow="fold")
+    table.add_column("verdict", overflow="fold")
     for v in verdicts.verdicts(trace):
         note = failing.route_failure_note(trace, v.route, failed)
         said = escape(verdict_text(v))

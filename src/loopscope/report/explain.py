@@ -151,6 +151,12 @@ def _nature(group: BlockGroup) -> str:
     cpu = format_duration(group.cpu_ns)
     if group.cpu_bound:
         return f"CPU work, not waiting: {cpu} of CPU"
+    other = group.other_threads_cpu_ns
+    if group.waits_on_threads and other is not None:
+        return (
+            f"the loop thread waited ({cpu} of its CPU) while other threads of the process "
+            f"computed for {format_duration(other)}"
+        )
     return f"waiting, not CPU: {cpu} of CPU"
 
 

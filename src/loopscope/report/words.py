@@ -45,9 +45,21 @@ def place(where: str | None, inner: str | None) -> str:
     return f"{shown} → {inner}" if inner else shown
 
 
+def block_kind(cpu_bound: bool | None, waits_on_threads: bool, gc: bool) -> str:
+    """A group of loop blocks' kind in a word or two: `CPU`, `CPU (threads)`, `I/O wait`."""
+    if gc:
+        return "gc"
+    if cpu_bound:
+        return "CPU"
+    if waits_on_threads:
+        return "CPU (threads)"
+    return "I/O wait" if cpu_bound is False else "?"
+
+
 # The fix for each kind of loop block, in the words `trace`, the report and `audit` share.
 FIXES = {
     "cpu-bound": "offload to a process pool",
+    "cpu-in-threads": "CPU work in other threads: offload the call (run_in_threadpool)",
     "io-wait": "I/O wait: await an async driver or offload it",
     "blocks-loop": "offload it or use an async API",
 }
@@ -58,7 +70,7 @@ def verdict_text(verdict: Verdict) -> str:
     threshold = f" ({verdict.block_ms:g} ms)" if verdict.block_ms else ""
     total = format_duration(verdict.total_ns)
     kind = verdict.kind
-    if kind in ("cpu-bound", "io-wait", "blocks-loop", "gc"):
+    if kind in ("cpu-bound", "cpu-in-threads", "io-wait", "blocks-loop", "gc"):
         how = (
             f"1 time, {total}" if verdict.count == 1 else f"{verdict.count} times, {total} in total"
         )
@@ -67,6 +79,11 @@ def verdict_text(verdict: Verdict) -> str:
             return f"garbage collection held the loop during this route ({how})"
         if kind == "cpu-bound":
             return f"CPU-bound at {at} ({how}) — {FIXES[kind]}"
+        if kind == "cpu-in-threads":
+            return (
+                f"blocks the event loop at {at} ({how}), waiting while other threads of the "
+                f"process computed — {FIXES[kind]}"
+            )
         return f"blocks the event loop at {at} ({how}) — {FIXES[kind]}"
     if kind == "pool-wait":
         times = "once" if verdict.count == 1 else f"{verdict.count} times"

@@ -58,6 +58,22 @@ class BlockGroup:
     delayed: int
     runnable_ns: int = 0
     inner: str | None = None
+    process_cpu_ns: int | None = None
+
+    @property
+    def other_threads_cpu_ns(self) -> int | None:
+        """CPU time other threads of the process spent while the loop was stuck here."""
+        if self.process_cpu_ns is None or self.cpu_ns is None:
+            return None
+        return max(0, self.process_cpu_ns - self.cpu_ns)
+
+    @property
+    def waits_on_threads(self) -> bool:
+        """Whether the loop thread mostly waited while other threads of the process computed
+        (a library's own worker threads): CPU work, done elsewhere, not I/O."""
+        other = self.other_threads_cpu_ns
+        stuck = self.total_ns - self.runnable_ns
+        return bool(self.cpu_bound is False and other and other >= CPU_BOUND_SHARE * stuck)
 
     @property
     def cpu_bound(self) -> bool | None:
@@ -210,6 +226,7 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
     culprits = {routes[b.request_id] for b in blocks if b.request_id in routes}
     delayed = {d for b in blocks for d in b.delayed}
     inners = Counter(b.inner for b in blocks if b.inner is not None)
+    processes = [b.process_cpu_ns for b in blocks if b.process_cpu_ns is not None]
     return BlockGroup(
         where=where,
         kind="gc" if all(b.kind == "gc" for b in blocks) else "code",
@@ -222,4 +239,5 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
         delayed=len(delayed),
         runnable_ns=runnable,
         inner=inners.most_common(1)[0][0] if inners else None,
+        process_cpu_ns=sum(processes) if len(processes) == len(blocks) else None,
     )

@@ -140,7 +140,10 @@ class LoopBlock:
     wall minus CPU minus runnable is what the thread really spent waiting. `inner`, where an
     installed library did the work, is its innermost line below `where`
     (`argon2/low_level.py:102`); `where` is then the user's line, or, in a route a library
-    provides, the library's own last line (`fastapi_users/manager.py:376`).
+    provides, the library's own last line (`fastapi_users/manager.py:376`). `process_cpu_ns`,
+    where measured, is the CPU time of the whole server process during the block: far above
+    `cpu_ns`, the loop thread was waiting on work in other threads (a library's own), not on
+    I/O.
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -155,6 +158,7 @@ class LoopBlock:
     delayed: list[str] = field(default_factory=list)
     runnable_ns: int | None = None
     inner: str | None = None
+    process_cpu_ns: int | None = None
 
     @property
     def duration_ns(self) -> int:

@@ -18,6 +18,7 @@ from loopscope.trace.saturation import PoolWaits, pool_saturation
 
 VerdictKind = Literal[
     "cpu-bound",
+    "cpu-in-threads",
     "io-wait",
     "blocks-loop",
     "gc",
@@ -99,6 +100,8 @@ def _block_verdict(route: str, blocks: list[LoopBlock], block_ms: float | None) 
         kind = "gc"
     elif worst.cpu_bound:
         kind = "cpu-bound"
+    elif worst.waits_on_threads:
+        kind = "cpu-in-threads"
     elif worst.cpu_bound is False:
         kind = "io-wait"
     return Verdict(
