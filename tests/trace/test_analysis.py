@@ -286,7 +286,7 @@ def test_verdicts_shorten_absolute_paths_and_name_unknown_lines() -> None:
         "blocks the event loop at shop/repo.py:7 (1 time, 500 ms)"
     )
     assert first.where == "/srv/app/shop/repo.py:7"
-    assert verdict_text(second).startswith("CPU-bound at an unknown line")
+    assert verdict_text(second).startswith("CPU-bound at a line not sampled")
     assert second.where is None
 
 

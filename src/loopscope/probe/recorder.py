@@ -92,16 +92,20 @@ class StackSamples:
     lines: Counter[str | None] = field(default_factory=Counter)
     stacks: dict[str | None, list[str]] = field(default_factory=dict)
     inners: dict[str | None, str | None] = field(default_factory=dict)
+    taken: list[tuple[int, str | None]] = field(default_factory=list)
 
-    def add(self, where: str | None, stack: list[str], inner: str | None = None) -> None:
-        """Count one sample: `where` is the frame to blame (`loopscope.probe.frames`), `stack`
-        innermost last, `inner` the library line below it."""
+    def add(
+        self, where: str | None, stack: list[str], inner: str | None = None, t_ns: int = 0
+    ) -> None:
+        """Count one sample taken at `t_ns`: `where` is the frame to blame
+        (`loopscope.probe.frames`), `stack` innermost last, `inner` the library line below."""
         if self.count >= SAMPLES_PER_STALL:
             return
         self.count += 1
         self.lines[where] += 1
         self.stacks[where] = stack
         self.inners[where] = inner
+        self.taken.append((t_ns, where))
 
     def note_runq(self, t_ns: int, runq_ns: int | None) -> None:
         """Keep the run-queue delay read at `t_ns` (first and last reading)."""
@@ -126,10 +130,22 @@ class StackSamples:
         readings taken within it; at most `cores` × the interval."""
         return _scaled(self.process_first, self.process_last, start_ns, end_ns, float(cores))
 
-    def best(self) -> tuple[str | None, list[str], str | None]:
-        """The line seen most often, with the last stack and library line seen there."""
-        ranked = [line for line, _ in self.lines.most_common() if line is not None]
-        where = ranked[0] if ranked else None
+    def best(self, before_ns: int | None = None) -> tuple[str | None, list[str], str | None]:
+        """The line seen most often (the first seen among equals), with the last stack and
+        library line seen there; `None` when no sample named a line.
+
+        A sample with no line counts too: one late sample of an innocent line must not outvote
+        many that found no line to blame. With `before_ns`, samples taken from then on (which
+        may have caught the loop after it got going again) count only if no other was taken.
+        """
+        lines = self.lines
+        if before_ns is not None:
+            early = Counter(where for t, where in self.taken if t < before_ns)
+            if early:
+                lines = early
+        if not lines:
+            return None, [], None
+        where = lines.most_common(1)[0][0]
         return where, list(self.stacks.get(where, [])), self.inners.get(where)
 
 

@@ -194,7 +194,7 @@ class Watchdog:
 
     def _sample_into(self, samples: StackSamples | None) -> None:
         if samples is not None:
-            samples.add(*self._namer.sample(self._loop_thread))
+            samples.add(*self._namer.sample(self._loop_thread), t_ns=time.monotonic_ns())
 
     def _watch_step(self, now: int) -> None:
         start = self._clock.current_step
@@ -211,7 +211,7 @@ class Watchdog:
         runq = self._runq()
         # The step may have ended while we looked; a late sample would blame the next step.
         if self._clock.current_step == start:
-            samples.add(where, stack, inner)
+            samples.add(where, stack, inner, now)
             samples.note_runq(now, runq)
             samples.note_process_cpu(now, time.process_time_ns())
 
@@ -281,7 +281,10 @@ class Watchdog:
             cpu = None
             if cpu_start is not None and cpu_end is not None:
                 cpu = max(0, min(cpu_end - cpu_start, end - start))
-            where, stack, inner = stretch.samples.best()
+            # A sample in the last tick before the heartbeat ran may have caught the loop after
+            # the stall, running whatever came next.
+            late = pending.ran - int(self._interval * 1e9)
+            where, stack, inner = stretch.samples.best(before_ns=late)
             runnable = stretch.samples.runnable_ns(start, end)
             process_cpu = stretch.samples.process_cpu_ns(start, end, os.cpu_count() or 1)
             if runnable is not None and cpu is not None:

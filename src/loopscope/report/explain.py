@@ -7,7 +7,7 @@ for how long, and who waited for it, so a reader can match the run to the seed's
 
 from __future__ import annotations
 
-from loopscope.report.words import MAIN_STORY_SHARE, format_duration, place
+from loopscope.report.words import MAIN_STORY_SHARE, NOT_SAMPLED, format_duration, place
 from loopscope.trace.analysis import (
     UNKNOWN_WHERE,
     BlockGroup,
@@ -141,7 +141,7 @@ def _place(group: BlockGroup) -> str:
     if group.kind == "gc":
         return "by garbage collection"
     if group.where == UNKNOWN_WHERE:
-        return "at an unknown line"
+        return f"at {NOT_SAMPLED}"
     return f"at {place(group.where, group.inner)}"
 
 

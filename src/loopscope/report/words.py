@@ -10,6 +10,9 @@ from __future__ import annotations
 from loopscope.trace.analysis import UNKNOWN_WHERE
 from loopscope.trace.verdicts import Verdict
 
+NOT_SAMPLED = "a line not sampled (no stack sample caught the loop while it was stuck)"
+"""What is said where no stack sample named a line: never a guess."""
+
 MAIN_STORY_SHARE = 0.25
 """Loop blocks that add up to this share of the run's makespan are the run's main story: the
 summary leads with them."""
@@ -74,7 +77,7 @@ def verdict_text(verdict: Verdict) -> str:
         how = (
             f"1 time, {total}" if verdict.count == 1 else f"{verdict.count} times, {total} in total"
         )
-        at = place(verdict.where, verdict.inner) if verdict.where else "an unknown line"
+        at = place(verdict.where, verdict.inner) if verdict.where else NOT_SAMPLED
         if kind == "gc":
             return f"garbage collection held the loop during this route ({how})"
         if kind == "cpu-bound":
