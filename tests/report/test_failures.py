@@ -63,5 +63,5 @@ def test_the_html_report_warns_and_labels_each_failed_request() -> None:
     html = render_html([_trace()], failures=[[Failure("/pay", 500, 2, "KeyError", "'card'")]])
     assert 'class="failures" role="alert"' in html
     assert "/pay 500×2: KeyError: &#39;card&#39;" in html
-    assert ">R1 500 /pay<" in html and ">R4 no answer /ok<" in html
+    assert ">R1 500 GET /pay<" in html and ">R4 no answer POST /ok<" in html
     assert ">R3 /ok<" in html
