@@ -64,4 +64,4 @@ def test_the_html_report_warns_and_labels_each_failed_request() -> None:
     assert 'class="failures" role="alert"' in html
     assert "/pay 500×2: KeyError: &#39;card&#39;" in html
     assert ">R1 500 GET /pay<" in html and ">R4 no answer POST /ok<" in html
-    assert ">R3 /ok<" in html
+    assert ">R3 GET /ok<" in html
