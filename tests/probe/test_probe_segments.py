@@ -6,7 +6,7 @@ stamped them; no clock is read here.
 
 from __future__ import annotations
 
-from loopscope.probe.blocks import attribute_to_lone_request
+from loopscope.probe.blocks import attribute_to_lone_request, block_from_step
 from loopscope.probe.collect import server_record
 from loopscope.probe.recorder import Recorder, RequestRecord, StackSamples
 from loopscope.trace.model import LoopBlock, PoolCall
@@ -198,3 +198,22 @@ def test_a_heartbeat_block_with_no_request_goes_to_the_one_request_in_flight() -
     unclear = LoopBlock(at(20), at(50), None, None, None, [])
     attribute_to_lone_request(unclear, requests)
     assert unclear.request_id is None
+
+
+def test_a_long_step_no_sample_caught_is_a_block_with_no_line_and_no_guess() -> None:
+    block = block_from_step((at(0), at(50), 0, "r", 0), None)
+    assert (block.where, block.inner, block.stack) == (None, None, [])
+    assert (block.cpu_ns, block.runnable_ns, block.process_cpu_ns) == (None, None, None)
+
+
+def test_a_late_sample_does_not_outvote_samples_that_found_no_line() -> None:
+    samples = StackSamples()
+    for t in range(3):
+        samples.add(None, ["argon2/low_level.py:102 in hash_secret"], None, at(t))
+    samples.add("app.py:9", ["app.py:9 in after"], None, at(10))
+    assert samples.best()[0] is None
+    assert samples.best(before_ns=at(10))[0] is None
+    lone = StackSamples()
+    lone.add("app.py:9", ["app.py:9 in after"], None, at(10))
+    assert lone.best(before_ns=at(10))[0] is None  # a late sample alone is no culprit
+    assert lone.best()[0] == "app.py:9"  # precise mode: taken while the step still ran

@@ -43,8 +43,7 @@ def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
     """The `LoopBlock` of one long step, with the watchdog's line, stack and CPU estimate."""
     start, end, cpu_end, request_id, _ = step
     where, stack, inner = samples.best() if samples is not None else (None, [], None)
-    cpu = None
-    runnable = None
+    cpu = runnable = process_cpu = None
     if samples is not None:
         if samples.cpu_start_ns is not None and cpu_end:
             cpu = max(0, min(cpu_end - samples.cpu_start_ns, end - start))

@@ -64,7 +64,7 @@ class Probe:
         self._loop_hooks = LoopHooks(
             self.recorder, long_step_ns=block_ns // 2, backend=self._backend
         )
-        self._pool_hooks = PoolHooks(self.recorder, self._count_hop)
+        self._pool_hooks = PoolHooks(self.recorder, self._count_hop, self._namer)
         self._gc = GcWatch(self.recorder)
         self._watchdog: Watchdog | None = None
         self._observed: asyncio.AbstractEventLoop | None = None

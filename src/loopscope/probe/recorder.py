@@ -136,13 +136,12 @@ class StackSamples:
 
         A sample with no line counts too: one late sample of an innocent line must not outvote
         many that found no line to blame. With `before_ns`, samples taken from then on (which
-        may have caught the loop after it got going again) count only if no other was taken.
+        may have caught the loop after it got going again) do not count: no sample is no line,
+        never a guess.
         """
         lines = self.lines
         if before_ns is not None:
-            early = Counter(where for t, where in self.taken if t < before_ns)
-            if early:
-                lines = early
+            lines = Counter(where for t, where in self.taken if t < before_ns)
         if not lines:
             return None, [], None
         where = lines.most_common(1)[0][0]

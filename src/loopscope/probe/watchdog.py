@@ -282,7 +282,7 @@ class Watchdog:
             if cpu_start is not None and cpu_end is not None:
                 cpu = max(0, min(cpu_end - cpu_start, end - start))
             # A sample in the last tick before the heartbeat ran may have caught the loop after
-            # the stall, running whatever came next.
+            # the stall, running whatever came next: it names no culprit.
             late = pending.ran - int(self._interval * 1e9)
             where, stack, inner = stretch.samples.best(before_ns=late)
             runnable = stretch.samples.runnable_ns(start, end)

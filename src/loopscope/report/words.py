@@ -68,6 +68,26 @@ FIXES = {
 }
 
 
+def pool_part_name(func: str) -> str:
+    """A function that ran in the pool, named for people: `get_jwt_strategy`, or "response
+    validation" for FastAPI's second trip of a `def` endpoint."""
+    if func.startswith("fastapi.") and ("validate" in func or "serialize" in func):
+        return "response validation (FastAPI)"
+    return func.rsplit(".", 1)[-1]
+
+
+def pool_parts(verdict: Verdict) -> str:
+    """Which parts of a route ran in the thread pool, the rest having run on the event loop:
+    `in the thread pool: get_jwt_strategy (users.py:42) ×2, the rest on the event loop`."""
+    if not verdict.in_pool:  # the pool was seen in segments only (the calls were not kept)
+        return "runs in the thread pool"
+    parts = []
+    for part in verdict.in_pool:
+        at = f" ({short_where(part.where)})" if part.where else ""
+        parts.append(f"{pool_part_name(part.func)}{at} ×{part.count}")
+    return f"in the thread pool: {', '.join(parts)}; the rest on the event loop"
+
+
 def verdict_text(verdict: Verdict) -> str:
     """One route's verdict in plain words, with the fix where there is one."""
     threshold = f" ({verdict.block_ms:g} ms)" if verdict.block_ms else ""
@@ -92,11 +112,11 @@ def verdict_text(verdict: Verdict) -> str:
         times = "once" if verdict.count == 1 else f"{verdict.count} times"
         longest = format_duration(verdict.longest_ns)
         return (
-            f"runs in the thread pool; waited for a token {times} (up to {longest}): "
+            f"{pool_parts(verdict)}; waited for a token {times} (up to {longest}): "
             "raise the limiter or make it async"
         )
     if kind == "thread-pool":
-        return f"runs in the thread pool; no loop blocks over the threshold{threshold}"
+        return f"no loop blocks over the threshold{threshold}; {pool_parts(verdict)}"
     if kind == "event-loop":
         return f"runs on the event loop; no loop blocks over the threshold{threshold}"
     return "client view only: no server-side data was recorded for this route"

@@ -171,7 +171,8 @@ class PoolCall:
     """One trip through the thread pool (`anyio.to_thread.run_sync`).
 
     `submitted_ns` → `started_ns` is the token (and thread) wait; `started_ns` → `finished_ns`
-    the run in `thread`; `resumed_ns`, where known, is when the awaiting task ran again.
+    the run in `thread`; `resumed_ns`, where known, is when the awaiting task ran again; `where`
+    is where `func` is defined (`users.py:42`), for the app's and installed libraries' code.
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -184,6 +185,7 @@ class PoolCall:
     thread: str | None
     cpu_ns: int | None = None
     resumed_ns: int | None = None
+    where: str | None = None
 
 
 @dataclass(slots=True)

@@ -3,7 +3,8 @@ neither? `loopscope.report.words.verdict_text` says it in plain words."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import dataclasses
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +34,17 @@ POOL_WAIT_HEAVY_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
+class PoolPart:
+    """One function of a route that ran in the thread pool: its qualified name, where it is
+    defined, and how often it ran (a `def` endpoint, a `def` dependency, an offloaded call, or
+    FastAPI's response validation of a `def` endpoint)."""
+
+    func: str
+    where: str | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """One route's verdict.
 
@@ -40,7 +52,8 @@ class Verdict:
     blocks and `where` the location that held the loop longest (`None`: not caught); for
     `pool-wait` they are its waits for a token and `longest_ns` the longest one; `inner` is the
     installed library's line below `where` that did the work. `block_ms` is the
-    run's loop-block threshold, where one was set.
+    run's loop-block threshold, where one was set. `in_pool` names which parts of the route ran
+    in the thread pool (the rest ran on the event loop).
     """
 
     route: str
@@ -51,6 +64,7 @@ class Verdict:
     longest_ns: int = 0
     block_ms: float | None = None
     inner: str | None = None
+    in_pool: tuple[PoolPart, ...] = ()
 
 
 def verdicts(trace: Trace) -> list[Verdict]:
@@ -76,17 +90,31 @@ def verdicts(trace: Trace) -> list[Verdict]:
         ):
             served.add(request.endpoint)
     block_ms = trace.run.block_ms
+    parts = _pool_parts(trace, route_of)
     result = []
     for route in dict.fromkeys(route_of.values()):
         if blocks[route]:
-            result.append(_block_verdict(route, blocks[route], block_ms))
+            verdict = _block_verdict(route, blocks[route], block_ms)
         elif pool[route]:
-            result.append(_pool_verdict(route, pool[route], latency[route], block_ms))
+            verdict = _pool_verdict(route, pool[route], latency[route], block_ms)
         elif route in served:
-            result.append(Verdict(route, "event-loop", block_ms=block_ms))
+            verdict = Verdict(route, "event-loop", block_ms=block_ms)
         else:
-            result.append(Verdict(route, "client-only"))
+            verdict = Verdict(route, "client-only")
+        result.append(dataclasses.replace(verdict, in_pool=parts.get(route, ())))
     return result
+
+
+def _pool_parts(trace: Trace, route_of: dict[str, str]) -> dict[str, tuple[PoolPart, ...]]:
+    counts: dict[str, Counter[tuple[str, str | None]]] = defaultdict(Counter)
+    for call in trace.pool:
+        route = route_of.get(call.request_id or "")
+        if route is not None:
+            counts[route][(call.func, call.where)] += 1
+    return {
+        route: tuple(PoolPart(func, where, n) for (func, where), n in parts.items())
+        for route, parts in counts.items()
+    }
 
 
 def _block_verdict(route: str, blocks: list[LoopBlock], block_ms: float | None) -> Verdict:
