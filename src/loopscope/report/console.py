@@ -163,7 +163,14 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
             f"Thread pool: {pool.calls} calls, peak {pool.peak_borrowed} of {pool.total_tokens} "
             "tokens in use; "
         )
-        if waited:
+        if waited and pool.peak_waiting == 0 and trace.pool_samples:
+            # The limiter never had a waiter: the time went to handing the call to a thread.
+            longest = format_duration(max(w.max_wait_ns for w in waited))
+            line += (
+                f"no task waited for a token; {len(waited)} requests waited up to {longest} "
+                "for a worker thread to pick their call up (the hand-off, a new thread starting)."
+            )
+        elif waited:
             longest = format_duration(max(w.max_wait_ns for w in waited))
             notice = format_duration(saturation.POOL_WAIT_NOTICE_NS)
             line += (

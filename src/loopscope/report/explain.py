@@ -191,7 +191,13 @@ def _thread_pool(trace: Trace) -> list[str]:
         sentences.append(f"Up to {pool.peak_borrowed} worker threads ran at once.")
     notable = max(NOTABLE_WAIT_NS, 0.05 * makespan_ns(trace))
     waited = [w for w in pool.per_request if w.max_wait_ns >= notable]
-    if waited:
+    if waited and pool.peak_waiting == 0 and trace.pool_samples:
+        longest = format_duration(max(w.max_wait_ns for w in waited))
+        sentences.append(
+            f"No task waited for a thread-pool token, but {_count(len(waited), 'request')} "
+            f"waited up to {longest} for a worker thread to pick their call up (the hand-off)."
+        )
+    elif waited:
         longest = format_duration(max(w.max_wait_ns for w in waited))
         full = (
             f"; all tokens were in use for {format_duration(pool.full_ns)}" if pool.full_ns else ""

@@ -79,8 +79,12 @@ def verdicts(trace: Trace) -> list[Verdict]:
         if block.request_id in route_of:
             blocks[route_of[block.request_id]].append(block)
     pool: dict[str, list[PoolWaits]] = defaultdict(list)
-    for waits in pool_saturation(trace).per_request:
+    saturation = pool_saturation(trace)
+    for waits in saturation.per_request:
         pool[waits.route].append(waits)
+    # Where the limiter was sampled and never had a waiter, a wait before a thread started was
+    # the hand-off to the thread, not a wait for a token.
+    handoff_only = bool(trace.pool_samples) and saturation.peak_waiting == 0
     latency: dict[str, int] = defaultdict(int)
     served: set[str] = set()
     for request in trace.requests:
@@ -95,6 +99,8 @@ def verdicts(trace: Trace) -> list[Verdict]:
     for route in dict.fromkeys(route_of.values()):
         if blocks[route]:
             verdict = _block_verdict(route, blocks[route], block_ms)
+        elif pool[route] and handoff_only:
+            verdict = Verdict(route, "thread-pool", block_ms=block_ms)
         elif pool[route]:
             verdict = _pool_verdict(route, pool[route], latency[route], block_ms)
         elif route in served:
