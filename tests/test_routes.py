@@ -68,3 +68,21 @@ def test_the_block_is_put_on_the_prefix_that_blocks_and_no_other(
     assert f"blocks the event loop at prefixed/main.py:{BLOCK_LINE}" in stdout
     rows = [line for line in stdout.splitlines() if "│ GET /b/items" in line]
     assert rows and "runs on the event loop" in "".join(rows)
+
+
+def test_each_part_of_a_route_is_said_to_run_where_it_ran(tmp_path: Path) -> None:
+    out = tmp_path / "parts.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "loopscope", "trace", "parts:app", "--app-dir", str(APPS),
+         "--hit", "GET /authenticated-route", "--users", "2", "--json", str(out), "--no-html"],
+        capture_output=True, text=True, timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    source = (APPS / "parts.py").read_text().splitlines()
+    defined = next(n for n, line in enumerate(source, 1) if line.startswith("def get_strategy"))
+    assert f"in the thread pool: get_strategy (parts.py:{defined}) ×2" in result.stdout
+    assert "the rest on the event loop" in result.stdout
+    assert "runs in the thread pool;" not in result.stdout
+    trace = load_trace(out)
+    assert {c.where for c in trace.pool} == {f"parts.py:{defined}"}
