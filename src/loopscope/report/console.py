@@ -8,6 +8,7 @@ from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+from loopscope.report.simulated import describe_note
 from loopscope.trace import analysis, saturation, verdicts
 from loopscope.trace.model import Trace
 
@@ -105,6 +106,8 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
         mode = "precise"
     else:
         mode = "watchdog only (uvloop: callbacks cannot be timed)"
+    if run.source == "simulated":
+        mode = "none: [bold yellow]simulated[/] by loopscope's model, not measured"
     out.append(
         f"[bold]{escape(run.app)}[/] on uvicorn ({run.loop}, {run.workers} worker(s), "
         f"{run.threads} thread tokens), {len(trace.requests)} requests, probe: {mode}"
@@ -170,7 +173,7 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
             "an error status: the timings describe error handling, not the routes' real work."
         )
     for note in run.notes:
-        out.append(f"[yellow]note:[/] {escape(note)}")
+        out.append(f"[yellow]note:[/] {escape(describe_note(note))}")
     dropped = run.probe.get("dropped_events", 0)
     errors = run.probe.get("probe_errors", 0)
     if dropped or errors:

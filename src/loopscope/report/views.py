@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from loopscope.report.explain import explain
 from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
+from loopscope.report.simulated import describe_note
 from loopscope.trace.analysis import (
     format_duration,
     has_server_data,
@@ -69,7 +70,7 @@ def run_view(trace: Trace, svg: str) -> RunView:
         source=run.source,
         client_only=not has_server_data(trace),
         facts=_facts(trace),
-        notes=list(run.notes),
+        notes=[describe_note(note) for note in run.notes],
         explanation=" ".join(explain(trace)),
         verdicts=verdicts(trace),
         requests=len(trace.requests),

@@ -1,0 +1,80 @@
+"""A recipe compiled for the engine: runs on the loop, waits, and trips through a pool.
+
+A *run* is what the probe sees as one loop step: the steps a task executes on the loop between
+two points where it gives the loop up (an await, a pool call, the end). Every await and every pool
+trip is followed by a run, possibly empty, because the task must get the loop back to go on; the
+first run is the request's pick-up from the accept queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopscope.sim.recipe import BLOCKING_KINDS, PoolStep, Recipe, Step
+
+NS_PER_MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Steps on the loop, as `(kind, ns)`; `where` names the step most to blame if it blocks."""
+
+    steps: tuple[tuple[str, int], ...]
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A non-blocking wait: `await` (a timer, a socket) or `adb` (the DB works on a core)."""
+
+    kind: str
+    ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """Steps in a worker thread of `kind` (`pool` or `executor`); `label` is the PoolCall's func."""
+
+    kind: str
+    steps: tuple[tuple[str, int], ...]
+    label: str
+
+
+Phase = Run | Wait | Trip
+
+
+def _ns(step: Step) -> tuple[str, int]:
+    return step.kind, round(step.ms * NS_PER_MS)
+
+
+def _where(route: str, steps: list[Step]) -> str:
+    # A block is blamed on its longest blocking wait, else on its longest CPU step.
+    blocking = [s for s in steps if s.kind in BLOCKING_KINDS]
+    culprit = max(blocking or steps, key=lambda s: s.ms, default=None)
+    return f"{route} · {culprit}" if culprit else route
+
+
+def compile_recipe(recipe: Recipe) -> tuple[Phase, ...]:
+    """The phases of `recipe`, always starting and ending with a `Run`."""
+    phases: list[Phase] = []
+    pending: list[Step] = []
+    trips = 0
+
+    def close_run() -> None:
+        steps = [s for s in pending if s.ms > 0]
+        phases.append(Run(tuple(_ns(s) for s in steps), _where(recipe.route, steps)))
+        pending.clear()
+
+    for item in recipe.items:
+        if isinstance(item, PoolStep):
+            close_run()
+            trips += 1
+            label = f"{recipe.route} {item.kind}#{trips}"
+            phases.append(Trip(item.kind, tuple(_ns(s) for s in item.steps if s.ms > 0), label))
+        elif item.kind in ("await", "adb"):
+            close_run()
+            phases.append(Wait(item.kind, _ns(item)[1]))
+        else:
+            pending.append(item)
+    close_run()
+    return tuple(phases)

@@ -1,0 +1,96 @@
+"""The model's two primitives on SimPy: a FIFO semaphore and a worker process's parts.
+
+SimPy's `Resource` costs several events per request; a request in the model takes a loop, a GIL,
+a core or a token many times, so these take a free unit without any event (`try_acquire`) and
+hand a released unit straight to the first waiter. That keeps the model above 20,000 simulated
+requests per second of wall time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import simpy
+
+
+class Semaphore:
+    """`total` units taken first come, first served; waiters carry a tag (a request id)."""
+
+    __slots__ = ("env", "free", "total", "waiters")
+
+    def __init__(self, env: simpy.Environment, total: int) -> None:
+        self.env = env
+        self.total = total
+        self.free = total
+        self.waiters: deque[tuple[simpy.Event, str]] = deque()
+
+    def try_acquire(self) -> bool:
+        """Take a unit if one is free and nobody is queued before us."""
+        if self.free and not self.waiters:
+            self.free -= 1
+            return True
+        return False
+
+    def acquire(self, tag: str = "") -> simpy.Event:
+        """An event that fires when a unit is ours (call after `try_acquire` failed)."""
+        event = self.env.event()
+        self.waiters.append((event, tag))
+        return event
+
+    def release(self) -> None:
+        """Give a unit back; the first waiter, if any, gets it at once."""
+        if self.waiters:
+            self.waiters.popleft()[0].succeed()
+        else:
+            self.free += 1
+
+    @property
+    def borrowed(self) -> int:
+        """Units in use."""
+        return self.total - self.free
+
+
+class Worker:
+    """One server process: its event loop, its GIL, anyio's limiter and the default executor,
+    with the names of the threads each pool has started (idle ones are reused last-in first-out,
+    as anyio's `idle_workers`)."""
+
+    __slots__ = (
+        "active",
+        "executor",
+        "gil",
+        "idle",
+        "index",
+        "lane",
+        "loop",
+        "pid",
+        "pool",
+        "started",
+    )
+
+    def __init__(self, env: simpy.Environment, index: int, threads: int, executor: int) -> None:
+        self.index = index
+        # Virtual pids: a simulated trace names its loop lane like a measured one.
+        self.pid = 1000 + index
+        self.lane = f"loop:{self.pid}"
+        self.loop = Semaphore(env, 1)
+        self.gil = Semaphore(env, 1)
+        self.pool = Semaphore(env, threads)
+        self.executor = Semaphore(env, executor)
+        self.active = 0
+        self.idle: dict[str, list[str]] = {"pool": [], "executor": []}
+        self.started: dict[str, int] = {"pool": 0, "executor": 0}
+
+    def take_thread(self, kind: str, prefix: str) -> str:
+        """A worker thread's name for a call in `kind`: an idle one, or a new one."""
+        idle = self.idle[kind]
+        if idle:
+            return idle.pop()
+        self.started[kind] += 1
+        n = self.started[kind]
+        name = f"AnyIO worker thread #{n}" if kind == "pool" else f"asyncio_{n - 1}"
+        return f"{prefix}{name}"
+
+    def give_thread(self, kind: str, name: str) -> None:
+        """`name` is idle again."""
+        self.idle[kind].append(name)
