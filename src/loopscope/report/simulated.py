@@ -24,9 +24,9 @@ _SETTINGS = {
     "cores": "{} CPU cores, shared by the loops, the worker threads and the database",
     "switch_ms": "Python code of one worker never runs in parallel (the GIL); a thread that "
     "wants it waits at most {} ms for the holder to let go",
-    "send_ms": "{} ms from a client's send to the request being ready for the loop",
-    "reply_ms": "{} ms from the server's answer to the client having it",
-    "gap_ms": "the client starts its users {} ms apart",
+    "client_ms": "the client is one thread that spends {} ms of CPU sending each request",
+    "send_ms": "{} ms from a client's send to the request being ready for the server's loop",
+    "reply_ms": "the client spends {} ms of CPU reading each answer",
     "times": "step times are {}",
     "arrivals": "arrivals: {}",
 }

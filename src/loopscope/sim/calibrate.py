@@ -152,8 +152,9 @@ def _median_ms(values: list[int]) -> float:
 
 
 def fit_client(trace: Trace) -> tuple[float, float, float]:
-    """`(send_ms, reply_ms, gap_ms)`: the least time from send to the loop's pick-up, the median
-    time from the server's end to the client's done, and the users' stagger at the start."""
+    """`(client_ms, send_ms, reply_ms)`: the client's work per send (how far apart its users'
+    first sends are), the least remaining time from send to the loop's pick-up, and the median
+    time from the server's end to the client's done."""
     queued = [s.duration_ns for r in trace.requests for s in r.segments[:1] if s.state == "queued"]
     replies = [
         r.client_done_ns - r.server_end_ns for r in trace.requests if r.server_end_ns is not None
@@ -163,8 +164,9 @@ def fit_client(trace: Trace) -> tuple[float, float, float]:
         if r.user is not None:
             firsts[r.user] = min(firsts.get(r.user, r.client_send_ns), r.client_send_ns)
     sends = sorted(firsts.values())
-    gap = (sends[-1] - sends[0]) / MS / (len(sends) - 1) if len(sends) > 1 else 0.0
-    return (min(queued) / MS if queued else 0.0), max(0.0, _median_ms(replies)), gap
+    client = (sends[-1] - sends[0]) / MS / (len(sends) - 1) if len(sends) > 1 else 0.0
+    send = max(0.0, (min(queued) / MS if queued else 0.0) - client)
+    return client, send, max(0.0, _median_ms(replies))
 
 
 def _hits(trace: Trace) -> tuple[tuple[str, ...], ...]:
@@ -190,16 +192,16 @@ def calibrate(trace: Trace, cores: int = 2) -> Calibration:
             "steps cannot be fitted; record it with `loopscope trace` (the probe is on there)."
         )
     recipes, skipped = fit_recipes(trace)
-    send, reply, gap = fit_client(trace)
+    client, send, reply = fit_client(trace)
     run = trace.run
     server = ServerModel(
         workers=max(1, run.workers),
         threads=run.threads or 40,
         cores=cores,
         block_ms=run.block_ms or 20.0,
+        client_ms=_round(client),
         send_ms=_round(send),
         reply_ms=_round(reply),
-        gap_ms=_round(gap),
     )
     hits = tuple(h for h in (tuple(r for r in u if r in recipes) for u in _hits(trace)) if h)
     load = Load(recipes=recipes, hits_by_user=hits, rounds=max(1, run.rounds), io_ms=run.io_ms)

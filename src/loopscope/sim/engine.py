@@ -33,6 +33,7 @@ from loopscope.sim.settings import Load, ServerModel
 from loopscope.trace.model import LoopBlock, PoolCall, PoolSample, Request, Segment, State
 
 Proc = Generator[simpy.Event, Any, Any]
+_POOLS = {"pool": "pool", "executor": "executor", "thread": "own"}
 MAX_DELAYED = 50
 """At most this many delayed requests are named per loop block (bounded memory)."""
 
@@ -46,12 +47,14 @@ class Engine:
         self.load = load
         self.rng = random.Random(load.seed)
         self.cores = Semaphore(self.env, server.cores)
+        self.client = Semaphore(self.env, 1)
         self.workers = [
             Worker(self.env, i, server.threads, server.executor_size) for i in range(server.workers)
         ]
         self.phases = {route: compile_recipe(r) for route, r in load.recipes.items()}
         self.switch = max(1, round(server.switch_ms * NS_PER_MS))
         self.block = round(server.block_ms * NS_PER_MS)
+        self.sending = round(server.client_ms * NS_PER_MS)
         self.before = round(server.send_ms * NS_PER_MS)
         self.after = round(server.reply_ms * NS_PER_MS)
         self.requests: list[Request] = []
@@ -66,9 +69,8 @@ class Engine:
         if load.rate is not None and load.duration_s is not None:
             self.env.process(self._arrivals(load.rate, load.duration_s))
         else:
-            gap = round(self.server.gap_ms * NS_PER_MS)
             for user, plan in enumerate(self._plans()):
-                self.env.process(self._user(user, plan, user * gap))
+                self.env.process(self._user(user, plan))
         # The trace's records stay alive to the end, so the cycle collector would rescan a
         # growing heap again and again for nothing; pausing it doubles the model's speed.
         collecting = gc.isenabled()
@@ -93,9 +95,7 @@ class Engine:
                         plans[user].append((f"R{number}", routes[k]))
         return plans
 
-    def _user(self, user: int, plan: list[tuple[str, str]], delay: int) -> Proc:
-        if delay:
-            yield self.env.timeout(delay)
+    def _user(self, user: int, plan: list[tuple[str, str]]) -> Proc:
         for rid, route in plan:
             yield from self._serve(rid, route, user)
 
@@ -109,7 +109,7 @@ class Engine:
                 return
             number += 1
             route = self.rng.choice(routes)
-            self.env.process(self._serve(f"R{number}", route, None))
+            self.env.process(self._serve(f"R{number}", route, None, intended=True))
 
     def _time(self, ns: int) -> int:
         if self.server.exponential and ns > 0:
@@ -129,24 +129,14 @@ class Engine:
             cores.release()
             gil.release()
 
-    def _db(self, ns: int) -> Proc:
-        # The database works on a core of its own while the caller waits for it.
+    def _on_core(self, ns: int) -> Proc:
+        # The database (or the client) works on a core while the caller waits for it.
         if not self.cores.try_acquire():
             yield self.cores.acquire()
         yield self.env.timeout(ns)
         self.cores.release()
 
     def _steps(self, worker: Worker, steps: tuple[tuple[str, int], ...]) -> Proc:
-        if len(steps) == 1 and steps[0][0] == "cpu" and not self.server.exponential:
-            # The common case, a short CPU step with the GIL and a core free: one event.
-            ns = steps[0][1]
-            if ns <= self.switch and worker.gil.try_acquire():
-                if self.cores.try_acquire():
-                    yield self.env.timeout(ns)
-                    self.cores.release()
-                    worker.gil.release()
-                    return ns
-                worker.gil.release()
         cpu = 0
         for kind, planned in steps:
             ns = self._time(planned)
@@ -156,7 +146,7 @@ class Engine:
             elif kind == "io":
                 yield self.env.timeout(ns)
             else:
-                yield from self._db(ns)
+                yield from self._on_core(ns)
         return cpu
 
     def _sample(self, worker: Worker) -> None:
@@ -165,9 +155,25 @@ class Engine:
             PoolSample(int(self.env.now), pool.borrowed, pool.total, len(pool.waiters))
         )
 
-    def _serve(self, rid: str, route: str, user: int | None) -> Proc:
+    def _client(self, ns: int) -> Proc:
+        # The client's one thread: its work for one request queues behind its other work.
+        if not self.client.try_acquire():
+            yield self.client.acquire()
+        yield from self._on_core(ns)
+        self.client.release()
+
+    def _serve(self, rid: str, route: str, user: int | None, intended: bool = False) -> Proc:
         env = self.env
         send = int(env.now)
+        if self.sending:
+            # A closed-loop user's send is stamped when the client gets to it; an open-loop
+            # request's latency counts from its intended send time.
+            if not self.client.try_acquire():
+                yield self.client.acquire()
+            if not intended:
+                send = int(env.now)
+            yield from self._on_core(self.sending)
+            self.client.release()
         if self.before:
             yield env.timeout(self.before)
         workers = self.workers
@@ -175,6 +181,7 @@ class Engine:
         worker = workers[0] if len(workers) == 1 else min(workers, key=lambda w: w.active)
         worker.active += 1
         prefix = f"{worker.pid}/" if len(self.workers) > 1 else ""
+        gil, cores = worker.gil, self.cores
         lane = f"request:{rid}"
         segs: list[Segment] = []
         mark = send
@@ -186,6 +193,12 @@ class Engine:
         for phase in self.phases[route]:
             if type(phase) is Run:
                 loop = worker.loop
+                if state == "ready":
+                    # A wake-up takes two turns of the loop: the timer's or the thread's callback
+                    # (`call_soon_threadsafe`) sets the future, which schedules the task's step.
+                    if not loop.try_acquire():
+                        yield loop.acquire(rid)
+                    loop.release()
                 if not loop.try_acquire():
                     yield loop.acquire(rid)
                 start = int(env.now)
@@ -195,7 +208,20 @@ class Engine:
                     server_start = start
                 if call is not None:
                     call.resumed_ns, call = start, None
-                cpu = yield from self._steps(worker, phase.steps)
+                ns = phase.cpu_only
+                if 0 <= ns <= self.switch and not self.server.exponential and gil.try_acquire():
+                    # The common case, a short CPU stretch with the GIL and a core free: one
+                    # event and no generator.
+                    if cores.try_acquire():
+                        yield env.timeout(ns)
+                        cores.release()
+                        gil.release()
+                        cpu = ns
+                    else:
+                        gil.release()
+                        cpu = yield from self._steps(worker, phase.steps)
+                else:
+                    cpu = yield from self._steps(worker, phase.steps)
                 end = int(env.now)
                 # Those queued for the loop now are the ones a block delayed: read before release.
                 delayed = (
@@ -208,8 +234,12 @@ class Engine:
                 steps += 1
                 mark = server_end = end
             elif type(phase) is Wait:
+                if phase.ns == 0 and not worker.loop.waiters and not self.server.exponential:
+                    # A checkpoint (`await sleep(0)`) with nobody else ready: the task goes on at
+                    # once, as asyncio runs it again in the same turn of the loop.
+                    continue
                 if phase.kind == "adb":
-                    yield from self._db(self._time(phase.ns))
+                    yield from self._on_core(self._time(phase.ns))
                 else:
                     yield env.timeout(self._time(phase.ns))
                 woke = int(env.now)
@@ -220,7 +250,7 @@ class Engine:
                 assert type(phase) is Trip
                 hops += 1
                 anyio = phase.kind == "pool"
-                sem = worker.pool if anyio else worker.executor
+                sem = worker.pool if anyio else getattr(worker, _POOLS[phase.kind])
                 if not sem.try_acquire():
                     if anyio:
                         self._sample(worker)
@@ -247,7 +277,7 @@ class Engine:
                 mark, state = finished, "ready"
         worker.active -= 1
         if self.after:
-            yield env.timeout(self.after)
+            yield from self._client(self.after)
         done = int(env.now)
         self.requests.append(
             Request(

@@ -22,6 +22,13 @@ class Run:
     steps: tuple[tuple[str, int], ...]
     where: str
 
+    @property
+    def cpu_only(self) -> int:
+        """The run's time if it is one `cpu` step (the engine's fast path), else -1."""
+        if len(self.steps) == 1 and self.steps[0][0] == "cpu":
+            return self.steps[0][1]
+        return -1
+
 
 @dataclass(frozen=True, slots=True)
 class Wait:
@@ -47,6 +54,20 @@ def _ns(step: Step) -> tuple[str, int]:
     return step.kind, round(step.ms * NS_PER_MS)
 
 
+def _merged(steps: list[Step]) -> tuple[tuple[str, int], ...]:
+    # Back-to-back CPU steps are one stretch of CPU work: one event in the model, not several.
+    out: list[tuple[str, int]] = []
+    for step in steps:
+        if step.ms <= 0:
+            continue
+        kind, ns = _ns(step)
+        if out and kind == "cpu" and out[-1][0] == "cpu":
+            out[-1] = ("cpu", out[-1][1] + ns)
+        else:
+            out.append((kind, ns))
+    return tuple(out)
+
+
 def _where(route: str, steps: list[Step]) -> str:
     # A block is blamed on its longest blocking wait, else on its longest CPU step.
     blocking = [s for s in steps if s.kind in BLOCKING_KINDS]
@@ -62,7 +83,7 @@ def compile_recipe(recipe: Recipe) -> tuple[Phase, ...]:
 
     def close_run() -> None:
         steps = [s for s in pending if s.ms > 0]
-        phases.append(Run(tuple(_ns(s) for s in steps), _where(recipe.route, steps)))
+        phases.append(Run(_merged(steps), _where(recipe.route, steps)))
         pending.clear()
 
     for item in recipe.items:
@@ -70,7 +91,7 @@ def compile_recipe(recipe: Recipe) -> tuple[Phase, ...]:
             close_run()
             trips += 1
             label = f"{recipe.route} {item.kind}#{trips}"
-            phases.append(Trip(item.kind, tuple(_ns(s) for s in item.steps if s.ms > 0), label))
+            phases.append(Trip(item.kind, _merged(list(item.steps)), label))
         elif item.kind in ("await", "adb"):
             close_run()
             phases.append(Wait(item.kind, _ns(item)[1]))

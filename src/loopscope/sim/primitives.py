@@ -63,6 +63,7 @@ class Worker:
         "index",
         "lane",
         "loop",
+        "own",
         "pid",
         "pool",
         "started",
@@ -78,8 +79,10 @@ class Worker:
         self.pool = Semaphore(env, threads)
         self.executor = Semaphore(env, executor)
         self.active = 0
-        self.idle: dict[str, list[str]] = {"pool": [], "executor": []}
-        self.started: dict[str, int] = {"pool": 0, "executor": 0}
+        # A call's own thread has no limit: as many units as a run could ever need.
+        self.own = Semaphore(env, 1 << 40)
+        self.idle: dict[str, list[str]] = {"pool": [], "executor": [], "thread": []}
+        self.started: dict[str, int] = {"pool": 0, "executor": 0, "thread": 0}
 
     def take_thread(self, kind: str, prefix: str) -> str:
         """A worker thread's name for a call in `kind`: an idle one, or a new one."""
@@ -88,9 +91,11 @@ class Worker:
             return idle.pop()
         self.started[kind] += 1
         n = self.started[kind]
-        name = f"AnyIO worker thread #{n}" if kind == "pool" else f"asyncio_{n - 1}"
+        names = {"pool": f"AnyIO worker thread #{n}", "executor": f"asyncio_{n - 1}"}
+        name = names.get(kind, f"Thread-{n}")
         return f"{prefix}{name}"
 
     def give_thread(self, kind: str, name: str) -> None:
-        """`name` is idle again."""
-        self.idle[kind].append(name)
+        """`name` is idle again (a call's own thread ends with it; its name is not reused)."""
+        if kind != "thread":
+            self.idle[kind].append(name)

@@ -9,8 +9,10 @@ A step says what a request's code does and where the time goes:
 - `adb:MS`   an awaited database call (the DB holds a core, the loop is free)
 - `pool(...)`     the steps inside run in anyio's thread pool, after waiting for a token
 - `executor(...)` the same in the loop's default `ThreadPoolExecutor` (`asyncio.to_thread`)
+- `thread(...)`   the same in a thread of the call's own, with no limit (aiosqlite's thread per
+  connection, a driver's I/O thread)
 
-Steps outside `pool(...)`/`executor(...)` run on the event loop.
+Steps outside `pool(...)`, `executor(...)` and `thread(...)` run on the event loop.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Literal
 from loopscope.errors import UsageError
 
 StepKind = Literal["cpu", "io", "db", "await", "adb"]
-PoolKind = Literal["pool", "executor"]
+PoolKind = Literal["pool", "executor", "thread"]
 STEP_KINDS: tuple[StepKind, ...] = ("cpu", "io", "db", "await", "adb")
 BLOCKING_KINDS = frozenset({"io", "db"})
 """Steps that hold their thread while they wait."""
@@ -43,7 +45,7 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class PoolStep:
-    """Steps run in a worker thread of `pool` (anyio's limiter) or `executor`."""
+    """Steps in a worker thread: `pool` (anyio's limiter), `executor`, or an own `thread`."""
 
     kind: PoolKind
     steps: tuple[Step, ...]
@@ -73,7 +75,7 @@ def format_items(items: tuple[Item, ...]) -> str:
 
 
 _STEP = re.compile(r"^\s*([a-z]+)\s*:\s*([-+0-9.eE]+)\s*$")
-_POOL = re.compile(r"^\s*(pool|executor)\s*\((.*)\)\s*$", re.S)
+_POOL = re.compile(r"^\s*(pool|executor|thread)\s*\((.*)\)\s*$", re.S)
 
 
 def parse_items(text: str) -> tuple[Item, ...]:
@@ -103,7 +105,7 @@ def _parse_step(part: str, text: str) -> Step:
     if not match or match.group(1) not in STEP_KINDS:
         raise UsageError(
             f"Recipe {text!r}: cannot read {part.strip()!r}; a step is KIND:MS with KIND one of "
-            f"{', '.join(STEP_KINDS)}, or pool(...) / executor(...)."
+            f"{', '.join(STEP_KINDS)}, or pool(...), executor(...), thread(...)."
         )
     try:
         ms = float(match.group(2))

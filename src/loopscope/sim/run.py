@@ -25,7 +25,7 @@ def assumptions(server: ServerModel, load: Load) -> list[str]:
         f"{ASSUMPTION}switch_ms={server.switch_ms:g}",
         f"{ASSUMPTION}send_ms={server.send_ms:.3g}",
         f"{ASSUMPTION}reply_ms={server.reply_ms:.3g}",
-        f"{ASSUMPTION}gap_ms={server.gap_ms:.3g}",
+        f"{ASSUMPTION}client_ms={server.client_ms:.3g}",
         f"{ASSUMPTION}times={'exponential' if server.exponential else 'fixed'}",
     ]
     if load.rate is not None:

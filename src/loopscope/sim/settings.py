@@ -18,10 +18,11 @@ class ServerModel:
     limiter) and the loop's default executor, on `cores` cores shared with the database.
 
     `switch_ms` is CPython's GIL switch interval (`sys.getswitchinterval()`); `block_ms` the
-    loop-block threshold, as the probe's; `send_ms` the time from the client's send to the
-    request being ready for the loop (client, kernel, connection set-up), `reply_ms` from the
-    server's last step to the client holding the answer; `gap_ms` how far apart the client's
-    users send their first requests (one client process prepares them one after another).
+    loop-block threshold, as the probe's. The client is one process with one thread, as the load
+    driver is: `client_ms` is its CPU work to send a request (connecting, writing), which is why
+    its users start a little apart, and `reply_ms` its work to read an answer; both take a core
+    and queue behind the client's other work. `send_ms` is the time from the client's send to
+    the request being ready for the server's loop (kernel, accept, headers).
     `exponential` draws every step's time from an exponential distribution with the recipe's
     time as its mean (for queueing checks); otherwise times are exactly the recipe's.
     """
@@ -32,9 +33,9 @@ class ServerModel:
     executor_threads: int | None = None
     switch_ms: float = 5.0
     block_ms: float = 20.0
+    client_ms: float = 0.0
     send_ms: float = 0.0
     reply_ms: float = 0.0
-    gap_ms: float = 0.0
     exponential: bool = False
 
     def check(self) -> None:
@@ -47,7 +48,7 @@ class ServerModel:
         for name in ("switch_ms", "block_ms"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name} must be positive, not {getattr(self, name)}.")
-        for name in ("send_ms", "reply_ms", "gap_ms"):
+        for name in ("client_ms", "send_ms", "reply_ms"):
             if not getattr(self, name) >= 0:
                 raise UsageError(f"{name} must not be negative, not {getattr(self, name)}.")
 
