@@ -49,7 +49,26 @@ def _threads(trace: Trace) -> dict[tuple[str, int], str]:
     }
 
 
-def _tokens(request: Request, threads: dict[tuple[str, int], str]) -> list[Token]:
+def _runnable(trace: Trace) -> dict[int, int]:
+    # A block and its request's segment may start a few µs apart: match on the request.
+    by_request: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for block in trace.loop_blocks:
+        if block.request_id and block.runnable_ns:
+            by_request[block.request_id].append((block.start_ns, block.runnable_ns))
+    out: dict[int, int] = {}
+    for request in trace.requests:
+        blocks = by_request.get(request.id, [])
+        for seg in request.segments:
+            if seg.state == "loop-blocked" and blocks:
+                start, runnable = min(blocks, key=lambda b: abs(b[0] - seg.start_ns))
+                if abs(start - seg.start_ns) < seg.duration_ns:
+                    out[seg.start_ns] = runnable
+    return out
+
+
+def _tokens(
+    request: Request, threads: dict[tuple[str, int], str], runnable_ns: dict[int, int]
+) -> list[Token]:
     segs = sorted(request.segments, key=lambda s: s.start_ns)
     tokens: list[Token] = []
     for i, seg in enumerate(segs):
@@ -59,7 +78,10 @@ def _tokens(request: Request, threads: dict[tuple[str, int], str]) -> list[Token
         if seg.state == "on-loop":
             tokens.append(("cpu", ms, ms))
         elif seg.state == "loop-blocked":
-            cpu = min(ms, (seg.cpu_ns or 0) / MS)
+            # Time the loop thread was runnable but not running (a busy machine) was CPU work
+            # waiting for a core: the model gives it back as CPU, not as a wait.
+            runnable = runnable_ns.get(seg.start_ns, 0)
+            cpu = min(ms, ((seg.cpu_ns or 0) + runnable) / MS)
             tokens += [("cpu", cpu, cpu), ("io", ms - cpu, 0.0)]
         elif seg.state == "awaiting":
             tokens.append(("await", ms, 0.0))
@@ -109,6 +131,7 @@ def _round(ms: float) -> float:
 def fit_recipes(trace: Trace) -> tuple[dict[str, Recipe], tuple[str, ...]]:
     """Each route's recipe from the trace's segments, and the routes that could not be fitted."""
     threads = _threads(trace)
+    runnable = _runnable(trace)
     shapes: dict[str, list[list[Token]]] = defaultdict(list)
     methods: dict[str, str] = {}
     routes: list[str] = []
@@ -117,7 +140,7 @@ def fit_recipes(trace: Trace) -> tuple[dict[str, Recipe], tuple[str, ...]]:
             routes.append(request.route)
         methods.setdefault(request.route, request.method)
         if any(s.state not in ("queued",) for s in request.segments):
-            shapes[request.route].append(_tokens(request, threads))
+            shapes[request.route].append(_tokens(request, threads, runnable))
     overhead = _unattributed_ms(trace)
     recipes: dict[str, Recipe] = {}
     for route in routes:
