@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+APPS = Path(__file__).parent / "apps"
+
 
 def loopscope(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -102,3 +104,49 @@ def test_calibrating_from_a_trace_without_server_data_is_a_clear_error(tmp_path:
     assert result.returncode == 2
     assert "only the client's view" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_seed_diagrams_print_the_finish_times_beside_the_seeds() -> None:
+    result = loopscope("sim", "--seed-diagrams")
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "T1.00, T2.00, T3.00" in out and "≈T4" in out and "≈T1.5" in out
+    assert "does not" in out and "follow" in out
+
+
+def test_sim_from_a_measured_trace_prints_the_fit_the_baseline_and_the_prediction(
+    tmp_path: Path,
+) -> None:
+    trace = tmp_path / "two.json"
+    traced = loopscope(
+        "trace",
+        "library:app",
+        "--app-dir",
+        str(APPS),
+        "--hit",
+        "GET /books/1",
+        "--hit",
+        "GET /feed",
+        "--users",
+        "2",
+        "--json",
+        str(trace),
+        "--no-html",
+    )
+    assert traced.returncode == 0, traced.stderr
+    result = loopscope(
+        "sim",
+        "--from",
+        str(trace),
+        "--users",
+        "4",
+        "--change",
+        "/books/{book_id}=offload",
+        "--no-html",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Fitted recipes" in out and "/books/{book_id}" in out and "io:" in out
+    assert "measured" in out and "prediction (changed)" in out
+    # Offloaded, the helper no longer blocks the loop.
+    assert "The event loop was never blocked" in out

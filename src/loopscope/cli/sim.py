@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from loopscope.cli._shared import DEFAULT_HTML, HtmlOption, NoHtmlOption, console, write_html
-from loopscope.errors import UsageError
 from loopscope.report.console import trace_summary
-from loopscope.report.simulated import comparison_table, recipes_table
+from loopscope.report.simulated import comparison_table, recipes_table, seed_table
 from loopscope.sim import SimOptions, plan, simulate
+from loopscope.sim.seed import seed_diagrams
 from loopscope.trace import dump_trace
 
 
@@ -55,7 +55,9 @@ def sim(
 ) -> None:
     """Simulate the server: built-in demo modes, your own recipes, or a fit of your trace."""
     if diagrams:
-        raise UsageError("--seed-diagrams is not built yet.")
+        rows = [(d.key, d.name, d.recipe, d.seed_end, d.finish) for d in seed_diagrams()]
+        console.print(seed_table(rows))
+        return
     options = SimOptions(
         mode=mode,
         routes=tuple(routes or ()),

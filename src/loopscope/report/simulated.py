@@ -86,3 +86,49 @@ def comparison_table(columns: Sequence[tuple[str, Trace]], title: str) -> Table:
 def ratio(predicted: int, measured: int) -> str:
     """`predicted / measured` as `×1.03`, or `–` without a measurement."""
     return f"×{predicted / measured:.2f}" if measured else "–"
+
+
+SEED_CLOSE = 0.25
+"""A diagram's end agrees with the seed's when within this many DML units of it."""
+
+
+_SEED_READINGS = {
+    "async-db-cpu": "if the DB computes for the whole DML, two cores run two DMLs at once and "
+    "the third waits: T2, not T1.5",
+    "fastapi": "FastAPI sends a def route's response validation through the pool too: each "
+    "request's second trip queues behind the others' first, so all three end together",
+}
+
+
+def seed_table(rows: Sequence[tuple[str, str, str, float | None, Sequence[float]]]) -> Table:
+    """The seed's diagrams, simulated: `(key, name, recipe, seed's end, finish times)` per row,
+    in units of the 1 s DML from the first send."""
+    table = Table(
+        title="The seed's diagrams under its assumptions: 1 process, 1 worker thread W, "
+        "2 cores, a DB doing each 1 s DML",
+        title_justify="left",
+    )
+    for column in ("diagram", "recipe", "finished at", "seed says", "reading"):
+        table.add_column(column)
+    for key, name, recipe, seed_end, finish in rows:
+        end = max(finish)
+        times = ", ".join(f"T{t:.2f}" for t in finish)
+        if seed_end is None:
+            seed, reading = "–", _SEED_READINGS.get(key, "")
+        elif abs(end - seed_end) <= SEED_CLOSE:
+            seed, reading = f"≈T{seed_end:g}", "follows from the seed's assumptions"
+        else:
+            seed = f"≈T{seed_end:g}"
+            reading = f"does not follow from the seed's assumptions, which give T{end:.2f}"
+            if key == "blocking":
+                reading += (
+                    ": three 1 s DMLs one after another end 3 s after the first send (T4 only "
+                    "if the first DML starts at T1)"
+                )
+            elif key == "async":
+                reading += (
+                    ": the loop is free during every await, so the three waits overlap "
+                    "completely; only CPU work on the loop or in the DB could stretch it"
+                )
+        table.add_row(escape(name), escape(recipe), times, seed, escape(reading))
+    return table
