@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,8 +55,28 @@ def figures(trace: Trace) -> tuple[float, float]:
     return makespan_ns(trace) / 1e6, percentile(latencies, 50) / 1e6
 
 
+def bare_simpy_us() -> float:
+    """What one bare SimPy timeout costs here now, in µs: the machine's yardstick."""
+    import simpy
+
+    env = simpy.Environment()
+
+    def ticks() -> Iterator[simpy.Event]:
+        for _ in range(200_000):
+            yield env.timeout(1)
+
+    env.process(ticks())
+    start = time.perf_counter()
+    env.run()
+    return (time.perf_counter() - start) / 200_000 * 1e6
+
+
 def speed() -> None:
     print("== speed: simulated requests per second of wall time (best of 3; target >= 20,000)")
+    print(
+        f"  (this machine now: load average {os.getloadavg()[0]:.1f}, one bare SimPy event "
+        f"{bare_simpy_us():.2f} µs)"
+    )
     cases: list[tuple[str, ServerModel, Load]] = []
     for name, text in (
         ("async def: cpu, await, cpu", "cpu:1, await:20, cpu:0.5"),

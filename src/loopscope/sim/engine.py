@@ -138,7 +138,23 @@ class Engine:
 
     def _steps(self, worker: Worker, steps: tuple[tuple[str, int], ...]) -> Proc:
         cpu = 0
+        env, gil, cores, switch = self.env, worker.gil, self.cores, self.switch
+        fixed = not self.server.exponential
         for kind, planned in steps:
+            if fixed:
+                # The common cases without a generator of their own: a wait, or a short CPU
+                # stretch with the GIL and a core free (one event each).
+                if kind == "io":
+                    yield env.timeout(planned)
+                    continue
+                if kind == "cpu" and planned <= switch and gil.try_acquire():
+                    if cores.try_acquire():
+                        yield env.timeout(planned)
+                        cores.release()
+                        gil.release()
+                        cpu += planned
+                        continue
+                    gil.release()
             ns = self._time(planned)
             if kind == "cpu":
                 cpu += ns
@@ -181,7 +197,6 @@ class Engine:
         worker = workers[0] if len(workers) == 1 else min(workers, key=lambda w: w.active)
         worker.active += 1
         prefix = f"{worker.pid}/" if len(self.workers) > 1 else ""
-        gil, cores = worker.gil, self.cores
         lane = f"request:{rid}"
         segs: list[Segment] = []
         mark = send
@@ -193,14 +208,10 @@ class Engine:
         for phase in self.phases[route]:
             if type(phase) is Run:
                 loop = worker.loop
-                if state == "ready":
+                if not loop.try_acquire():
                     # A wake-up takes two turns of the loop: the timer's or the thread's callback
                     # (`call_soon_threadsafe`) sets the future, which schedules the task's step.
-                    if not loop.try_acquire():
-                        yield loop.acquire(rid)
-                    loop.release()
-                if not loop.try_acquire():
-                    yield loop.acquire(rid)
+                    yield loop.acquire(rid, 2 if state == "ready" else 1)
                 start = int(env.now)
                 if start > mark:
                     segs.append(Segment(lane, state, mark, start, None, None, rid))
@@ -208,24 +219,13 @@ class Engine:
                     server_start = start
                 if call is not None:
                     call.resumed_ns, call = start, None
-                ns = phase.cpu_only
-                if 0 <= ns <= self.switch and not self.server.exponential and gil.try_acquire():
-                    # The common case, a short CPU stretch with the GIL and a core free: one
-                    # event and no generator.
-                    if cores.try_acquire():
-                        yield env.timeout(ns)
-                        cores.release()
-                        gil.release()
-                        cpu = ns
-                    else:
-                        gil.release()
-                        cpu = yield from self._steps(worker, phase.steps)
-                else:
-                    cpu = yield from self._steps(worker, phase.steps)
+                cpu = yield from self._steps(worker, phase.steps)
                 end = int(env.now)
                 # Those queued for the loop now are the ones a block delayed: read before release.
                 delayed = (
-                    [t for _, t in loop.waiters][:MAX_DELAYED] if end - start > self.block else []
+                    [t for _, t, _ in loop.waiters][:MAX_DELAYED]
+                    if end - start > self.block
+                    else []
                 )
                 loop.release()
                 if end > start:
@@ -252,8 +252,6 @@ class Engine:
                 anyio = phase.kind == "pool"
                 sem = worker.pool if anyio else getattr(worker, _POOLS[phase.kind])
                 if not sem.try_acquire():
-                    if anyio:
-                        self._sample(worker)
                     yield sem.acquire(rid)
                 started = int(env.now)
                 if anyio:

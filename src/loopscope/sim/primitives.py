@@ -22,7 +22,9 @@ class Semaphore:
         self.env = env
         self.total = total
         self.free = total
-        self.waiters: deque[tuple[simpy.Event, str]] = deque()
+        # (event, tag, turns): `turns` > 1 goes to the back of the queue again when its turn
+        # comes (a loop callback that only schedules the task), without an event.
+        self.waiters: deque[tuple[simpy.Event, str, int]] = deque()
 
     def try_acquire(self) -> bool:
         """Take a unit if one is free and nobody is queued before us."""
@@ -31,18 +33,24 @@ class Semaphore:
             return True
         return False
 
-    def acquire(self, tag: str = "") -> simpy.Event:
-        """An event that fires when a unit is ours (call after `try_acquire` failed)."""
+    def acquire(self, tag: str = "", turns: int = 1) -> simpy.Event:
+        """An event that fires when a unit is ours (call after `try_acquire` failed), after
+        queueing `turns` times."""
         event = self.env.event()
-        self.waiters.append((event, tag))
+        self.waiters.append((event, tag, turns))
         return event
 
     def release(self) -> None:
         """Give a unit back; the first waiter, if any, gets it at once."""
-        if self.waiters:
-            self.waiters.popleft()[0].succeed()
-        else:
-            self.free += 1
+        waiters = self.waiters
+        while waiters:
+            event, tag, turns = waiters.popleft()
+            if turns > 1:
+                waiters.append((event, tag, turns - 1))
+                continue
+            event.succeed()
+            return
+        self.free += 1
 
     @property
     def borrowed(self) -> int:
