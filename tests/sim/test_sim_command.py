@@ -150,3 +150,25 @@ def test_sim_from_a_measured_trace_prints_the_fit_the_baseline_and_the_predictio
     assert "measured" in out and "prediction (changed)" in out
     # Offloaded, the helper no longer blocks the loop.
     assert "The event loop was never blocked" in out
+
+
+def test_demo_compare_sim_puts_the_model_next_to_each_measured_run(tmp_path: Path) -> None:
+    runs = tmp_path / "runs.json"
+    result = loopscope(
+        "demo",
+        "--io-ms",
+        "60",
+        "--modes",
+        "async-blocking",
+        "--compare-sim",
+        "--json",
+        str(runs),
+        "--html",
+        str(tmp_path / "r.html"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "async-blocking (simulated)" in result.stdout
+    data = json.loads(runs.read_text())["runs"]
+    assert [r["run"]["source"] for r in data] == ["measured", "simulated"]
+    assert abs(data[1]["makespan_s"] / data[0]["makespan_s"] - 1) < 0.25
+    assert "badge simulated" in (tmp_path / "r.html").read_text()

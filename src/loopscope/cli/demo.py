@@ -22,6 +22,7 @@ from loopscope.load.driver import Progress as LoadProgress
 from loopscope.measure.experiment import DemoOptions, Mode, demo_record, parse_modes, run_demo
 from loopscope.measure.run import Stage
 from loopscope.report.console import demo_table
+from loopscope.sim import simulate_like
 
 
 def demo(
@@ -47,6 +48,9 @@ def demo(
         bool, typer.Option("--probe/--no-probe", help="Record the loop and pool inside the server.")
     ] = True,
     warmup: WarmupOption = True,
+    compare_sim: Annotated[
+        bool, typer.Option("--compare-sim", help="Add the model's prediction of each run.")
+    ] = False,
 ) -> None:
     """Run the seed's experiment: every mode against a fresh uvicorn, measured."""
     chosen = parse_modes(modes)
@@ -57,6 +61,8 @@ def demo(
 
         options = DemoOptions(io_ms=io_ms, users=users, threads=threads, probe=probe, warmup=warmup)
         traces = run_demo(chosen, options, on_mode)
+    if compare_sim:
+        traces = [t for measured in traces for t in (measured, simulate_like(measured.run))]
     if json_path is not None:
         write_json(json_path, demo_record(traces))
     console.print(demo_table(traces))

@@ -70,7 +70,9 @@ def _cause(trace: Trace) -> str:
 
 def demo_table(traces: Sequence[Trace]) -> Table:
     """Mode, makespan, each request's finish time and status, and what happened."""
-    table = Table(title="The seed's experiment, measured", title_justify="left")
+    simulated = any(t.run.source == "simulated" for t in traces)
+    title = "The seed's experiment, measured" + (" and simulated" if simulated else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("mode", style="bold")
     table.add_column("makespan", justify="right")
     table.add_column("finished at (s)")
@@ -80,7 +82,8 @@ def demo_table(traces: Sequence[Trace]) -> Table:
         times = finish_times_s(trace)
         statuses = sorted({str(r.status or "error") for r in trace.requests})
         table.add_row(
-            escape(trace.run.mode),
+            escape(trace.run.mode)
+            + (" [dim](simulated)[/]" if trace.run.source == "simulated" else ""),
             f"{makespan_s(trace):.2f} s",
             _compact(times),
             ", ".join(statuses),

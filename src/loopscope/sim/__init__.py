@@ -7,7 +7,7 @@ Routes are recipes of steps (`loopscope.sim.recipe`), built in for the demo's mo
 imports only `loopscope.trace` (and `loopscope.errors`) and SimPy, and starts no process.
 """
 
-from loopscope.sim.builtin import MODES, mode_model
+from loopscope.sim.builtin import MODES, mode_model, simulate_like
 from loopscope.sim.calibrate import Calibration, calibrate
 from loopscope.sim.change import apply_change
 from loopscope.sim.plan import Plan, SimOptions, plan
@@ -30,4 +30,5 @@ __all__ = [
     "parse_route",
     "plan",
     "simulate",
+    "simulate_like",
 ]

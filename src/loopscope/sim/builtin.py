@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from loopscope.errors import UsageError
 from loopscope.sim.recipe import Item, PoolStep, Recipe, Step, parse_items
 from loopscope.sim.settings import Load, ServerModel
+from loopscope.trace.model import Run, Trace
 
 ACTIONS = ("login", "info", "history")
 VERIFY_MS = 2.5
@@ -99,3 +100,18 @@ def mode_model(
     settings: dict[str, object] = {**CLIENT, **server}
     model = ServerModel(threads=MODES[mode].threads or threads, **settings)  # type: ignore[arg-type]
     return model, Load(recipes=recipes, hits_by_user=hits, io_ms=io_ms)
+
+
+def simulate_like(measured: Run) -> Trace:
+    """The built-in model of a measured demo run: same mode, users, I/O time and tokens."""
+    from loopscope.sim.run import simulate
+
+    if measured.mode not in MODES:
+        raise UsageError(f"There is no built-in model of mode {measured.mode!r}.")
+    server, load = mode_model(
+        measured.mode,
+        users=max(1, measured.users),
+        io_ms=measured.io_ms if measured.io_ms is not None else 1000.0,
+        threads=measured.threads or 40,
+    )
+    return simulate(server, load, mode=measured.mode, app=measured.app)

@@ -165,11 +165,10 @@ class Engine:
                 yield from self._on_core(ns)
         return cpu
 
-    def _sample(self, worker: Worker) -> None:
+    def _sample(self, worker: Worker, arriving: int = 0) -> None:
         pool = worker.pool
-        self.samples.append(
-            PoolSample(int(self.env.now), pool.borrowed, pool.total, len(pool.waiters))
-        )
+        waiting = len(pool.waiters) + arriving
+        self.samples.append(PoolSample(int(self.env.now), pool.borrowed, pool.total, waiting))
 
     def _client(self, ns: int) -> Proc:
         # The client's one thread: its work for one request queues behind its other work.
@@ -252,6 +251,9 @@ class Engine:
                 anyio = phase.kind == "pool"
                 sem = worker.pool if anyio else getattr(worker, _POOLS[phase.kind])
                 if not sem.try_acquire():
+                    if anyio:
+                        # The probe samples the limiter when a call must wait; so does the model.
+                        self._sample(worker, 1)
                     yield sem.acquire(rid)
                 started = int(env.now)
                 if anyio:
