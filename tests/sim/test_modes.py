@@ -58,8 +58,8 @@ def test_a_simulated_trace_has_the_probes_lanes_and_states() -> None:
 
 def test_a_blocking_step_on_the_loop_is_a_loop_block_named_by_its_step() -> None:
     trace = simulate(*mode_model("async-blocking", users=3, io_ms=100))
-    assert [b.where for b in trace.loop_blocks] == ["/login/async-blocking · io:100"] + [
-        f"/{a}/async-blocking · io:100" for a in ("info", "history")
+    assert [b.where for b in trace.loop_blocks] == ["io:100 in /login/async-blocking"] + [
+        f"io:100 in /{a}/async-blocking" for a in ("info", "history")
     ]
     assert trace.loop_blocks[0].delayed == ["R2", "R3"]
 

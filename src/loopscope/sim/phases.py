@@ -72,7 +72,8 @@ def _where(route: str, steps: list[Step]) -> str:
     # A block is blamed on its longest blocking wait, else on its longest CPU step.
     blocking = [s for s in steps if s.kind in BLOCKING_KINDS]
     culprit = max(blocking or steps, key=lambda s: s.ms, default=None)
-    return f"{route} · {culprit}" if culprit else route
+    # Step first: a `where` starting with "/" would read as a file path to the report.
+    return f"{culprit} in {route}" if culprit else route
 
 
 def compile_recipe(recipe: Recipe) -> tuple[Phase, ...]:

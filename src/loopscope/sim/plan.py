@@ -86,8 +86,9 @@ def _measured(options: SimOptions) -> Trace:
 def plan(options: SimOptions) -> Plan:
     """Decide the model and load for `options`; conflicting or missing sources are a
     `UsageError`."""
-    sources = [options.mode is not None and options.trace_path is None, bool(options.routes)]
-    sources += [options.routes_file is not None, options.trace_path is not None]
+    own = bool(options.routes) or options.routes_file is not None
+    sources = [options.mode is not None and options.trace_path is None, own]
+    sources.append(options.trace_path is not None)
     if sum(sources) != 1:
         raise UsageError(
             "Say what to simulate with exactly one of --mode, --route (or --routes FILE) "
