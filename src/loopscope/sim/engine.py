@@ -29,8 +29,9 @@ import simpy
 
 from loopscope.sim.phases import NS_PER_MS, Run, Trip, Wait, compile_recipe
 from loopscope.sim.primitives import Semaphore, Worker
+from loopscope.sim.record import Recorder
 from loopscope.sim.settings import Load, ServerModel
-from loopscope.trace.model import LoopBlock, PoolCall, PoolSample, Request, Segment, State
+from loopscope.trace.model import PoolCall, Request, Segment, State
 
 Proc = Generator[simpy.Event, Any, Any]
 _POOLS = {"pool": "pool", "executor": "executor", "thread": "own"}
@@ -57,11 +58,7 @@ class Engine:
         self.sending = round(server.client_ms * NS_PER_MS)
         self.before = round(server.send_ms * NS_PER_MS)
         self.after = round(server.reply_ms * NS_PER_MS)
-        self.requests: list[Request] = []
-        self.lanes: list[Segment] = []
-        self.blocks: list[LoopBlock] = []
-        self.calls: list[PoolCall] = []
-        self.samples: list[PoolSample] = []
+        self.record = Recorder(round(server.block_ms * NS_PER_MS))
 
     def run(self) -> None:
         """Send the load and run the model until every request is answered."""
@@ -80,7 +77,7 @@ class Engine:
         finally:
             if collecting:
                 gc.enable()
-        self.requests.sort(key=lambda r: int(r.id[1:]))
+        self.record.requests.sort(key=lambda r: int(r.id[1:]))
 
     def _plans(self) -> list[list[tuple[str, str]]]:
         # Ids in the order the load driver numbers them: every user's first hit, then second...
@@ -165,11 +162,6 @@ class Engine:
                 yield from self._on_core(ns)
         return cpu
 
-    def _sample(self, worker: Worker, arriving: int = 0) -> None:
-        pool = worker.pool
-        waiting = len(pool.waiters) + arriving
-        self.samples.append(PoolSample(int(self.env.now), pool.borrowed, pool.total, waiting))
-
     def _client(self, ns: int) -> Proc:
         # The client's one thread: its work for one request queues behind its other work.
         if not self.client.try_acquire():
@@ -196,7 +188,10 @@ class Engine:
         worker = workers[0] if len(workers) == 1 else min(workers, key=lambda w: w.active)
         worker.active += 1
         prefix = f"{worker.pid}/" if len(self.workers) > 1 else ""
+        gil, cores, switch = worker.gil, self.cores, self.switch
+        fixed = not self.server.exponential
         lane = f"request:{rid}"
+        record = self.record
         segs: list[Segment] = []
         mark = send
         state: State = "queued"
@@ -218,7 +213,23 @@ class Engine:
                     server_start = start
                 if call is not None:
                     call.resumed_ns, call = start, None
-                cpu = yield from self._steps(worker, phase.steps)
+                cpu = 0
+                for kind, planned in phase.steps:
+                    # Inline fast paths (no generator): a wait, or a short CPU stretch with the
+                    # GIL and a core free; anything else goes through `_steps`.
+                    if fixed:
+                        if kind == "io":
+                            yield env.timeout(planned)
+                            continue
+                        if kind == "cpu" and planned <= switch and gil.try_acquire():
+                            if cores.try_acquire():
+                                yield env.timeout(planned)
+                                cores.release()
+                                gil.release()
+                                cpu += planned
+                                continue
+                            gil.release()
+                    cpu += yield from self._steps(worker, ((kind, planned),))
                 end = int(env.now)
                 # Those queued for the loop now are the ones a block delayed: read before release.
                 delayed = (
@@ -228,7 +239,7 @@ class Engine:
                 )
                 loop.release()
                 if end > start:
-                    self._on_loop(worker, segs, lane, rid, (start, end), cpu, phase.where, delayed)
+                    record.run(worker.lane, segs, rid, (start, end), cpu, phase.where, delayed)
                     longest = max(longest, end - start)
                 steps += 1
                 mark = server_end = end
@@ -253,33 +264,41 @@ class Engine:
                 if not sem.try_acquire():
                     if anyio:
                         # The probe samples the limiter when a call must wait; so does the model.
-                        self._sample(worker, 1)
+                        record.sample(int(env.now), sem, 1)
                     yield sem.acquire(rid)
                 started = int(env.now)
                 if anyio:
-                    self._sample(worker)
-                if started > mark:
-                    segs.append(Segment(lane, "pool-wait", mark, started, None, None, rid))
+                    record.sample(started, sem)
                 thread = worker.take_thread(phase.kind, prefix)
-                cpu = yield from self._steps(worker, phase.steps)
+                cpu = 0
+                for kind, planned in phase.steps:
+                    # Inline fast paths (no generator): a wait, or a short CPU stretch with the
+                    # GIL and a core free; anything else goes through `_steps`.
+                    if fixed:
+                        if kind == "io":
+                            yield env.timeout(planned)
+                            continue
+                        if kind == "cpu" and planned <= switch and gil.try_acquire():
+                            if cores.try_acquire():
+                                yield env.timeout(planned)
+                                cores.release()
+                                gil.release()
+                                cpu += planned
+                                continue
+                            gil.release()
+                    cpu += yield from self._steps(worker, ((kind, planned),))
                 finished = int(env.now)
                 worker.give_thread(phase.kind, thread)
                 sem.release()
                 if anyio:
-                    self._sample(worker)
-                if finished > started:
-                    segs.append(Segment(lane, "in-thread", started, finished, cpu, None, rid))
-                    self.lanes.append(
-                        Segment(f"thread:{thread}", "in-thread", started, finished, cpu, None, rid)
-                    )
-                call = PoolCall(rid, phase.label, mark, started, finished, thread, cpu)
-                self.calls.append(call)
+                    record.sample(finished, sem)
+                call = record.trip(segs, rid, phase.label, (mark, started, finished), thread, cpu)
                 mark, state = finished, "ready"
         worker.active -= 1
         if self.after:
             yield from self._client(self.after)
         done = int(env.now)
-        self.requests.append(
+        record.requests.append(
             Request(
                 id=rid,
                 method=self.load.recipes[route].method,
@@ -298,23 +317,3 @@ class Engine:
                 segments=segs,
             )
         )
-
-    def _on_loop(
-        self,
-        worker: Worker,
-        segs: list[Segment],
-        lane: str,
-        rid: str,
-        span: tuple[int, int],
-        cpu: int,
-        where: str,
-        delayed: list[str],
-    ) -> None:
-        start, end = span
-        if end - start > self.block:
-            segs.append(Segment(lane, "loop-blocked", start, end, cpu, where, rid))
-            self.lanes.append(Segment(worker.lane, "loop-blocked", start, end, cpu, where, rid))
-            self.blocks.append(LoopBlock(start, end, cpu, rid, where, [where], "code", delayed))
-        else:
-            segs.append(Segment(lane, "on-loop", start, end, None, None, rid))
-            self.lanes.append(Segment(worker.lane, "on-loop", start, end, None, None, rid))

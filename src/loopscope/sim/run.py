@@ -62,13 +62,13 @@ def simulate(server: ServerModel, load: Load, mode: str = "sim", app: str = "mod
         precise=True,
         clock="virtual ns from 0",
         notes=assumptions(server, load),
-        probe={"simulated_requests": len(engine.requests)},
+        probe={"simulated_requests": len(engine.record.requests)},
     )
     return Trace(
         run=run,
-        requests=engine.requests,
-        loop_blocks=engine.blocks,
-        pool=engine.calls,
-        pool_samples=engine.samples,
-        lanes=engine.lanes,
+        requests=engine.record.requests,
+        loop_blocks=engine.record.blocks,
+        pool=engine.record.calls,
+        pool_samples=engine.record.samples,
+        lanes=engine.record.lanes,
     )
