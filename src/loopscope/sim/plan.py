@@ -140,7 +140,7 @@ def _override(result: Plan, options: SimOptions) -> Plan:
         load,
         recipes=recipes,
         hits_by_user=hits,
-        rounds=options.rounds or load.rounds,
+        rounds=load.rounds if options.rounds is None else options.rounds,
         rate=options.rate,
         duration_s=options.duration_s,
         seed=options.seed,
