@@ -62,8 +62,10 @@ MODES: dict[str, BuiltinMode] = {
     ),
 }
 
-CLIENT = {"client_ms": 1.5, "send_ms": 4.5, "reply_ms": 1.0}
-"""The load driver's own times on the machine the recipes were fitted on (see `ServerModel`)."""
+CLIENT = {"client_ms": 0.8, "send_ms": 4.5, "reply_ms": 1.0}
+"""The load driver's own times on the machine the recipes were fitted on (see `ServerModel`):
+`client_ms` is the median spacing of its users' first sends over demo runs at 10–100 users
+(0.4–1.5 ms); at 3 users the first connections cost more."""
 
 
 def mode_recipes(mode: str, io_ms: float) -> dict[str, Recipe]:

@@ -181,6 +181,11 @@ class Engine:
                 send = int(env.now)
             yield from self._on_core(self.sending)
             self.client.release()
+            # The request is written when the connection is up, a later turn of the client's
+            # loop: behind every other user's send that is ready by then.
+            if not self.client.try_acquire():
+                yield self.client.acquire(rid)
+            self.client.release()
         if self.before:
             yield env.timeout(self.before)
         workers = self.workers

@@ -19,10 +19,13 @@ class ServerModel:
 
     `switch_ms` is CPython's GIL switch interval (`sys.getswitchinterval()`); `block_ms` the
     loop-block threshold, as the probe's. The client is one process with one thread, as the load
-    driver is: `client_ms` is its CPU work to send a request (connecting, writing), which is why
-    its users start a little apart, and `reply_ms` its work to read an answer; both take a core
-    and queue behind the client's other work. `send_ms` is the time from the client's send to
-    the request being ready for the server's loop (kernel, accept, headers).
+    driver is: `client_ms` is its CPU work to start a request (up to its connect), which is why
+    its users start a little apart; the request is written in a later turn of the client's loop,
+    behind every other user's start that is ready by then (so a burst of 100 users reaches the
+    server only after the client has started them all); `reply_ms` is its work to read an
+    answer. Client work takes a core and queues behind the client's other work. `send_ms` is
+    the time from the client's send to the request being ready for the server's loop (kernel,
+    accept, headers).
     `exponential` draws every step's time from an exponential distribution with the recipe's
     time as its mean (for queueing checks); otherwise times are exactly the recipe's.
     """
