@@ -203,6 +203,7 @@ class Engine:
         server_start: int | None = None
         server_end = send
         steps = hops = longest = 0
+        turns = 1
         call: PoolCall | None = None
         for phase in self.phases[route]:
             if type(phase) is Run:
@@ -210,7 +211,7 @@ class Engine:
                 if not loop.try_acquire():
                     # A wake-up takes two turns of the loop: the timer's or the thread's callback
                     # (`call_soon_threadsafe`) sets the future, which schedules the task's step.
-                    yield loop.acquire(rid, 2 if state == "ready" else 1)
+                    yield loop.acquire(rid, turns)
                 start = int(env.now)
                 if start > mark:
                     segs.append(Segment(lane, state, mark, start, None, None, rid))
@@ -249,9 +250,10 @@ class Engine:
                 steps += 1
                 mark = server_end = end
             elif type(phase) is Wait:
-                if phase.ns == 0 and not worker.loop.waiters and not self.server.exponential:
-                    # A checkpoint (`await sleep(0)`) with nobody else ready: the task goes on at
-                    # once, as asyncio runs it again in the same turn of the loop.
+                if phase.ns == 0 and phase.kind == "await":
+                    # A checkpoint (`await sleep(0)`): the task is scheduled again at once, one
+                    # turn behind whatever is ready (no turn at all when nothing is).
+                    state, turns = "ready", 1
                     continue
                 if phase.kind == "adb":
                     yield from self._on_core(self._time(phase.ns))
@@ -260,7 +262,7 @@ class Engine:
                 woke = int(env.now)
                 if woke > mark:
                     segs.append(Segment(lane, "awaiting", mark, woke, None, None, rid))
-                mark, state = woke, "ready"
+                mark, state, turns = woke, "ready", 2
             else:
                 assert type(phase) is Trip
                 hops += 1
@@ -298,7 +300,7 @@ class Engine:
                 if anyio:
                     record.sample(finished, sem)
                 call = record.trip(segs, rid, phase.label, (mark, started, finished), thread, cpu)
-                mark, state = finished, "ready"
+                mark, state, turns = finished, "ready", 2
         worker.active -= 1
         if self.after:
             yield from self._client(self.after)
