@@ -34,3 +34,15 @@ def test_a_pool_of_c_tokens_under_poisson_load_waits_as_erlang_c_predicts() -> N
     assert abs(statistics.fmean(waits) - expected) < 4 * error
     waited = sum(w > 0 for w in waits) / len(waits)
     assert waited == pytest.approx(erlang_c(servers, rate, service_ms / 1000), abs=0.03)
+
+
+def test_the_same_seed_gives_the_same_open_loop_run_and_another_seed_another() -> None:
+    recipe = parse_route("/q=cpu:1, pool(io:50), cpu:1")
+
+    def run(seed: int) -> list[int]:
+        load = Load({"/q": recipe}, (("/q",),), rate=40.0, duration_s=5.0, seed=seed)
+        return [r.client_done_ns for r in simulate(ServerModel(), load).requests]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+    assert 150 < len(run(3)) < 250
