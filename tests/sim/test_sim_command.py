@@ -67,6 +67,7 @@ def test_sim_of_own_routes_writes_an_html_report(tmp_path: Path) -> None:
         (["--mode", "async", "--threads", "0"], "--threads must be at least 1"),
         (["--mode", "async", "--io-ms", "-1"], "--io-ms must not be negative"),
         (["--mode", "async", "--rounds", "0"], "--rounds must be at least 1"),
+        (["--route", "/x=cpu:1", "--io-ms", "5"], "goes with --mode only"),
         (["--mode", "async", "--rate", "0", "--duration", "3"], "must be positive"),
         (["--mode", "async", "--rate", "10"], "--rate and --duration go together"),
         (["--mode", "async", "--change", "/nope=offload"], "not among the routes"),

@@ -43,11 +43,6 @@ def describe_note(note: str) -> str:
     return f"Assumed: {template.format(value)}." if template else f"Assumed: {key} = {value}."
 
 
-def is_simulated(trace: Trace) -> bool:
-    """Whether `trace` came from the model."""
-    return trace.run.source == "simulated"
-
-
 def recipes_table(recipes: dict[str, str], title: str = "Fitted recipes") -> Table:
     """Each route and its recipe, as the simulator reads it back from `--route`."""
     table = Table(title=title, title_justify="left")
@@ -81,11 +76,6 @@ def comparison_table(columns: Sequence[tuple[str, Trace]], title: str) -> Table:
     for key in ("requests", "makespan", "p50", "p90", "max"):
         table.add_row(key, *(f[key] for f in figures))
     return table
-
-
-def ratio(predicted: int, measured: int) -> str:
-    """`predicted / measured` as `×1.03`, or `–` without a measurement."""
-    return f"×{predicted / measured:.2f}" if measured else "–"
 
 
 SEED_CLOSE = 0.25

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from loopscope.errors import UsageError
 from loopscope.sim.recipe import Item, PoolStep, Recipe, Step
 from loopscope.sim.settings import Load, ServerModel
-from loopscope.trace.model import Request, Segment, Trace
+from loopscope.trace.model import Request, Trace
 
 MS = 1e6
 Token = tuple[str, float, float]
@@ -229,8 +229,3 @@ def calibrate(trace: Trace, cores: int = 2) -> Calibration:
     hits = tuple(h for h in (tuple(r for r in u if r in recipes) for u in _hits(trace)) if h)
     load = Load(recipes=recipes, hits_by_user=hits, rounds=max(1, run.rounds), io_ms=run.io_ms)
     return Calibration(server=server, load=load, skipped=skipped)
-
-
-def segments_of(trace: Trace, route: str) -> list[Segment]:
-    """Every segment of `route`'s requests (for reports that compare fit and measurement)."""
-    return [s for r in trace.requests if r.route == route for s in r.segments]

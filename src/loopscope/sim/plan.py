@@ -94,6 +94,8 @@ def plan(options: SimOptions) -> Plan:
             "Say what to simulate with exactly one of --mode, --route (or --routes FILE) "
             "and --from TRACE.json."
         )
+    if options.io_ms is not None and (options.mode is None or options.trace_path is not None):
+        raise UsageError("--io-ms sets the demo's DML time and goes with --mode only.")
     if options.trace_path is not None:
         baseline = _measured(options)
         fit = calibrate(baseline, cores=options.cores or 2)
