@@ -48,7 +48,7 @@ class Engine:
         self.load = load
         self.rng = random.Random(load.seed)
         self.cores = Semaphore(self.env, server.cores)
-        self.client = Semaphore(self.env, 1)
+        self.client_free = 0
         self.workers = [
             Worker(self.env, i, server.threads, server.executor_size) for i in range(server.workers)
         ]
@@ -162,12 +162,14 @@ class Engine:
                 yield from self._on_core(ns)
         return cpu
 
-    def _client(self, ns: int) -> Proc:
-        # The client's one thread: its work for one request queues behind its other work.
-        if not self.client.try_acquire():
-            yield self.client.acquire()
-        yield from self._on_core(ns)
-        self.client.release()
+    def _client(self, ns: int) -> int:
+        # The client's one thread serves its work first come, first served: a reservation on
+        # its timeline (Lindley's recursion) instead of a queue, so it costs no event. Returns
+        # when this piece of work is done.
+        now = int(self.env.now)
+        start = self.client_free if self.client_free > now else now
+        self.client_free = start + ns
+        return self.client_free
 
     def _serve(self, rid: str, route: str, user: int | None, intended: bool = False) -> Proc:
         env = self.env
@@ -175,18 +177,16 @@ class Engine:
         if self.sending:
             # A closed-loop user's send is stamped when the client gets to it; an open-loop
             # request's latency counts from its intended send time.
-            if not self.client.try_acquire():
-                yield self.client.acquire()
+            started = self._client(self.sending)
             if not intended:
-                send = int(env.now)
-            yield from self._on_core(self.sending)
-            self.client.release()
+                send = started - self.sending
+            yield env.timeout(started - int(env.now))
             # The request is written when the connection is up, a later turn of the client's
-            # loop: behind every other user's send that is ready by then.
-            if not self.client.try_acquire():
-                yield self.client.acquire(rid)
-            self.client.release()
-        if self.before:
+            # loop: behind every other user's start that is ready by then.
+            written = self._client(0)
+            if written + self.before > env.now:
+                yield env.timeout(written + self.before - int(env.now))
+        elif self.before:
             yield env.timeout(self.before)
         workers = self.workers
         # A new connection goes to the least busy worker, as the one idle in accept() wins it.
@@ -303,7 +303,7 @@ class Engine:
                 mark, state, turns = finished, "ready", 2
         worker.active -= 1
         if self.after:
-            yield from self._client(self.after)
+            yield env.timeout(self._client(self.after) - int(env.now))
         done = int(env.now)
         record.requests.append(
             Request(

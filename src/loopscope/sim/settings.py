@@ -23,7 +23,7 @@ class ServerModel:
     its users start a little apart; the request is written in a later turn of the client's loop,
     behind every other user's start that is ready by then (so a burst of 100 users reaches the
     server only after the client has started them all); `reply_ms` is its work to read an
-    answer. Client work takes a core and queues behind the client's other work. `send_ms` is
+    answer. Client work queues behind the client's other work, on a core of its own. `send_ms` is
     the time from the client's send to the request being ready for the server's loop (kernel,
     accept, headers).
     `exponential` draws every step's time from an exponential distribution with the recipe's
