@@ -28,7 +28,7 @@ from typing import Any
 import simpy
 
 from loopscope.sim.phases import NS_PER_MS, Run, Trip, Wait, compile_recipe
-from loopscope.sim.primitives import Semaphore, Worker
+from loopscope.sim.primitives import Fused, Semaphore, Worker
 from loopscope.sim.record import Recorder
 from loopscope.sim.settings import Load, ServerModel
 from loopscope.trace.model import PoolCall, Request, Segment, State
@@ -208,11 +208,15 @@ class Engine:
         for phase in self.phases[route]:
             if type(phase) is Run:
                 loop = worker.loop
+                fused = None
                 if not loop.try_acquire():
                     # A wake-up takes two turns of the loop: the timer's or the thread's callback
                     # (`call_soon_threadsafe`) sets the future, which schedules the task's step.
-                    yield loop.acquire(rid, turns)
-                start = int(env.now)
+                    ns = phase.cpu_only
+                    if fixed and 0 <= ns <= switch:
+                        fused = Fused(ns, gil, cores)
+                    yield loop.acquire(rid, turns, fused)
+                start = fused.started if fused is not None and fused.done else int(env.now)
                 if start > mark:
                     segs.append(Segment(lane, state, mark, start, None, None, rid))
                 if server_start is None:
@@ -220,7 +224,11 @@ class Engine:
                 if call is not None:
                     call.resumed_ns, call = start, None
                 cpu = 0
-                for kind, planned in phase.steps:
+                if fused is not None and fused.done:
+                    cores.release()
+                    gil.release()
+                    cpu = fused.ns
+                for kind, planned in () if fused is not None and fused.done else phase.steps:
                     # Inline fast paths (no generator): a wait, or a short CPU stretch with the
                     # GIL and a core free; anything else goes through `_steps`.
                     if fixed:
@@ -239,7 +247,7 @@ class Engine:
                 end = int(env.now)
                 # Those queued for the loop now are the ones a block delayed: read before release.
                 delayed = (
-                    [t for _, t, _ in loop.waiters][:MAX_DELAYED]
+                    [t for _, t, _, _ in loop.waiters][:MAX_DELAYED]
                     if end - start > self.block
                     else []
                 )
