@@ -4,14 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest bench bench-instructions clean
+.PHONY: setup demo test test-oldest lint typecheck pytest bench bench-instructions clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py src/loopscope/probe/_speedups.c
+TEST_PACKAGES := $(wildcard tests/packages/*/pyproject.toml tests/packages/*/*/*.py)
+
+$(STAMP): pyproject.toml setup.py src/loopscope/probe/_speedups.c $(TEST_PACKAGES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# Test fixtures that must be real installed libraries (in site-packages, not editable).
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps ./tests/packages/hashroute
 	touch $(STAMP)
 
 demo: setup
@@ -29,6 +33,18 @@ pytest: setup
 
 test: lint typecheck pytest
 
+# The real-app tests against the oldest FastAPI, Starlette, anyio and uvicorn that pyproject.toml
+# allows (the newest are what `setup` installs). Old Starlette imports a deprecated module name,
+# so deprecation warnings are not errors here.
+OLDEST := .venv-oldest
+test-oldest: setup
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet -c ci/oldest-constraints.txt -e '.[dev]'
+	$(OLDEST)/bin/python -m pip install --quiet --no-deps --force-reinstall ./tests/packages/hashroute
+	$(OLDEST)/bin/python -c "import fastapi, starlette; print('oldest: fastapi', fastapi.__version__, 'starlette', starlette.__version__)"
+	$(OLDEST)/bin/pytest -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::PendingDeprecationWarning \
+		tests/test_routes.py tests/test_real_apps.py tests/test_libraries.py tests/test_trace_command.py
+
 bench: setup
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/probe_overhead.py
@@ -39,4 +55,4 @@ bench-instructions: setup
 	benchmarks/probe_instructions.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache loopscope-report.html
+	rm -rf $(VENV) $(OLDEST) .pytest_cache .mypy_cache .ruff_cache loopscope-report.html

@@ -59,7 +59,7 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed: apt-get ins
 echo "probe instructions: trivial async route, uvicorn h11, $requests keep-alive requests (callgrind)"
 plain=$(count plain 0)
 probed=$(count probed 1)
-hooks=$("$python" -c "from loopscope.probe.loop import load_speedups; print('C' if load_speedups() else 'pure Python')")
+hooks=$("$python" -c "from loopscope.probe.backend import is_compiled, load_backend; print('C' if is_compiled(load_backend()) else 'pure Python')")
 echo "  without the probe: $plain instructions per request"
 echo "  with the probe:    $probed instructions per request (hot paths in $hooks)"
 echo "  added by the probe: $((probed - plain)) ($(( (probed - plain) * 1000 / plain / 10 )).$(( (probed - plain) * 1000 / plain % 10 ))%)"

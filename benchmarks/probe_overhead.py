@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopscope.probe.loop import PURE_PYTHON_ENV, load_speedups
+from loopscope.probe.backend import PURE_PYTHON_ENV, is_compiled, load_backend
 from loopscope.server import ServerProcess, ServerSettings
 
 APPS = str(Path(__file__).parent / "apps")
@@ -91,7 +91,7 @@ def main() -> None:
     if args.rounds < 2:
         raise SystemExit("--rounds must be 2 or more: the servers swap roles every round")
     cores = (0, 1) if (os.cpu_count() or 1) >= 2 else (0, 0)
-    hooks = "C (loopscope.probe._speedups)" if load_speedups() else "pure Python"
+    hooks = "C (loopscope.probe._speedups)" if is_compiled(load_backend()) else "pure Python"
     print(
         f"probe overhead: trivial async route, wrk -c{args.connections} {args.seconds:g}s per run,"
         f" both servers on core {cores[0]}, both wrk on core {cores[1]}, {args.rounds} rounds;"

@@ -79,3 +79,38 @@ def test_a_dead_request_is_kept_with_its_error(server: ServerProcess) -> None:
     assert requests[0].status == 200
     assert requests[1].status is None
     assert requests[1].error == "no answer within 0.5 s"
+
+
+@pytest.fixture(scope="module")
+def failing_server() -> Iterator[ServerProcess]:
+    server = ServerProcess(ServerSettings(app="failing:app", app_dir=APPS))
+    with server:
+        yield server
+    server.close()
+
+
+def test_a_post_after_a_500_on_the_same_connection_gets_its_own_answer(
+    failing_server: ServerProcess,
+) -> None:
+    # Starlette answers the raising handler's 500 and uvicorn then closes the connection,
+    # without `Connection: close`: reusing it would fail the healthy POST.
+    scenario = uniform_scenario([Hit("GET", "/boom"), Hit("POST", "/echo", {"a": 1})], 3, 3)
+    requests = asyncio.run(run_load(failing_server.url, scenario))
+    boom = [r for r in requests if r.route == "/boom"]
+    echo = [r for r in requests if r.route == "/echo"]
+    assert [r.status for r in boom] == [500] * 9
+    assert [(r.status, r.error) for r in echo] == [(200, None)] * 9
+
+
+def test_a_post_on_a_connection_the_server_closed_silently_is_sent_again_on_a_fresh_one(
+    failing_server: ServerProcess,
+) -> None:
+    # Here the answer is a 200: only the retry on a fresh connection saves the next POST.
+    scenario = uniform_scenario(
+        [Hit("GET", "/answer-then-raise"), Hit("POST", "/echo", {"a": 1})], 2, 3
+    )
+    requests = asyncio.run(run_load(failing_server.url, scenario))
+    assert [(r.status, r.error) for r in requests] == [(200, None)] * 12
+    for r in requests:
+        assert r.client_first_byte_ns is not None
+        assert r.client_send_ns <= r.client_first_byte_ns <= r.client_done_ns

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loopscope.errors import UsageError
-from loopscope.load import Hit, parse_hit, uniform_scenario
+from loopscope.load import Hit, parse_hit, uniform_scenario, warmup_scenario
 
 
 def test_a_hit_with_a_json_body_is_parsed() -> None:
@@ -42,3 +42,20 @@ def test_zero_users_or_rounds_are_refused() -> None:
         uniform_scenario([Hit("GET", "/")], users=0)
     with pytest.raises(UsageError):
         uniform_scenario([Hit("GET", "/")], users=1, rounds=0)
+
+
+def test_the_warm_up_replays_only_safe_methods_unless_asked() -> None:
+    register = Hit("POST", "/auth/register", {"username": "ann"})
+    scenario = uniform_scenario(
+        [Hit("GET", "/a"), register, Hit("HEAD", "/a"), Hit("GET", "/a")], 3
+    )
+    safe = warmup_scenario(scenario)
+    assert safe is not None
+    assert [hits for hits in safe.hits_by_user] == [(Hit("GET", "/a"),), (Hit("HEAD", "/a"),)]
+    unsafe = warmup_scenario(scenario, unsafe=True)
+    assert unsafe is not None
+    assert (register,) in unsafe.hits_by_user and len(unsafe.hits_by_user) == 3
+
+
+def test_a_scenario_of_posts_only_has_no_warm_up() -> None:
+    assert warmup_scenario(uniform_scenario([Hit("POST", "/pay", {"eur": 5})], 2)) is None

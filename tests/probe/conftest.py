@@ -25,6 +25,8 @@ import httpx
 import pytest
 
 from loopscope.probe.loop import PURE_PYTHON_ENV
+from loopscope.trace.io import load_record
+from loopscope.trace.record import ServerRecord
 
 APPS = Path(__file__).parent / "apps"
 START_TIMEOUT = 20.0
@@ -32,7 +34,7 @@ STOP_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 10.0
 
 Scenario = Callable[[httpx.AsyncClient], Awaitable[None]]
-RunProbed = Callable[..., dict[str, Any]]
+RunProbed = Callable[..., ServerRecord]
 
 
 def _marked_line(module: str, mark: str) -> str:
@@ -82,7 +84,7 @@ def _run_probed(
     threads: int | None = None,
     pure_python: bool = False,
     **probe: Any,
-) -> dict[str, Any]:
+) -> ServerRecord:
     out = tmp_path / f"probe-{module}-{loop}.json"
     log_path = tmp_path / f"server-{module}-{loop}.log"
     config = {
@@ -114,8 +116,7 @@ def _run_probed(
             assert process.stdout is not None
             process.stdout.close()
     assert process.returncode == 0, log_path.read_text()
-    record: dict[str, Any] = json.loads(out.read_text())
-    return record
+    return load_record(out)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def test_paths_outside_the_app_root_are_relative_to_the_working_directory() -> N
     assert Path(shown).resolve() == Path(__file__).resolve()
 
 
-def _recurse(depth: int, namer: FrameNamer) -> tuple[str | None, list[str]]:
+def _recurse(depth: int, namer: FrameNamer) -> tuple[str | None, list[str], str | None]:
     if depth:
         return _recurse(depth - 1, namer)
     return namer.describe(sys._getframe())
@@ -40,7 +40,8 @@ def _recurse(depth: int, namer: FrameNamer) -> tuple[str | None, list[str]]:
 
 def test_the_stack_is_short_and_innermost_last() -> None:
     namer = FrameNamer(app_root=str(HERE))
-    where, stack = _recurse(20, namer)
+    where, stack, inner = _recurse(20, namer)
+    assert inner is None  # no installed library below the user's line
     assert where is not None and where.startswith("test_probe_frames.py:")
     assert len(stack) == MAX_STACK
     assert stack[-1] == f"{where} in _recurse"
@@ -60,7 +61,7 @@ def test_another_threads_current_line_is_found() -> None:
         started.wait(5)
         time.sleep(0.01)
         assert napper.ident is not None
-        where, stack = namer.sample(napper.ident)
+        where, stack, _ = namer.sample(napper.ident)
     finally:
         release.set()
         napper.join()

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import re
+import time
 from asyncio import base_events, events
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
@@ -19,6 +20,8 @@ from loopscope import probe as probe_module
 from loopscope.errors import UsageError
 from loopscope.probe import REQUEST_ID, install, installed, sanitize_request_id
 from loopscope.probe.loop import PURE_PYTHON_ENV
+from loopscope.trace.io import load_record
+from loopscope.trace.record import ServerRecord
 
 Message = MutableMapping[str, Any]
 
@@ -113,9 +116,9 @@ def test_request_id_reaches_loop_handles_and_worker_threads() -> None:
         asyncio.run(_call(probe.asgi(app), _http_scope(request_id=b"bad id/7")))
         record = probe.collect()
     assert seen == {"loop": "badid7", "thread": "badid7"}
-    request = record["requests"]["badid7"]
-    assert request["pool_hops"] == 1
-    assert [c["request_id"] for c in record["pool"]] == ["badid7"]
+    request = record.request("badid7")
+    assert request.pool_hops == 1
+    assert [c.request_id for c in record.pool] == ["badid7"]
     assert REQUEST_ID.get() is None
 
 
@@ -129,7 +132,7 @@ def test_a_repeated_client_id_does_not_overwrite_the_earlier_request() -> None:
 
     with installed() as probe:
         asyncio.run(twice(probe.asgi(app)))
-        assert sorted(probe.collect()["requests"]) == ["same", "same.2"]
+        assert sorted(probe.collect().request_ids) == ["same", "same.2"]
 
 
 def test_client_ids_and_generated_ids_never_collide() -> None:
@@ -146,7 +149,7 @@ def test_client_ids_and_generated_ids_never_collide() -> None:
             await _call(wrapped, _http_scope())  # <prefix>4 is the client's now
 
         asyncio.run(scenario(probe.asgi(app)))
-        ids = list(probe.collect()["requests"])
+        ids = probe.collect().request_ids
     assert ids == [f"{prefix}1", f"{prefix}1.2", f"{prefix}4", f"{prefix}4.2"]
 
 
@@ -162,11 +165,11 @@ def test_odd_scope_values_are_stored_as_best_they_can_be() -> None:
     scope = {"type": "http", "method": None, "path": "/caf\u00e9/\udc80", "headers": []}
     with installed() as probe:
         asyncio.run(_call(probe.asgi(app), scope))
-        (request,) = probe.collect()["requests"].values()
+        (request,) = probe.collect().requests
     # No method, a path with a lone surrogate (not UTF-8), a route that is no template and a
     # status that is no int: each is stored as missing, and the request is still there.
-    assert (request["method"], request["path"], request["status"]) == ("", "", None)
-    assert request["route"] == ""
+    assert (request.method, request.path, request.status) == ("", "", None)
+    assert request.route == ""
     assert probe.recorder.errors == 0
 
 
@@ -185,9 +188,9 @@ def test_an_exception_in_the_probes_own_bookkeeping_is_counted_and_the_request_s
         record = probe.collect()
     assert [m.get("status") for m in sent] == [200, None]
     assert sent[1]["body"] == b"still fine"
-    assert record["probe"]["probe_errors"] == 1
-    assert record["requests"]["r1"]["route"] == "/broken"
-    assert record["requests"]["r1"]["status"] == 200
+    assert record.counts.probe_errors == 1
+    assert record.request("r1").route == "/broken"
+    assert record.request("r1").status == 200
 
 
 def test_exceptions_of_the_app_propagate_unchanged() -> None:
@@ -201,8 +204,8 @@ def test_exceptions_of_the_app_propagate_unchanged() -> None:
             asyncio.run(_call(probe.asgi(app), _http_scope(request_id=b"boom")))
         record = probe.collect()
     assert caught.value is failure
-    assert record["requests"]["boom"]["status"] is None
-    assert record["requests"]["boom"]["server_end_ns"] is not None
+    assert record.request("boom").status is None
+    assert record.request("boom").server_end_ns is not None
 
 
 def test_lifespan_and_websocket_scopes_pass_through_untouched() -> None:
@@ -220,7 +223,7 @@ def test_lifespan_and_websocket_scopes_pass_through_untouched() -> None:
         asyncio.run(main(probe.asgi(app)))
         record = probe.collect()
     assert scopes == [{"type": "lifespan"}, {"type": "websocket"}]
-    assert record["requests"] == {}
+    assert record.requests == []
 
 
 def test_the_thread_pool_wrapper_keeps_anyios_behaviour() -> None:
@@ -243,15 +246,15 @@ def test_the_thread_pool_wrapper_keeps_anyios_behaviour() -> None:
     with installed() as probe:
         asyncio.run(main())
         record = probe.collect()
-    assert [call["func"] for call in record["pool"]] == [
+    assert [call.func for call in record.pool] == [
         "builtins.divmod",
         "builtins.abs",
         f"{__name__}.test_the_thread_pool_wrapper_keeps_anyios_behaviour.<locals>.explode",
         "builtins.abs",
     ]
     # Samples follow the default limiter only: three calls, three samples each.
-    assert len(record["pool_samples"]) == 9
-    assert all(call["finished_ns"] >= call["started_ns"] for call in record["pool"])
+    assert len(record.pool_samples) == 9
+    assert all(call.finished_ns >= call.started_ns for call in record.pool)
 
 
 def test_dump_writes_the_collected_record_as_json(tmp_path: Path) -> None:
@@ -264,6 +267,7 @@ def test_dump_writes_the_collected_record_as_json(tmp_path: Path) -> None:
         path = probe.dump(tmp_path / "server.json")
     data = json.loads(path.read_text())
     assert set(data) == {
+        "version",
         "pid",
         "loop",
         "precise",
@@ -273,16 +277,19 @@ def test_dump_writes_the_collected_record_as_json(tmp_path: Path) -> None:
         "pool",
         "pool_samples",
         "lanes",
-        "probe",
+        "counts",
+        "failures",
     }
-    assert (data["loop"], data["precise"], data["block_ms"]) == ("asyncio", True, 50)
-    (request_id,) = data["requests"]
-    assert re.fullmatch(r"s\d+-1", request_id)
-    assert data["requests"][request_id]["loop_steps"] >= 2
+    record = load_record(path)
+    assert (record.loop, record.precise, record.block_ms) == ("asyncio", True, 50)
+    assert record.counts.loops == 1
+    (request,) = record.requests
+    assert re.fullmatch(r"s\d+-1", request.id)
+    assert request.loop_steps is not None and request.loop_steps >= 2
 
 
 def test_a_tiny_event_budget_drops_events_and_the_app_still_answers(
-    tmp_path: Path, run_probed: Callable[..., dict[str, Any]]
+    tmp_path: Path, run_probed: Callable[..., ServerRecord]
 ) -> None:
     async def scenario(client: Any) -> None:
         for i in range(8):
@@ -290,9 +297,9 @@ def test_a_tiny_event_budget_drops_events_and_the_app_still_answers(
             assert answer.status_code == 200
 
     record = run_probed(tmp_path, scenario, max_events=20)
-    assert record["probe"]["dropped_events"] > 0
-    assert record["probe"]["probe_errors"] == 0
-    stored = record["probe"]["steps"] + len(record["requests"]) + len(record["pool"])
+    assert record.counts.dropped_events > 0
+    assert record.counts.probe_errors == 0
+    stored = record.counts.steps + len(record.requests) + len(record.pool)
     assert stored <= 20
 
 
@@ -307,6 +314,80 @@ def test_the_compiled_hooks_are_built_and_used_unless_pure_python_is_asked(
     with installed() as probe:
         app = probe.asgi(lambda scope, receive, send: None)
         assert probe.compiled is (implementation == "compiled")
-        assert type(app).__name__ == (
-            "CompiledProbeMiddleware" if implementation == "compiled" else "ProbeMiddleware"
-        )
+        expected = "_speedups" if implementation == "compiled" else "_speedups_python"
+        assert type(app._watcher).__module__ == f"loopscope.probe.{expected}"
+
+
+def _blocking_app(block_s: float) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        time.sleep(block_s)  # holds the loop: the block every test below must catch
+        await _ok(send)
+
+    return app
+
+
+def test_every_loop_is_observed_when_the_process_runs_several_in_a_row() -> None:
+    with installed(block_ms=20) as probe:
+        app = probe.asgi(_blocking_app(0.06))
+        for n in range(3):
+            # A fresh loop each time, as `asyncio.run` or pytest's loop per test gives; no
+            # lifespan call first, as under httpx's ASGITransport.
+            asyncio.run(_call(app, _http_scope(f"/run{n}", f"r{n}".encode())))
+        record = probe.collect()
+    assert record.counts.loops == 3
+    assert record.precise is True
+    blamed = sorted(b.request_id or "" for b in record.loop_blocks)
+    assert blamed == ["r0", "r1", "r2"]
+    assert all(b.duration_ns >= 50_000_000 for b in record.loop_blocks)
+    assert all(r.loop_steps for r in record.requests)
+
+
+def test_a_block_in_the_very_first_request_is_caught_without_a_lifespan_call() -> None:
+    with installed(block_ms=20) as probe:
+        asyncio.run(_call(probe.asgi(_blocking_app(0.06)), _http_scope("/first", b"first")))
+        record = probe.collect()
+    (block,) = record.loop_blocks
+    assert block.request_id == "first"
+    assert block.where is not None and block.where.endswith(f"{Path(__file__).name}:{_SLEEP_LINE}")
+
+
+_SLEEP_LINE = _blocking_app.__code__.co_firstlineno + 2
+
+
+def test_a_failure_in_the_probe_is_kept_with_its_hook_and_cause() -> None:
+    class BrokenRoute:
+        @property
+        def path(self) -> str:
+            raise RuntimeError("route of an unexpected shape")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = BrokenRoute()
+        await _ok(send)
+
+    with installed() as probe:
+        wrapped = probe.asgi(app)
+        for n in range(3):
+            asyncio.run(_call(wrapped, _http_scope("/broken", f"b{n}".encode())))
+        record = probe.collect()
+    assert record.counts.probe_errors == 3
+    (failure,) = record.failures
+    assert failure.hook == "middleware"
+    assert failure.error == "RuntimeError('route of an unexpected shape')"
+    assert failure.count == 3
+
+
+def test_the_python_twin_has_the_c_extensions_api_one_for_one() -> None:
+    from loopscope.probe import _speedups, _speedups_python
+
+    def public(owner: object) -> set[str]:
+        return {name for name in dir(owner) if not name.startswith("_")}
+
+    exported = {name for name in public(_speedups) if not name.startswith("_")}
+    assert exported <= public(_speedups_python)
+    # RequestWatch is made by RequestWatcher.begin only; the C module does not export it.
+    for name in ("StepHook", "SoonHook", "RequestWatcher", "StallGate"):
+        c_type, twin = getattr(_speedups, name), getattr(_speedups_python, name)
+        attributes = set(getattr(twin, "__annotations__", {}))
+        assert public(c_type) <= public(twin) | attributes, name
+    for name in ("BUDGET_CHUNK", "NO_TEXT", "TICKS_KEPT"):
+        assert getattr(_speedups, name) == getattr(_speedups_python, name), name

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from loopscope.probe import installed
+from loopscope.probe import _speedups_python, installed
+from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID
 from loopscope.probe.loop import PURE_PYTHON_ENV
 from loopscope.probe.packed import FINISHED, FinishedLog, StepLog, pack_text, unpack_texts
 from loopscope.probe.recorder import Recorder
+from loopscope.probe.routes import route_template
 
 
 def test_texts_round_trip_and_what_is_no_string_comes_back_as_none() -> None:
@@ -49,13 +51,23 @@ def test_the_step_log_gives_back_what_was_appended_in_order() -> None:
 
 def test_steps_name_a_running_request_by_its_serial_and_any_other_id_by_a_late_number() -> None:
     recorder = Recorder(100, id_prefix="s1-")
-    first = recorder.add_request(None, "GET", "/a", 10, 0)
-    second = recorder.add_request("client", "GET", "/b", 11, 0)
-    assert (first, second) == ("s1-1", "client")
+    watcher = _speedups_python.RequestWatcher(
+        recorder, REQUEST_ID, recorder, REQUEST_HEADER, route_template
+    )
+
+    def begin(path: str, client_id: bytes | None) -> Any:
+        headers = [(REQUEST_HEADER, client_id)] if client_id else []
+        scope = {"type": "http", "method": "GET", "path": path, "headers": headers}
+        return watcher.begin(scope, None)
+
+    first, second = begin("/a", None), begin("/b", b"client")
+    assert (first.request_id, second.request_id) == ("s1-1", "client")
     assert recorder.ref_of("client") == 2
     assert recorder.ref_of("elsewhere") == -1  # set by code outside any request we saw
     assert recorder.ref_of("elsewhere") == -1
-    recorder.finish_request("s1-1", "/a", 200, 20, 0)
+    first.status = 200
+    first.finish({})
+    second.token = None  # its id stays set: it is still running
     assert recorder.ref_of("s1-1") == -2  # finished: a later step is a late one
     for ref in (1, 2, -1, -2, 0):
         recorder.steps.append(ref + 100, ref + 101, 0, ref, 0)

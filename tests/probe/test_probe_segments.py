@@ -6,12 +6,11 @@ stamped them; no clock is read here.
 
 from __future__ import annotations
 
-from typing import Any
-
-from loopscope.probe.blocks import attribute_to_lone_request
-from loopscope.probe.collect import server_trace
+from loopscope.probe.blocks import attribute_to_lone_request, block_from_step
+from loopscope.probe.collect import server_record
 from loopscope.probe.recorder import Recorder, RequestRecord, StackSamples
 from loopscope.trace.model import LoopBlock, PoolCall
+from loopscope.trace.record import ServerRecord
 
 MS = 1_000_000
 T = 5_000 * 1_000 * MS
@@ -22,15 +21,15 @@ def at(ms: float) -> int:
     return T + int(ms * MS)
 
 
-def painted(record: dict[str, Any], request_id: str) -> list[tuple[str, float, float]]:
+def painted(record: ServerRecord, request_id: str) -> list[tuple[str, float, float]]:
     return [
-        (s["state"], (s["start_ns"] - T) / MS, (s["end_ns"] - T) / MS)
-        for s in record["requests"][request_id]["segments"]
+        (s.state, (s.start_ns - T) / MS, (s.end_ns - T) / MS)
+        for s in record.request(request_id).segments
     ]
 
 
-def collect(recorder: Recorder, *, precise: bool = True) -> dict[str, Any]:
-    return server_trace(recorder, pid=42, loop="asyncio", precise=precise, block_ms=20.0)
+def collect(recorder: Recorder, *, precise: bool = True) -> ServerRecord:
+    return server_record(recorder, pid=42, loop="asyncio", precise=precise, block_ms=20.0)
 
 
 def test_a_lane_is_painted_from_steps_thread_pool_trips_and_ready_stamps() -> None:
@@ -59,11 +58,11 @@ def test_a_lane_is_painted_from_steps_thread_pool_trips_and_ready_stamps() -> No
         ("ready", 80, 85),  # the result waits for the loop, whatever the wake-up stamp says
         ("on-loop", 85, 90),
     ]
-    request = record["requests"]["r"]
-    assert (request["loop_steps"], request["longest_step_ns"]) == (3, 6 * MS)
-    in_thread = [s for s in request["segments"] if s["state"] == "in-thread"]
-    assert in_thread[0]["cpu_ns"] == 4 * MS
-    assert record["loop_blocks"] == []
+    request = record.request("r")
+    assert (request.loop_steps, request.longest_step_ns) == (3, 6 * MS)
+    in_thread = [s for s in request.segments if s.state == "in-thread"]
+    assert in_thread[0].cpu_ns == 4 * MS
+    assert record.loop_blocks == []
 
 
 def _blocking_records() -> Recorder:
@@ -88,13 +87,13 @@ def _blocking_records() -> Recorder:
 def test_a_long_step_is_a_block_with_its_line_cpu_time_and_delayed_requests() -> None:
     record = collect(_blocking_records())
 
-    (block,) = [LoopBlock(**b) for b in record["loop_blocks"]]
+    (block,) = record.loop_blocks
     assert (block.start_ns, block.end_ns, block.request_id) == (at(1), at(30), "a")
     assert (block.where, block.stack[-1], block.kind) == ("app.py:3", "app.py:3 in helper", "code")
     assert block.cpu_ns == 25 * MS
     assert block.delayed == ["b", "c"]
-    (blocked,) = [s for s in record["requests"]["a"]["segments"] if s["state"] == "loop-blocked"]
-    assert (blocked["where"], blocked["cpu_ns"]) == ("app.py:3", 25 * MS)
+    (blocked,) = [s for s in record.request("a").segments if s.state == "loop-blocked"]
+    assert (blocked.where, blocked.cpu_ns) == ("app.py:3", 25 * MS)
     assert ("ready", 10, 30.2) in painted(record, "b")
 
 
@@ -102,9 +101,9 @@ def test_a_block_mostly_covered_by_garbage_collection_is_labelled_gc() -> None:
     recorder = _blocking_records()
     recorder.gc_pauses.append((at(5), at(25)))
 
-    (block,) = collect(recorder)["loop_blocks"]
+    (block,) = collect(recorder).loop_blocks
 
-    assert (block["kind"], block["where"]) == ("gc", None)
+    assert (block.kind, block.where) == ("gc", None)
 
 
 def test_the_loop_lane_coalesces_close_steps_of_one_request_only() -> None:
@@ -122,9 +121,9 @@ def test_the_loop_lane_coalesces_close_steps_of_one_request_only() -> None:
     )
 
     lane = [
-        (s["state"], s["request_id"], (s["start_ns"] - T) / MS, (s["end_ns"] - T) / MS)
-        for s in collect(recorder)["lanes"]
-        if s["lane"] == "loop:42"
+        (s.state, s.request_id, (s.start_ns - T) / MS, (s.end_ns - T) / MS)
+        for s in collect(recorder).lanes
+        if s.lane == "loop:42"
     ]
 
     assert lane[:5] == [
@@ -149,9 +148,9 @@ def test_watchdog_mode_lanes_hold_the_blocks_and_pool_trips_seen() -> None:
         ("pool-wait", 50, 55),
         ("in-thread", 55, 90),
     ]
-    assert record["requests"]["r"]["loop_steps"] is None
-    assert [b["where"] for b in record["loop_blocks"]] == ["app.py:7"]
-    lanes = {(s["lane"], s["state"]) for s in record["lanes"]}
+    assert record.request("r").loop_steps is None
+    assert [b.where for b in record.loop_blocks] == ["app.py:7"]
+    lanes = {(s.lane, s.state) for s in record.lanes}
     assert lanes == {("loop:42", "loop-blocked"), ("thread:W #1", "in-thread")}
 
 
@@ -159,8 +158,8 @@ def test_the_event_budget_counts_what_it_refuses() -> None:
     recorder = Recorder(2)
     assert recorder.admit() and recorder.admit()
     assert not recorder.admit()
-    assert recorder.add_request("r", "GET", "/", 0, 0) is None
-    assert (recorder.used, recorder.dropped) == (2, 2)
+    assert recorder.take(5) == 0
+    assert (recorder.used, recorder.dropped) == (2, 1)
 
 
 def test_a_wait_for_the_pool_while_another_request_blocks_the_loop_is_ready_not_pool_wait() -> None:
@@ -199,3 +198,22 @@ def test_a_heartbeat_block_with_no_request_goes_to_the_one_request_in_flight() -
     unclear = LoopBlock(at(20), at(50), None, None, None, [])
     attribute_to_lone_request(unclear, requests)
     assert unclear.request_id is None
+
+
+def test_a_long_step_no_sample_caught_is_a_block_with_no_line_and_no_guess() -> None:
+    block = block_from_step((at(0), at(50), 0, "r", 0), None)
+    assert (block.where, block.inner, block.stack) == (None, None, [])
+    assert (block.cpu_ns, block.runnable_ns, block.process_cpu_ns) == (None, None, None)
+
+
+def test_a_late_sample_does_not_outvote_samples_that_found_no_line() -> None:
+    samples = StackSamples()
+    for t in range(3):
+        samples.add(None, ["argon2/low_level.py:102 in hash_secret"], None, at(t))
+    samples.add("app.py:9", ["app.py:9 in after"], None, at(10))
+    assert samples.best()[0] is None
+    assert samples.best(before_ns=at(10))[0] is None
+    lone = StackSamples()
+    lone.add("app.py:9", ["app.py:9 in after"], None, at(10))
+    assert lone.best(before_ns=at(10))[0] is None  # a late sample alone is no culprit
+    assert lone.best()[0] == "app.py:9"  # precise mode: taken while the step still ran

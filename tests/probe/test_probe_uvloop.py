@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-RunProbed = Callable[..., dict[str, Any]]
+from loopscope.trace.model import LoopBlock
+from loopscope.trace.record import ServerRecord
+
+RunProbed = Callable[..., ServerRecord]
 
 
 async def get_all(client: httpx.AsyncClient, *calls: tuple[str, str]) -> None:
@@ -31,9 +33,9 @@ async def _scenario(client: httpx.AsyncClient) -> None:
     await get_all(client, ("/gc-collect", "gc-collect"))
 
 
-def _block(record: dict[str, Any], request_id: str) -> dict[str, Any]:
-    found = [b for b in record["loop_blocks"] if b["request_id"] == request_id]
-    assert len(found) == 1, record["loop_blocks"]
+def _block(record: ServerRecord, request_id: str) -> LoopBlock:
+    found = [b for b in record.loop_blocks if b.request_id == request_id]
+    assert len(found) == 1, record.loop_blocks
     return found[0]
 
 
@@ -41,25 +43,25 @@ def test_under_uvloop_the_watchdog_still_finds_the_block_and_its_line(
     tmp_path: Path, run_probed: RunProbed, marked_line: Callable[[str, str], str]
 ) -> None:
     record = run_probed(tmp_path, _scenario, loop="uvloop")
-    assert (record["loop"], record["precise"], record["probe"]["steps"]) == ("uvloop", False, 0)
+    assert (record.loop, record.precise, record.counts.steps) == ("uvloop", False, 0)
 
     slow = _block(record, "slow-1")
-    assert slow["where"] == marked_line("blocking", "helper-sleep")
-    wall = slow["end_ns"] - slow["start_ns"]
+    assert slow.where == marked_line("blocking", "helper-sleep")
+    wall = slow.end_ns - slow.start_ns
     assert 100_000_000 < wall < 600_000_000
-    assert slow["cpu_ns"] is not None and slow["cpu_ns"] < wall * 0.3
+    assert slow.cpu_ns is not None and slow.cpu_ns < wall * 0.3
 
     busy = _block(record, "cpu-1")
-    assert busy["where"] == marked_line("helpers", "busy-loop")
-    assert busy["cpu_ns"] > 150_000_000 * 0.85
-    assert busy["cpu_ns"] > (busy["end_ns"] - busy["start_ns"]) * 0.3
+    assert busy.where == marked_line("helpers", "busy-loop")
+    assert busy.cpu_ns > 150_000_000 * 0.85
+    assert busy.cpu_ns > (busy.end_ns - busy.start_ns) * 0.3
 
     # A full collection holds the GIL, so no heartbeat can even be posted: caught all the same.
-    assert _block(record, "gc-collect")["kind"] == "gc"
+    assert _block(record, "gc-collect").kind == "gc"
 
-    thread_pool = record["requests"]["def-1"]
-    assert thread_pool["loop_steps"] is None
-    assert {"pool-wait", "in-thread"} <= {s["state"] for s in thread_pool["segments"]}
+    thread_pool = record.request("def-1")
+    assert thread_pool.loop_steps is None
+    assert {"pool-wait", "in-thread"} <= {s.state for s in thread_pool.segments}
 
 
 def test_precise_false_uses_the_heartbeat_on_the_asyncio_loop_too(
@@ -70,6 +72,6 @@ def test_precise_false_uses_the_heartbeat_on_the_asyncio_loop_too(
         await get_all(client, ("/deep-block", "deep-1"), ("/async-sleep", "polite-1"))
 
     record = run_probed(tmp_path, scenario, precise=False)
-    assert (record["loop"], record["precise"], record["probe"]["steps"]) == ("asyncio", False, 0)
-    assert _block(record, "deep-1")["where"] == marked_line("helpers", "deep-sleep")
-    assert [b for b in record["loop_blocks"] if b["request_id"] == "polite-1"] == []
+    assert (record.loop, record.precise, record.counts.steps) == ("asyncio", False, 0)
+    assert _block(record, "deep-1").where == marked_line("helpers", "deep-sleep")
+    assert [b for b in record.loop_blocks if b.request_id == "polite-1"] == []

@@ -124,7 +124,7 @@ def test_hovering_a_segment_shows_its_request_state_times_and_line(opened: Opene
     ).hover()
     assert tooltip.is_visible()
     lines = tooltip.inner_text().splitlines()
-    assert lines[0] == "R2 · /info"
+    assert lines[0] == "R2 · POST /info"
     assert lines[1] == "loop-blocked — blocking the loop"
     assert lines[2].startswith("start 1003.") and lines[2].endswith("duration 1001.0 ms")
     assert lines[3] == "CPU 0.200 ms · waiting 1000.8 ms"

@@ -33,7 +33,7 @@ def test_the_async_blocking_timeline_has_a_lane_per_request_and_one_for_the_loop
     found = lanes(root)
     assert list(found) == ["request:R1", "request:R2", "request:R3", "loop:4242"]
     labels = [t.text for t in root.iter(f"{SVG}text") if t.attrib.get("class") == "label"]
-    assert labels == ["R1 /login", "R2 /info", "R3 /history", "event loop"]
+    assert labels == ["R1 POST /login", "R2 POST /info", "R3 POST /history", "event loop"]
     blocked = [s for s in segments(found["loop:4242"]) if s.attrib["data-state"] == "loop-blocked"]
     assert [s.attrib["data-request"] for s in blocked] == ["R1", "R2", "R3"]
     assert {s.attrib["data-where"] for s in blocked} == {"demo/db.py:41"}
@@ -45,7 +45,7 @@ def test_each_segment_carries_what_the_tooltip_shows(seed_traces: list[Trace]) -
     queued, blocked = r2[0], next(s for s in r2 if s.attrib["data-state"] == "loop-blocked")
     assert queued.attrib["data-state"] == "queued"
     assert float(queued.attrib["data-start-ms"]) == pytest.approx(0.4)
-    assert blocked.attrib["data-route"] == "/info"
+    assert blocked.attrib["data-route"] == "POST /info"
     assert float(blocked.attrib["data-dur-ms"]) == pytest.approx(1001.0)
     assert float(blocked.attrib["data-cpu-ms"]) == pytest.approx(0.2)
     assert float(blocked.attrib["data-start-ms"]) == pytest.approx(1003.4, abs=0.5)

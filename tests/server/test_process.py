@@ -191,5 +191,19 @@ def test_the_probe_record_arrives_with_or_without_lifespan_support(app: str) -> 
         response = httpx.get(server.url + "/", headers={"x-loopscope-request": "R1"}, timeout=5)
         assert response.status_code == 200
     (record,) = server.probe_records()
-    assert record["requests"]["R1"]["status"] == 200
+    assert record.request("R1").status == 200
     server.close()
+
+
+def test_the_port_is_the_one_the_server_said_it_bound() -> None:
+    server = ServerProcess(ServerSettings(app="server_apps:app", app_dir=APPS))
+    with server:
+        logged = server.kind.bound_port(Path(server.log_path.parent))
+        assert logged == server.port != 0
+        assert httpx.get(server.url + "/", timeout=5).json()["pid"] == server.pid
+    server.close()
+
+
+def test_an_unknown_server_kind_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="Unknown server 'tornado'; use one of uvicorn"):
+        ServerSettings(app="server_apps:app", server="tornado")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from loopscope.report.words import format_duration, short_where, verdict_text
 from loopscope.trace import (
     STATES,
     LoopBlock,
@@ -16,12 +17,10 @@ from loopscope.trace import (
     Trace,
 )
 from loopscope.trace.analysis import (
-    format_duration,
     latency_percentiles,
     loop_blocks,
     loop_utilisation,
     makespan_ns,
-    short_where,
     time_by_state,
     top_loop_blocks,
 )
@@ -108,9 +107,9 @@ def test_latency_percentiles_are_nearest_rank_per_route_in_first_seen_order() ->
     slow = [request(f"s{i}", "/slow", 0, i) for i in range(1, 11)]
     t = trace(request("f", "/fast", 0, 2), *slow)
     stats = latency_percentiles(t)
-    assert list(stats) == ["/fast", "/slow"]
-    assert stats["/fast"].count == 1 and stats["/fast"].p99 == 2 * MS
-    slow_stats = stats["/slow"]
+    assert list(stats) == ["GET /fast", "GET /slow"]
+    assert stats["GET /fast"].count == 1 and stats["GET /fast"].p99 == 2 * MS
+    slow_stats = stats["GET /slow"]
     assert slow_stats.count == 10
     assert (slow_stats.p50, slow_stats.p90, slow_stats.p99, slow_stats.max) == (
         5 * MS,
@@ -172,7 +171,7 @@ def test_top_loop_blocks_groups_by_location_longest_total_first() -> None:
     io = groups[0]
     assert (io.count, io.total_ns, io.longest_ns) == (2, 2000 * MS, 1000 * MS)
     assert (io.cpu_ns, io.wait_ns) == (20 * MS, 1980 * MS)
-    assert io.routes == ("/login",) and io.delayed == 1
+    assert io.routes == ("GET /login",) and io.delayed == 1
     assert io.cpu_bound is False and io.kind == "code"
     assert groups[1].cpu_bound is True
     assert groups[2].kind == "gc" and groups[2].cpu_ns is None and groups[2].cpu_bound is None
@@ -244,23 +243,23 @@ def test_verdicts_name_the_line_and_the_fix_for_each_kind_of_problem() -> None:
         block(0, 800, "r2", "reports.py:3", cpu_ms=790),
     ]
     by_route = {v.route: v for v in verdicts(t)}
-    assert list(by_route) == ["/io", "/cpu", "/sync", "/fast", "/unprobed"]
-    assert by_route["/io"].kind == "io-wait"
-    assert by_route["/io"].text.startswith("blocks the event loop at repo.py:7")
-    assert "I/O wait: await an async driver or offload it" in by_route["/io"].text
-    assert by_route["/cpu"].kind == "cpu-bound"
-    assert by_route["/cpu"].text.startswith("CPU-bound at reports.py:3")
-    assert "offload to a process pool" in by_route["/cpu"].text
-    assert by_route["/sync"].kind == "pool-wait"
-    assert by_route["/sync"].text == (
+    assert list(by_route) == ["GET /io", "GET /cpu", "GET /sync", "GET /fast", "GET /unprobed"]
+    assert by_route["GET /io"].kind == "io-wait"
+    assert verdict_text(by_route["GET /io"]).startswith("blocks the event loop at repo.py:7")
+    assert "I/O wait: await an async driver or offload it" in verdict_text(by_route["GET /io"])
+    assert by_route["GET /cpu"].kind == "cpu-bound"
+    assert verdict_text(by_route["GET /cpu"]).startswith("CPU-bound at reports.py:3")
+    assert "offload to a process pool" in verdict_text(by_route["GET /cpu"])
+    assert by_route["GET /sync"].kind == "pool-wait"
+    assert verdict_text(by_route["GET /sync"]) == (
         "runs in the thread pool; waited for a token once (up to 400 ms): "
         "raise the limiter or make it async"
     )
     assert (
-        by_route["/fast"].text
+        verdict_text(by_route["GET /fast"])
         == "runs on the event loop; no loop blocks over the threshold (50 ms)"
     )
-    assert by_route["/unprobed"].kind == "client-only"
+    assert by_route["GET /unprobed"].kind == "client-only"
 
 
 def test_a_route_that_blocks_the_loop_gets_the_block_verdict_even_if_it_also_waited() -> None:
@@ -283,9 +282,11 @@ def test_verdicts_shorten_absolute_paths_and_name_unknown_lines() -> None:
         block(500, 900, "r2", None, cpu_ms=390),
     ]
     first, second = verdicts(t)
-    assert first.text.startswith("blocks the event loop at shop/repo.py:7 (1 time, 500 ms)")
+    assert verdict_text(first).startswith(
+        "blocks the event loop at shop/repo.py:7 (1 time, 500 ms)"
+    )
     assert first.where == "/srv/app/shop/repo.py:7"
-    assert second.text.startswith("CPU-bound at an unknown line")
+    assert verdict_text(second).startswith("CPU-bound at a line not sampled")
     assert second.where is None
 
 

@@ -64,7 +64,7 @@ def test_a_trace_survives_a_round_trip_through_a_file(tmp_path: Path) -> None:
 
 def test_the_file_starts_with_its_version_and_has_the_contracted_keys(tmp_path: Path) -> None:
     data = json.loads(dump_trace(_trace(), tmp_path / "t.json").read_text())
-    assert next(iter(data)) == "version" and data["version"] == 1
+    assert next(iter(data)) == "version" and data["version"] == 2
     assert {"run", "requests", "loop_blocks", "pool"} <= set(data)
     request = data["requests"][0]
     assert {"id", "method", "path", "route", "status", "client_send_ns", "client_done_ns"} <= set(
@@ -84,15 +84,23 @@ def test_the_file_starts_with_its_version_and_has_the_contracted_keys(tmp_path: 
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.update(version=2), "version 2 is not supported"),
+        (lambda d: d.update(version=3), "version 3 is not supported"),
         (lambda d: d.pop("run"), "not a loopscope trace"),
-        (lambda d: d["requests"][0]["segments"][1].update(state="sleeping"), "requests[0]"),
-        (lambda d: d["requests"][0].update(client_send_ns="soon"), "client_send_ns: expected int"),
-        (lambda d: d["requests"][0].pop("id"), "requests[0].id: missing"),
+        (
+            lambda d: d["requests"][0]["segments"][1].update(state="sleeping"),
+            "requests[0].segments[1].state: Input should be 'queued', 'on-loop'",
+        ),
+        (
+            lambda d: d["requests"][0].update(client_send_ns="soon"),
+            "requests[0].client_send_ns: Input should be a valid integer",
+        ),
+        (lambda d: d["requests"][0].pop("id"), "requests[0].id: Field required"),
         (lambda d: d["loop_blocks"][0].update(kind="cosmic"), "loop_blocks[0].kind"),
-        (lambda d: d.update(pool={}), "pool: expected a list"),
-        (lambda d: d["run"].update(precise="yes"), "run.precise: expected bool"),
-        (lambda d: d["requests"][0].update(status=True), "status"),
+        (lambda d: d.update(pool={}), "pool: Input should be a valid array"),
+        (lambda d: d["run"].update(precise="yes"), "run.precise: Input should be a valid boolean"),
+        (lambda d: d["requests"][0].update(status=True), "requests[0].status"),
+        (lambda d: d["requests"][0].update(status=200.0), "requests[0].status"),
+        (lambda d: d["run"].update(colour="blue"), "run.colour: Unexpected keyword argument"),
     ],
 )
 def test_a_corrupt_trace_names_the_bad_value(tmp_path: Path, mutate: object, message: str) -> None:
@@ -104,6 +112,17 @@ def test_a_corrupt_trace_names_the_bad_value(tmp_path: Path, mutate: object, mes
         load_trace(path)
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_a_version_1_trace_still_reads(tmp_path: Path) -> None:
+    data = trace_to_dict(_trace())
+    data["version"] = 1
+    del data["run"]["probe_failures"]
+    for request in data["requests"]:
+        del request["worker"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    assert load_trace(path) == _trace()
 
 
 def test_a_file_that_is_not_json_says_where_it_broke(tmp_path: Path) -> None:

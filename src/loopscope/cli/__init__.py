@@ -54,6 +54,20 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _say_interrupted() -> None:
+    # Every `finally` on the way up has stopped the server it started by now.
+    err_console.print("interrupted; server stopped", highlight=False)
+
+
 def main() -> None:
     """The console script's entry point: click handles usage errors, we handle ours."""
     # SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` stops the server it started.
@@ -61,6 +75,14 @@ def main() -> None:
         signal.signal(sig, _interrupt)
     try:
         app()
+    except KeyboardInterrupt:
+        _say_interrupted()
+        sys.exit(130)
+    except SystemExit as exc:
+        # typer turns Ctrl-C into a silent exit 130; keep the code, say what happened.
+        if _caused_by_interrupt(exc):
+            _say_interrupted()
+        raise
     except LoopscopeError as exc:
         if _state["debug"]:
             raise

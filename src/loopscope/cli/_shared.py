@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,9 +20,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from loopscope.errors import UsageError
+from loopscope.errors import LoopscopeError, UsageError
 from loopscope.load.driver import Progress as LoadProgress
+from loopscope.measure.failures import Failure
 from loopscope.measure.run import Stage
+from loopscope.report.failures import failed_count
 from loopscope.trace import Trace
 
 console = Console()
@@ -38,6 +43,62 @@ WarmupOption = Annotated[
         "counted.",
     ),
 ]
+WarmupUnsafeOption = Annotated[
+    bool,
+    typer.Option(
+        "--warmup-unsafe",
+        help="Warm up every hit, POST/PUT/PATCH/DELETE too (by default only GET, HEAD and "
+        "OPTIONS are, as replaying e.g. a register would change the app's state).",
+    ),
+]
+AllowErrorsOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-errors",
+        help="Exit 0 even when requests failed (a 5xx answer or none).",
+    ),
+]
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Raise `UsageError` now if `path` could not be written later, so that a long run is not
+    lost to a typo in an output path."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a directory; give a file name.")
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: the directory {parent} does not exist.")
+    target = path if path.exists() else parent
+    if not os.access(target, os.W_OK):
+        raise UsageError(f"{option} {path} is not writable; choose another path.")
+
+
+def exit_on_failures(traces: Sequence[Trace], allow_errors: bool) -> None:
+    """Exit 1 with one line on stderr when any request failed, unless `allow_errors`."""
+    failed = sum(failed_count(t) for t in traces)
+    if failed and not allow_errors:
+        total = sum(len(t.requests) for t in traces)
+        err_console.print(
+            f"[bold red]error:[/] {failed} of {total} requests failed (5xx or no answer); "
+            "pass --allow-errors to exit 0 anyway.",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def write_outputs(*writes: tuple[Path | None, Callable[[Path], None]]) -> LoopscopeError | None:
+    """Write each output whose path is not `None`; go on past a failure and return the first,
+    so the console summary is printed whatever happened to the files."""
+    first: LoopscopeError | None = None
+    for path, write in writes:
+        if path is None:
+            continue
+        try:
+            write(path)
+        except LoopscopeError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            first = first or exc
+    return first
 
 
 def write_json(path: Path, data: object) -> None:
@@ -74,9 +135,15 @@ def progress_callbacks(bar: Progress, name: str, total: int) -> tuple[LoadProgre
     return progress, stage
 
 
-def write_html(traces: list[Trace], path: Path, title: str) -> None:
-    """Render `traces` to an HTML report at `path` and say where it is."""
+def write_html(
+    traces: list[Trace],
+    path: Path,
+    title: str,
+    failures: Sequence[Sequence[Failure]] | None = None,
+) -> None:
+    """Render `traces` to an HTML report at `path` and say where it is; `failures[i]` are the
+    causes of `traces[i]`'s failed requests."""
     from loopscope.report.html import write_html as render
 
-    written = render(traces, path, title=title)
+    written = render(traces, path, title=title, failures=failures)
     console.print(f"Report: {written.resolve()}")

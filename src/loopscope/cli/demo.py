@@ -9,20 +9,25 @@ import typer
 
 from loopscope.cli._shared import (
     DEFAULT_HTML,
+    AllowErrorsOption,
     HtmlOption,
     NoHtmlOption,
     WarmupOption,
+    check_writable,
     console,
+    exit_on_failures,
     progress_bar,
     progress_callbacks,
     write_html,
     write_json,
+    write_outputs,
 )
 from loopscope.load.driver import Progress as LoadProgress
 from loopscope.measure.experiment import DemoOptions, Mode, demo_record, parse_modes, run_demo
 from loopscope.measure.run import Stage
 from loopscope.report.console import demo_table
 from loopscope.sim import simulate_like
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
 
 
 def demo(
@@ -36,8 +41,13 @@ def demo(
         str, typer.Option("--modes", help="Comma-separated modes to run, in order.")
     ] = "blocking,single-thread,async-blocking,async,offload",
     threads: Annotated[
-        int, typer.Option("--threads", help="Thread-pool tokens (anyio's default: 40).", min=1)
-    ] = 40,
+        int,
+        typer.Option(
+            "--threads",
+            help=f"Thread-pool tokens (anyio's default: {ANYIO_DEFAULT_TOKENS}).",
+            min=1,
+        ),
+    ] = ANYIO_DEFAULT_TOKENS,
     json_path: Annotated[
         Path | None,
         typer.Option("--json", help="Write every run's data to this JSON file.", dir_okay=False),
@@ -48,12 +58,17 @@ def demo(
         bool, typer.Option("--probe/--no-probe", help="Record the loop and pool inside the server.")
     ] = True,
     warmup: WarmupOption = True,
+    allow_errors: AllowErrorsOption = False,
     compare_sim: Annotated[
         bool, typer.Option("--compare-sim", help="Add the model's prediction of each run.")
     ] = False,
 ) -> None:
     """Run the seed's experiment: every mode against a fresh uvicorn, measured."""
     chosen = parse_modes(modes)
+    if json_path is not None:
+        check_writable(json_path, "--json")
+    if not no_html:
+        check_writable(html, "--html")
     with progress_bar() as bar:
 
         def on_mode(mode: Mode) -> tuple[LoadProgress, Stage]:
@@ -63,10 +78,21 @@ def demo(
         traces = run_demo(chosen, options, on_mode)
     if compare_sim:
         traces = [t for measured in traces for t in (measured, simulate_like(measured.run))]
-    if json_path is not None:
-        write_json(json_path, demo_record(traces))
+
+    def write_record(path: Path) -> None:
+        write_json(path, demo_record(traces))
+        console.print(f"Wrote {path}")
+
+    error = write_outputs(
+        (json_path, write_record),
+        (
+            None if no_html else html,
+            lambda path: write_html(
+                traces, path, "loopscope demo: the seed's experiment, measured"
+            ),
+        ),
+    )
     console.print(demo_table(traces))
-    if json_path is not None:
-        console.print(f"Wrote {json_path}")
-    if not no_html:
-        write_html(traces, html, "loopscope demo: the seed's experiment, measured")
+    if error is not None:
+        raise typer.Exit(error.exit_code)
+    exit_on_failures(traces, allow_errors)

@@ -9,20 +9,27 @@ import typer
 
 from loopscope.cli._shared import (
     DEFAULT_HTML,
+    AllowErrorsOption,
     HtmlOption,
     NoHtmlOption,
     WarmupOption,
+    WarmupUnsafeOption,
+    check_writable,
     console,
+    exit_on_failures,
     progress_bar,
     progress_callbacks,
     write_html,
+    write_outputs,
 )
 from loopscope.errors import UsageError
 from loopscope.load import parse_hit, uniform_scenario
+from loopscope.measure.failures import Failure
 from loopscope.measure.run import describe_run, measure
 from loopscope.report.console import trace_summary
 from loopscope.server import ServerSettings
 from loopscope.trace import dump_trace
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS, DEFAULT_BLOCK_MS
 
 
 def trace(
@@ -47,11 +54,15 @@ def trace(
         float,
         # Below a few ms the watchdog would wake every millisecond and blame ordinary steps.
         typer.Option("--block-ms", help="Loop-block threshold in ms.", min=2.0),
-    ] = 20.0,
+    ] = DEFAULT_BLOCK_MS,
     loop: Annotated[str, typer.Option("--loop", help="asyncio (precise) or uvloop.")] = "asyncio",
     threads: Annotated[
         int | None,
-        typer.Option("--threads", help="Thread-pool tokens (default: anyio's 40).", min=1),
+        typer.Option(
+            "--threads",
+            help=f"Thread-pool tokens (default: anyio's {ANYIO_DEFAULT_TOKENS}).",
+            min=1,
+        ),
     ] = None,
     json_path: Annotated[
         Path | None,
@@ -60,12 +71,25 @@ def trace(
     html: HtmlOption = DEFAULT_HTML,
     no_html: NoHtmlOption = False,
     warmup: WarmupOption = True,
+    warmup_unsafe: WarmupUnsafeOption = False,
+    allow_errors: AllowErrorsOption = False,
+    start_timeout: Annotated[
+        float,
+        typer.Option(
+            "--start-timeout", help="Seconds the app may take to start answering.", min=0.1
+        ),
+    ] = 30.0,
 ) -> None:
     """Trace any ASGI app under the probe: send the hits, then say what ran where."""
     if loop not in ("asyncio", "uvloop"):
         raise UsageError(f"--loop must be asyncio or uvloop, not {loop!r}.")
     if app_dir is not None and not app_dir.is_dir():
         raise UsageError(f"--app-dir {app_dir} is not a directory.")
+    # Checked before the run, not after it: a typo must not cost the measurement.
+    if json_path is not None:
+        check_writable(json_path, "--json")
+    if not no_html:
+        check_writable(html, "--html")
     scenario = uniform_scenario([parse_hit(h) for h in hits], users, rounds)
     settings = ServerSettings(
         app=app_path,
@@ -75,17 +99,38 @@ def trace(
         threads=threads,
         probe=True,
         block_ms=block_ms,
+        start_timeout_s=start_timeout,
     )
     run = describe_run(settings, scenario, mode="trace")
     with progress_bar() as bar:
         progress, stage = progress_callbacks(bar, "trace", scenario.total_requests)
-        result = measure(settings, scenario, run, progress=progress, stage=stage, warmup=warmup)
-    # The files first: a measurement is worth keeping even if rendering it fails.
-    if json_path is not None:
-        dump_trace(result, json_path)
-    if not no_html:
-        write_html([result], html, f"loopscope trace: {app_path}")
-    for part in trace_summary(result):
+        failures: list[Failure] = []
+        result = measure(
+            settings,
+            scenario,
+            run,
+            progress=progress,
+            stage=stage,
+            warmup=warmup,
+            warmup_unsafe=warmup_unsafe,
+            failures=failures,
+        )
+
+    # The files first: a measurement is worth keeping even if rendering it fails; the summary
+    # is printed whatever happened to them.
+    def write_json(path: Path) -> None:
+        dump_trace(result, path)
+        console.print(f"Wrote {path}")
+
+    error = write_outputs(
+        (json_path, write_json),
+        (
+            None if no_html else html,
+            lambda path: write_html([result], path, f"loopscope trace: {app_path}", [failures]),
+        ),
+    )
+    for part in trace_summary(result, failures):
         console.print(part)
-    if json_path is not None:
-        console.print(f"Wrote {json_path}")
+    if error is not None:
+        raise typer.Exit(error.exit_code)
+    exit_on_failures([result], allow_errors)

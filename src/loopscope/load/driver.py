@@ -3,6 +3,12 @@
 The driver must never be the bottleneck: aiohttp with no connection cap (httpx's default pool of
 100 once made 200 concurrent requests look twice as slow as the server really was), all users
 released together by one event, and nothing but stamping between a request's send and its answer.
+
+A request's recorded error must be its own. After an unhandled exception Starlette answers 500
+itself and uvicorn then closes the socket, without a `Connection: close` on that response; a
+client that pools the connection sends the user's next request into a closed socket and gets
+"connection reset". So a connection that answered 5xx is never reused, and a request that fails
+on a reused connection before any byte of its answer is sent once more on a fresh one.
 """
 
 from __future__ import annotations
@@ -11,16 +17,56 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import aiohttp
 
 from loopscope.errors import LoadError
 from loopscope.load.scenarios import Hit, Scenario
+from loopscope.trace.constants import REQUEST_HEADER
 from loopscope.trace.model import Request
 
-REQUEST_ID_HEADER = "x-loopscope-request"
+REQUEST_ID_HEADER = REQUEST_HEADER
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """Per-request tracing context: whether aiohttp sent it on a pooled connection."""
+
+    reused: bool = False
+
+
+async def _on_reuse(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceConnectionReuseconnParams,
+) -> None:
+    context.trace_request_ctx.reused = True
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_connection_reuseconn.append(_on_reuse)
+    return config
+
+
+def _is_stale_connection(exc: aiohttp.ClientError, attempt: _Attempt) -> bool:
+    """Whether `exc` says the pooled connection was already closed by the server, so the request
+    never reached the app: a disconnect or reset on a reused connection, before any answer.
+    (A failure to connect at all is the server's, and is never retried.)"""
+    if not attempt.reused or isinstance(exc, aiohttp.ClientConnectorError):
+        return False
+    return isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError)
+
+
+def _retire_after_error(response: aiohttp.ClientResponse) -> None:
+    # Must run before the body is read: reading it to the end hands the connection back to
+    # the pool.
+    connection = response.connection
+    if response.status >= 500 and connection is not None and connection.protocol is not None:
+        connection.protocol.force_close()
 
 
 @dataclass(slots=True)
@@ -47,30 +93,48 @@ def _plan(scenario: Scenario, id_prefix: str) -> list[list[_Slot]]:
     return plan
 
 
-async def _send(
-    session: aiohttp.ClientSession, base_url: str, slot: _Slot, timeout_s: float
-) -> Request:
+@dataclass(slots=True)
+class _Sessions:
+    """The pooled session every request starts on, and a no-pool one for retries."""
+
+    pooled: aiohttp.ClientSession
+    fresh: aiohttp.ClientSession
+
+
+async def _send(sessions: _Sessions, base_url: str, slot: _Slot, timeout_s: float) -> Request:
     hit = slot.hit
-    send_ns = time.monotonic_ns()
     first_byte_ns: int | None = None
     status: int | None = None
     size: int | None = None
     error: str | None = None
-    try:
-        async with session.request(
-            hit.method,
-            base_url + hit.path,
-            json=hit.json_body,
-            headers={REQUEST_ID_HEADER: slot.id},
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
-        ) as response:
-            first_byte_ns = time.monotonic_ns()
-            status = response.status
-            size = len(await response.read())
-    except TimeoutError:
-        error = f"no answer within {timeout_s:g} s"
-    except aiohttp.ClientError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    session = sessions.pooled
+    while True:
+        attempt = _Attempt()
+        send_ns = time.monotonic_ns()
+        try:
+            async with session.request(
+                hit.method,
+                base_url + hit.path,
+                json=hit.json_body,
+                headers={REQUEST_ID_HEADER: slot.id},
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                trace_request_ctx=attempt,
+            ) as response:
+                first_byte_ns = time.monotonic_ns()
+                status = response.status
+                _retire_after_error(response)
+                size = len(await response.read())
+        except TimeoutError:
+            error = f"no answer within {timeout_s:g} s"
+        except aiohttp.ClientError as exc:
+            retry = session is sessions.pooled and first_byte_ns is None
+            if retry and _is_stale_connection(exc, attempt):
+                # The failed attempt never reached the app; the retry is the request, and its
+                # own send stamp starts its latency.
+                session = sessions.fresh
+                continue
+            error = f"{type(exc).__name__}: {exc}"
+        break
     return Request(
         id=slot.id,
         method=hit.method,
@@ -103,12 +167,18 @@ async def run_load(
     async def user_loop(slots: list[_Slot]) -> None:
         await start.wait()
         for slot in slots:
-            results.append(await _send(session, base_url, slot, scenario.request_timeout_s))
+            results.append(await _send(sessions, base_url, slot, scenario.request_timeout_s))
             if progress is not None:
                 progress(len(results), total)
 
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    pooled = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    fresh = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=True)
+    tracing = [_trace_config()]
+    async with (
+        aiohttp.ClientSession(connector=pooled, trace_configs=tracing) as pooled_session,
+        aiohttp.ClientSession(connector=fresh) as fresh_session,
+    ):
+        sessions = _Sessions(pooled_session, fresh_session)
         tasks = [asyncio.create_task(user_loop(slots)) for slots in plan]
         # Let every user reach the barrier before any of them sends.
         await asyncio.sleep(0)

@@ -9,6 +9,9 @@ from typing import Any
 from loopscope.errors import UsageError
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+"""Methods that must not change the app's state (RFC 9110 §9.2.1): only these are warmed up
+unless asked, because replaying a register or a payment would change what is measured."""
 SEED_ACTIONS = ("login", "info", "history")
 
 
@@ -54,8 +57,9 @@ class Scenario:
         return self.rounds * sum(len(hits) for hits in self.hits_by_user)
 
 
-def warmup_scenario(scenario: Scenario) -> Scenario:
-    """The first hit to each distinct method and path of `scenario`, all sent at once.
+def warmup_scenario(scenario: Scenario, unsafe: bool = False) -> Scenario | None:
+    """The first hit to each distinct method and path of `scenario`, all sent at once; only
+    hits with a safe method (`SAFE_METHODS`) unless `unsafe`. `None` when there is none.
 
     It primes the server's lazy first-request work (imports, schema building) so that the
     measurement sees the steady state.
@@ -63,7 +67,10 @@ def warmup_scenario(scenario: Scenario) -> Scenario:
     first: dict[tuple[str, str], Hit] = {}
     for hits in scenario.hits_by_user:
         for hit in hits:
-            first.setdefault((hit.method, hit.path), hit)
+            if unsafe or hit.method in SAFE_METHODS:
+                first.setdefault((hit.method, hit.path), hit)
+    if not first:
+        return None
     return Scenario(
         name="warm-up",
         hits_by_user=tuple((hit,) for hit in first.values()),

@@ -17,6 +17,7 @@ from loopscope.load.driver import Progress
 from loopscope.measure.run import Stage, describe_run, measure
 from loopscope.server import ServerSettings
 from loopscope.trace.analysis import makespan_ns
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS, DEFAULT_BLOCK_MS
 from loopscope.trace.io import trace_to_dict
 from loopscope.trace.model import Trace
 
@@ -63,9 +64,9 @@ class DemoOptions:
 
     io_ms: float = 1000.0
     users: int = 3
-    threads: int = 40
+    threads: int = ANYIO_DEFAULT_TOKENS
     probe: bool = True
-    block_ms: float = 20.0
+    block_ms: float = DEFAULT_BLOCK_MS
     warmup: bool = True
 
 
@@ -87,7 +88,10 @@ def run_mode(
     )
     scenario = seed_scenario(mode.variant, options.users)
     run = describe_run(settings, scenario, mode.name, io_ms=options.io_ms)
-    return measure(settings, scenario, run, progress, stage, warmup=options.warmup)
+    # The seed's login/info/history are POSTs that only read: warming them up is safe.
+    return measure(
+        settings, scenario, run, progress, stage, warmup=options.warmup, warmup_unsafe=True
+    )
 
 
 def run_demo(

@@ -7,15 +7,25 @@ This is the one place where `server`, `load` and the probe's records meet; the C
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import platform
 import time
 from collections.abc import Callable
 
 from loopscope import __version__
-from loopscope.errors import LoadError
+from loopscope.errors import LoadError, ServerStartError, UsageError
 from loopscope.load import Scenario, run_load, warmup_scenario
 from loopscope.load.driver import Progress
+from loopscope.measure.failures import (
+    Failure,
+    is_failed,
+    is_not_a_factory,
+    parse_exceptions,
+    summarize_failures,
+)
 from loopscope.server import ServerProcess, ServerSettings
+from loopscope.server.target import package_root
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
 from loopscope.trace.merge import build_trace
 from loopscope.trace.model import Request, Run, Trace
 
@@ -36,7 +46,7 @@ def describe_run(
         loop=settings.loop,
         http=settings.http,
         workers=settings.workers,
-        threads=settings.threads if settings.threads is not None else 40,
+        threads=settings.threads if settings.threads is not None else ANYIO_DEFAULT_TOKENS,
         users=scenario.users,
         rounds=scenario.rounds,
         scenario=scenario.name,
@@ -52,31 +62,27 @@ def measure(
     progress: Progress | None = None,
     stage: Stage | None = None,
     warmup: bool = True,
+    warmup_unsafe: bool = False,
+    failures: list[Failure] | None = None,
 ) -> Trace:
-    """Run `scenario` against a fresh server with `settings` and return the measured `Trace`.
+    """Run `scenario` against a fresh server with `settings` and return the measured `Trace`
+    (`run` itself is not changed: the trace's is a copy with the start time and notes).
 
-    With `warmup`, each distinct route is hit once before the measurement (ids `W1`, `W2`, ...)
-    and everything the server recorded before the measurement began is left out of the trace.
+    With `warmup`, each distinct safe hit (GET, HEAD, OPTIONS; every hit with `warmup_unsafe`)
+    is sent once before the measurement (ids `W1`, `W2`, ...) and everything the server
+    recorded before the measurement began is left out of the trace. `failures`, when given,
+    receives the measured requests that failed, with the app's exceptions from the server log.
     """
+    notes = list(run.notes)
     server = ServerProcess(settings)
     try:
         if stage:
             stage("starting server")
-        server.start()
-        if warmup:
-            if stage:
-                stage("warming up")
-            try:
-                asyncio.run(run_load(server.url, warmup_scenario(scenario), id_prefix="W"))
-            except LoadError as exc:
-                raise LoadError(f"The warm-up failed: {exc}") from exc
-            run.notes.append(
-                "Each route was called once before the measurement (warm-up, not shown), so "
-                "first-request work such as schema building is not counted."
-            )
+        _start(server)
+        log_start = _warm_up(server, scenario, notes, stage, warmup_unsafe) if warmup else 0
         if stage:
             stage("sending requests")
-        run.started_ns = time.monotonic_ns()
+        started_ns = time.monotonic_ns()
         requests: list[Request] = asyncio.run(run_load(server.url, scenario, progress))
         server.check_alive()
         if stage:
@@ -84,10 +90,73 @@ def measure(
         server.stop()
         records = server.probe_records()
         if settings.probe and not records:
-            run.notes.append(
+            notes.append(
                 "The probe was asked for but wrote no record (the server may have been killed "
                 "before it could): this trace holds the client's view only."
             )
-        return build_trace(run, requests, records, since_ns=run.started_ns)
+        measured = dataclasses.replace(run, started_ns=started_ns, notes=notes)
+        trace = build_trace(measured, requests, records, since_ns=started_ns)
+        # From the trace's requests: the probe's route templates and server end times.
+        trace.run.failures = _failures(server, trace.requests, log_start)
+        if failures is not None:
+            failures.extend(trace.run.failures)
+        return trace
     finally:
         server.close()
+
+
+def _start(server: ServerProcess) -> None:
+    try:
+        server.start()
+    except ServerStartError as exc:
+        if server.settings.factory and is_not_a_factory(exc.log_tail):
+            raise UsageError(f"{server.settings.app} is not a factory; drop --factory.") from exc
+        raise
+
+
+def _warm_up(
+    server: ServerProcess, scenario: Scenario, notes: list[str], stage: Stage | None, unsafe: bool
+) -> int:
+    """Send the warm-up, say what it sent in `notes`, and return where the server's log stood
+    after it, so its exceptions are not blamed on the measurement."""
+    warm = warmup_scenario(scenario, unsafe=unsafe)
+    skipped = sorted(
+        {f"{h.method} {h.path}" for hits in scenario.hits_by_user for h in hits}
+        - {f"{h.method} {h.path}" for hits in (warm.hits_by_user if warm else ()) for h in hits}
+    )
+    if warm is not None:
+        if stage:
+            stage("warming up")
+        try:
+            sent = asyncio.run(run_load(server.url, warm, id_prefix="W"))
+        except LoadError as exc:
+            raise LoadError(f"The warm-up failed: {exc}") from exc
+        names = ", ".join(f"{h.method} {h.path}" for (h,) in warm.hits_by_user)
+        notes.append(
+            f"Warmed up (called once before the measurement, not shown): {names}; so "
+            "first-request work such as schema building is not counted."
+        )
+        _await_logged(server, sum(1 for r in sent if is_failed(r)))
+    if skipped:
+        notes.append(
+            f"Not warmed up, as they may change the app's state: {', '.join(skipped)} "
+            "(their first calls may include one-time work; --warmup-unsafe warms them up too)."
+        )
+    return len(server.log_text())
+
+
+def _await_logged(server: ServerProcess, expected: int, timeout_s: float = 1.0) -> None:
+    # uvicorn logs an exception just after its 500 went out: wait (briefly) for the warm-up's
+    # tracebacks, so that none lands after the measurement's start in the log.
+    deadline = time.monotonic() + timeout_s
+    while expected and time.monotonic() < deadline:
+        if server.log_text().count("Exception in ASGI application") >= expected:
+            return
+        time.sleep(0.01)
+
+
+def _failures(server: ServerProcess, requests: list[Request], log_start: int) -> list[Failure]:
+    settings = server.settings
+    root = settings.app_dir or package_root(settings.app)
+    exceptions = parse_exceptions(server.log_text()[log_start:], root)
+    return summarize_failures(requests, exceptions)

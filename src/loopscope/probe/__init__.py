@@ -6,7 +6,7 @@ Install it before the app is imported, wrap the app, and collect when the server
 probe = loopscope.probe.install(block_ms=20)
 app = probe.asgi(user_app)        # request ids, server-side start/end, status, route
 ...                               # uvicorn serves app
-probe.dump("server.json")         # or probe.collect() -> dict
+probe.dump("server.json")         # or probe.collect() -> ServerRecord
 probe.uninstall()
 ```
 
@@ -14,41 +14,31 @@ probe.uninstall()
 exit. Under the pure asyncio loop every loop step is timed (`precise: true`); under uvloop only a
 watchdog thread runs, which still finds loop blocks and their line. The probe imports only
 `loopscope.trace`, `loopscope.errors`, the standard library and anyio, never raises into the app
-(its own failures are counted in `probe_errors`), and stores at most `max_events` records.
+(its own failures are counted, the first few kept with their cause), and stores at most
+`max_events` records. It watches every event loop that serves the app, one after another.
 
-## The dump format (`Probe.collect()`, `Probe.dump()`)
+## What it records (`Probe.collect()` → `ServerRecord`, `Probe.dump()` → its JSON)
 
-All times are integer nanoseconds of `time.monotonic_ns()` (the system-wide CLOCK_MONOTONIC, the
-same clock as the load driver's). Objects named after a `loopscope.trace.model` class are that
-class's `dataclasses.asdict`, with exactly its field names.
+One `loopscope.trace.record.ServerRecord` per process, typed and versioned; `dump` writes it
+atomically, `loopscope.trace.io.load_record` reads it back, validated. All times are integer
+nanoseconds of `time.monotonic_ns()` (the system-wide CLOCK_MONOTONIC, the same clock as the
+load driver's).
 
-```
-{
-  "pid": int,                      # the server process
-  "loop": "asyncio" | "uvloop" | "<module>.<Class>" | "unknown",   # unknown: no ASGI call seen
-  "precise": bool,                 # loop steps timed; false = watchdog heartbeat only
-  "block_ms": float,               # the threshold for a LoopBlock
-  "requests": {                    # keyed by request id: the client's `x-loopscope-request`
-    "<id>": {                      #   header (sanitized: [A-Za-z0-9._-], ≤ 64 chars; a repeated
-                                   #   id gets ".2", ".3"...) or a generated "s<pid>-<n>"
-      "method": str, "path": str,
-      "route": str,                # the route template (`/users/{id}`), else the path
-      "status": int | null,        # from `http.response.start`; null if the app sent none
-      "server_start_ns": int,      # the middleware's first sight of the request
-      "server_end_ns": int | null, # the last message handed to the server (null: running)
-      "loop_steps": int | null,    # loop steps run for the request (null when not precise)
-      "longest_step_ns": int | null,
-      "pool_hops": int,            # calls through anyio.to_thread.run_sync
-      "segments": [Segment]        # lane "request:<id>", ordered and non-overlapping
-    }
-  },
-  "loop_blocks": [LoopBlock],      # ordered by start_ns
-  "pool": [PoolCall],              # ordered by submitted_ns; `thread` is "<name> #<n>"
-  "pool_samples": [PoolSample],    # default limiter, at each submit, start and finish
-  "lanes": [Segment],              # "loop:<pid>" then "thread:<name> #<n>" segments
-  "probe": {"dropped_events": int, "probe_errors": int, "steps": int}
-}
-```
+- `pid`, `loop` (`asyncio`, `uvloop`, another loop's class path, `mixed`, or `unknown`: no ASGI
+  call seen), `precise` (loop steps timed; false = watchdog heartbeat only), `block_ms`.
+- `requests`: one `ServerRequest` per HTTP request, in order of arrival. Its `id` is the client's
+  `x-loopscope-request` header (sanitized: `[A-Za-z0-9._-]`, ≤ 64 chars; a repeated id gets
+  `.2`, `.3`...) or a generated `s<pid>-<n>`; `route` the route template, else the path; `status`
+  from `http.response.start` (null if the app sent none); `server_start_ns` the middleware's
+  first sight, `server_end_ns` the last message handed to the server (null: running);
+  `loop_steps`/`longest_step_ns` (null when not precise); `pool_hops` (calls through
+  `anyio.to_thread.run_sync`); `segments` on lane `request:<id>`, ordered, non-overlapping.
+- `loop_blocks` (`LoopBlock`, by `start_ns`), `pool` (`PoolCall`, by `submitted_ns`; `thread` is
+  `"<name> #<n>"`), `pool_samples` (the default limiter at each submit, start and finish),
+  `lanes` (`loop:<pid>`, then `thread:<name> #<n>` segments).
+- `counts`: events dropped past the budget, the probe's own errors, loop steps recorded, loops
+  watched one after another and loops that ran while another was watched; `failures`: the first
+  few of the probe's own errors with their hook and cause.
 
 Request segments: in precise mode they cover `server_start_ns`→`server_end_ns` with the states
 `on-loop`, `loop-blocked` (a step longer than `block_ms`; `cpu_ns` and `where` set), `awaiting`,
@@ -81,12 +71,13 @@ from collections.abc import Iterator
 from loopscope.probe.asgi import ASGIApp
 from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID, sanitize_request_id
 from loopscope.probe.instrument import Probe, active_probe, install
+from loopscope.trace.constants import DEFAULT_BLOCK_MS
 
 
 @contextlib.contextmanager
 def installed(
     *,
-    block_ms: float = 20.0,
+    block_ms: float = DEFAULT_BLOCK_MS,
     precise: bool | None = None,
     max_events: int = 200_000,
     app_root: str | None = None,

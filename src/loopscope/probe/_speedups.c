@@ -29,8 +29,9 @@
 #define NO_STATUS LLONG_MIN
 #define NO_TEXT (-1)
 static PyObject *str_loop, *str_context, *str_get, *str_take, *str_when, *str_current_step;
-static PyObject *str_method, *str_path, *str_headers, *str_route, *str_type, *str_status;
+static PyObject *str_method, *str_path, *str_headers, *str_type, *str_status;
 static PyObject *str_response_start, *str_used, *str_capacity;
+static PyObject *str_fail;
 static PyObject *str_dropped, *str_errors, *str_serial, *str_ready, *str_append;
 static PyObject *one, *chunk;
 
@@ -194,14 +195,37 @@ static PyObject *pending_type, *pending_value, *pending_tb;
 /* The probe's own failure, pending: counted in `errors` and cleared; one that is not an
  * Exception is kept for `with_pending`. */
 static void
-bump_after_clear(PyObject *recorder)
+bump_after_clear(PyObject *recorder, const char *hook)
 {
     if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception) && pending_type == NULL) {
         PyErr_Fetch(&pending_type, &pending_value, &pending_tb);
         return;
     }
-    PyErr_Clear();
-    bump(recorder, str_errors);
+    /* The cause is kept by `recorder.fail(hook, exc)`; failures are rare, so the Python call
+     * costs nothing on the hot path. */
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    if (type == NULL) {
+        bump(recorder, str_errors);
+        return;
+    }
+    PyErr_NormalizeException(&type, &exc, &tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (exc == NULL) {
+        bump(recorder, str_errors);
+        return;
+    }
+    PyObject *name = PyUnicode_FromString(hook);
+    PyObject *result = name ? PyObject_CallMethodObjArgs(recorder, str_fail, name, exc, NULL)
+                            : NULL;
+    Py_XDECREF(name);
+    Py_DECREF(exc);
+    if (result == NULL) {
+        PyErr_Clear();
+        bump(recorder, str_errors);
+    }
+    Py_XDECREF(result);
 }
 
 /* What a hook returns: `result`, or NULL with the exception kept by `bump_after_clear`. */
@@ -528,6 +552,7 @@ typedef struct {
     HandleLayout layout;  /* holds references to asyncio's two handle types */
     long long long_ns;    /* steps longer than this read the thread CPU clock at their end */
     long long current_step; /* start of the step now running, 0 between steps */
+    long long foreign_step; /* start of the running step of a loop not (yet) watched */
     int inline_run;       /* whether to do the original's work (it is asyncio's own) */
     Py_ssize_t room; /* events taken from the budget and not used yet; below 0: steps to drop */
     vectorcallfunc vectorcall;
@@ -575,7 +600,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
         self->room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
         Py_XDECREF(granted);
         if (PyErr_Occurred() || self->room < 0) {
-            bump_after_clear(self->recorder);
+            bump_after_clear(self->recorder, "Handle._run");
             self->room = 0;
         }
         if (self->room == 0) {
@@ -601,7 +626,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
         return;
     }
 failed:
-    bump_after_clear(self->recorder);
+    bump_after_clear(self->recorder, "Handle._run");
 }
 
 /* handle._<slot>, borrowed, for an exact Handle or TimerHandle; NULL when it cannot be read so. */
@@ -686,6 +711,43 @@ run_handle(StepHook *self, PyObject *const *args, size_t nargsf)
     Py_RETURN_NONE;
 }
 
+/* A step of a loop that is not watched: run as it is, but timed, because the probe may start
+ * watching its loop in the middle of it (the first ASGI call of a new loop is made inside one
+ * of its steps, and may block it): `adopt_running_step` then makes it the current step, and it
+ * is recorded as the watched loop's first. Only the watched loop's steps cost more than this. */
+static PyObject *
+foreign_step(StepHook *self, PyObject *const *args, size_t nargsf)
+{
+    long long start = clock_ns(CLOCK_MONOTONIC);
+    self->foreign_step = start;
+    PyObject *result = self->inline_run ? run_handle(self, args, nargsf)
+                                        : PyObject_Vectorcall(self->original, args, nargsf, NULL);
+    long long end = clock_ns(CLOCK_MONOTONIC);
+    self->foreign_step = 0;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* the original's, if it raised */
+    PyObject *handle = args[0];
+    PyObject *loop = handle_slot(&self->layout, handle, self->layout.loop_offset, str_loop);
+    int adopted = loop != NULL && loop == self->loop;
+    Py_XDECREF(loop);
+    PyErr_Clear();
+    if (adopted) {
+        __atomic_store_n(&self->current_step, 0, __ATOMIC_RELAXED);
+        /* The request id was set and reset inside the step: the request's first and last step
+         * (read from `current_step`) attribute it. */
+        record_step(self, handle, start, end, Py_None);
+    }
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return with_pending(result);
+}
+
+static PyObject *
+step_hook_adopt(StepHook *self, PyObject *Py_UNUSED(ignored))
+{
+    __atomic_store_n(&self->current_step, self->foreign_step, __ATOMIC_RELAXED);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -701,11 +763,11 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
     int ours = loop == self->loop;
     Py_DECREF(loop);
     if (!ours) {
-        return PyObject_Vectorcall(self->original, args, nargsf, NULL);
+        return foreign_step(self, args, nargsf);
     }
     PyObject *request_id = request_of(&self->layout, handle, self->var);
     if (request_id == NULL) {
-        bump_after_clear(self->recorder);
+        bump_after_clear(self->recorder, "Handle._run");
         request_id = Py_NewRef(Py_None);
     }
     long long start = clock_ns(CLOCK_MONOTONIC);
@@ -788,6 +850,7 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->layout = layout;
     self->long_ns = long_ns;
     self->current_step = 0;
+    self->foreign_step = 0;
     self->room = 0;
     self->vectorcall = (vectorcallfunc)step_hook_call;
     return (PyObject *)self;
@@ -852,6 +915,9 @@ step_hook_forget_stamps(StepHook *self, PyObject *Py_UNUSED(ignored))
 static PyMethodDef step_hook_methods[] = {
     {"forget_stamps", (PyCFunction)step_hook_forget_stamps, METH_NOARGS,
      "forget_stamps(): release every handle stamped as ready and not run yet."},
+    {"adopt_running_step", (PyCFunction)step_hook_adopt, METH_NOARGS,
+     "adopt_running_step(): the step now running (of a loop just chosen as `loop`) becomes "
+     "the current step, to be recorded when it ends."},
     {NULL},
 };
 
@@ -859,6 +925,8 @@ static PyMemberDef step_hook_members[] = {
     {"loop", T_OBJECT, offsetof(StepHook, loop), 0, "The loop whose steps are recorded."},
     {"current_step", T_LONGLONG, offsetof(StepHook, current_step), READONLY,
      "Start of the step now running (monotonic ns), 0 between steps."},
+    {"foreign_step", T_LONGLONG, offsetof(StepHook, foreign_step), READONLY,
+     "Start of the running step of a loop that is not watched, 0 between such steps."},
     {"__wrapped__", T_OBJECT, offsetof(StepHook, original), READONLY, "The original."},
     {NULL},
 };
@@ -911,7 +979,7 @@ stamp_ready(SoonHook *self, PyObject *handle)
         return;
     }
 failed:
-    bump_after_clear(steps->recorder);
+    bump_after_clear(steps->recorder, "_call_soon");
 }
 
 /* BaseEventLoop._call_soon(loop, callback, args, context) without its Python frame (as
@@ -1051,7 +1119,6 @@ static PyTypeObject SoonHookType = {
 
 /* ---- RequestWatcher: the ASGI middleware's per-request bookkeeping ----------------------- */
 
-#define REQUEST_HEADER "x-loopscope-request"
 #define MAX_REQUEST_ID 64 /* context.MAX_REQUEST_ID_LENGTH */
 
 struct RequestWatcher {
@@ -1065,6 +1132,8 @@ struct RequestWatcher {
     PyObject *var;     /* REQUEST_ID */
     PyObject *clock;   /* whose `current_step` is the running step's start (a StepHook or not) */
     PyObject *prefix;  /* recorder.id_prefix: of generated ids, ASCII */
+    PyObject *header;  /* the request-id header's name, lower-case bytes (trace.REQUEST_HEADER) */
+    PyObject *route_of; /* route_of(scope) -> the route template or None */
 };
 
 
@@ -1105,11 +1174,13 @@ get_or_none(PyObject *mapping, PyObject *key)
     return value;
 }
 
-/* The client's id from the x-loopscope-request header, sanitized as `sanitize_request_id`
+/* The client's id from the request-id `header` (bytes), sanitized as `sanitize_request_id`
  * does ([A-Za-z0-9._-], at most 64), or NULL (no exception) when there is none. */
 static PyObject *
-id_from_headers(PyObject *headers)
+id_from_headers(PyObject *headers, PyObject *header)
 {
+    const char *wanted = PyBytes_AS_STRING(header);
+    Py_ssize_t wanted_size = PyBytes_GET_SIZE(header);
     if (!PyList_Check(headers) && !PyTuple_Check(headers)) {
         return NULL;
     }
@@ -1121,8 +1192,8 @@ id_from_headers(PyObject *headers)
             continue;
         }
         PyObject *name = PySequence_Fast_GET_ITEM(pair, 0);
-        if (!PyBytes_Check(name) || PyBytes_GET_SIZE(name) != sizeof(REQUEST_HEADER) - 1 ||
-            memcmp(PyBytes_AS_STRING(name), REQUEST_HEADER, sizeof(REQUEST_HEADER) - 1) != 0) {
+        if (!PyBytes_Check(name) || PyBytes_GET_SIZE(name) != wanted_size ||
+            memcmp(PyBytes_AS_STRING(name), wanted, wanted_size) != 0) {
             continue;
         }
         Py_buffer view;
@@ -1209,7 +1280,7 @@ id_taken(RequestWatcher *self, PyObject *request_id)
 static PyObject *
 request_id_for(RequestWatcher *self, PyObject *headers, long long serial)
 {
-    PyObject *request_id = id_from_headers(headers);
+    PyObject *request_id = id_from_headers(headers, self->header);
     int client = request_id != NULL;
     if (!client) {
         if (PyErr_Occurred() || (request_id = generated_id(self, serial)) == NULL) {
@@ -1245,7 +1316,7 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     /* One event per request, as Recorder.add_request takes: a small budget is shared fairly. */
     int room = take_one(self);
     if (room < 0) {
-        bump_after_clear(self->recorder);
+        bump_after_clear(self->recorder, "middleware");
         room = 0;
     }
     if (room == 0) {
@@ -1298,7 +1369,7 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(request_id);
     return (PyObject *)watch;
 failed:
-    bump_after_clear(self->recorder);
+    bump_after_clear(self->recorder, "middleware");
     Py_XDECREF(watch);
     Py_XDECREF(method);
     Py_XDECREF(path);
@@ -1310,9 +1381,10 @@ failed:
 static PyObject *
 watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"recorder", "var", "clock", NULL};
-    PyObject *recorder, *var, *clock;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO", keywords, &recorder, &var, &clock)) {
+    static char *keywords[] = {"recorder", "var", "clock", "header", "route_of", NULL};
+    PyObject *recorder, *var, *clock, *header, *route_of;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO!O", keywords, &recorder, &var, &clock,
+                                     &PyBytes_Type, &header, &route_of)) {
         return NULL;
     }
     PyObject *finished = PyObject_GetAttrString(recorder, "finished");
@@ -1359,6 +1431,8 @@ watcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->var = Py_NewRef(var);
     self->clock = Py_NewRef(clock);
     self->prefix = prefix;
+    self->header = Py_NewRef(header);
+    self->route_of = Py_NewRef(route_of);
     return (PyObject *)self;
 }
 
@@ -1370,6 +1444,7 @@ watcher_traverse(RequestWatcher *self, visitproc visit, void *arg)
     Py_VISIT(self->named);
     Py_VISIT(self->var);
     Py_VISIT(self->clock);
+    Py_VISIT(self->route_of);
     return 0;
 }
 
@@ -1384,6 +1459,8 @@ watcher_clear(RequestWatcher *self)
     Py_CLEAR(self->var);
     Py_CLEAR(self->clock);
     Py_CLEAR(self->prefix);
+    Py_CLEAR(self->header);
+    Py_CLEAR(self->route_of);
     return 0;
 }
 
@@ -1406,7 +1483,7 @@ static PyMethodDef watcher_methods[] = {
 static PyTypeObject RequestWatcherType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.RequestWatcher",
-    .tp_doc = PyDoc_STR("RequestWatcher(recorder, var, clock): the probe middleware's "
+    .tp_doc = PyDoc_STR("RequestWatcher(recorder, var, clock, header, route_of): the probe middleware's "
                         "per-request bookkeeping."),
     .tp_basicsize = sizeof(RequestWatcher),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -1435,7 +1512,7 @@ watch_call(RequestWatch *self, PyObject *const *args, size_t nargsf, PyObject *k
             }
         }
         if (PyErr_Occurred()) {
-            bump_after_clear(self->watcher->recorder);
+            bump_after_clear(self->watcher->recorder, "middleware");
         }
     }
     if (pending_type != NULL) { /* not sent, as the pure-Python `send` wrapper would not */
@@ -1465,19 +1542,11 @@ static PyObject *
 watch_finish(RequestWatch *self, PyObject *scope)
 {
     RequestWatcher *watcher = self->watcher;
-    PyObject *template = NULL;
-    PyObject *route = get_or_none(scope, str_route);
-    if (route != NULL && route != Py_None) {
-        /* The router's matched route; a template that is not a string is stored as none. */
-        template = PyObject_GetAttr(route, str_path);
-    }
-    Py_XDECREF(route);
+    /* The full route template, as `loopscope.probe.routes.route_template` builds it (prefixes
+     * of included routers and mounts): one Python call per request, written once for both. */
+    PyObject *template = PyObject_CallOneArg(watcher->route_of, scope);
     if (template == NULL) {
-        /* No `path` is no template, as getattr(route, "path", None) has it; else count it. */
-        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            bump_after_clear(watcher->recorder);
-        }
-        PyErr_Clear();
+        bump_after_clear(watcher->recorder, "middleware");
         template = Py_NewRef(Py_None);
     }
     long long end = self->end ? self->end : clock_ns(CLOCK_MONOTONIC);
@@ -1495,17 +1564,17 @@ watch_finish(RequestWatch *self, PyObject *scope)
         PyObject *texts[4] = {self->request_id, self->method, self->path, template};
         if (texts_append(watcher->texts, texts, 4) < 0 ||
             bytes_append(watcher->numbers, numbers, sizeof(numbers)) < 0) {
-            bump_after_clear(watcher->recorder);
+            bump_after_clear(watcher->recorder, "middleware");
         }
         if (PyDict_DelItem(watcher->live, self->request_id) < 0) {
-            bump_after_clear(watcher->recorder);
+            bump_after_clear(watcher->recorder, "middleware");
         }
     }
     PyErr_Clear();
     Py_DECREF(template);
     if (self->token != NULL) {
         if (PyContextVar_Reset(watcher->var, self->token) < 0) {
-            bump_after_clear(watcher->recorder);
+            bump_after_clear(watcher->recorder, "middleware");
         }
         Py_CLEAR(self->token);
     }
@@ -1799,7 +1868,6 @@ PyInit__speedups(void)
     INTERN(str_method, "method");
     INTERN(str_path, "path");
     INTERN(str_headers, "headers");
-    INTERN(str_route, "route");
     INTERN(str_type, "type");
     INTERN(str_status, "status");
     INTERN(str_response_start, "http.response.start");
@@ -1808,6 +1876,7 @@ PyInit__speedups(void)
     INTERN(str_when, "_when");
     INTERN(str_dropped, "dropped");
     INTERN(str_errors, "errors");
+    INTERN(str_fail, "fail");
     INTERN(str_serial, "serial");
     INTERN(str_ready, "_ready");
     INTERN(str_append, "append");

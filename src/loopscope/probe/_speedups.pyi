@@ -8,6 +8,7 @@ class StepHook:
     loop: Any
     __wrapped__: Any
     current_step: int
+    foreign_step: int
     def __init__(
         self,
         original: Any,
@@ -22,6 +23,7 @@ class StepHook:
     ) -> None: ...
     def __call__(self, handle: Any) -> None: ...
     def forget_stamps(self) -> None: ...
+    def adopt_running_step(self) -> None: ...
 
 class SoonHook:
     loop: Any
@@ -37,7 +39,9 @@ class RequestWatch:
     def finish(self, scope: Any) -> None: ...
 
 class RequestWatcher:
-    def __init__(self, recorder: Any, var: Any, clock: Any) -> None: ...
+    def __init__(
+        self, recorder: Any, var: Any, clock: Any, header: bytes, route_of: Any
+    ) -> None: ...
     def begin(self, scope: Any, send: Any) -> RequestWatch | None: ...
 
 NO_TEXT: int

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from contextvars import Token
-from time import monotonic_ns as _now
 from typing import Any, Protocol
 
-from loopscope.probe.context import REQUEST_ID, client_request_id
 from loopscope.probe.recorder import Recorder
+
+# asyncio's C accessor of the running loop: no exception machinery when there is none.
+_running_loop = asyncio.events._get_running_loop
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,10 +32,6 @@ class ProbeHost(Protocol):
     task_requests: dict[asyncio.Task[Any], str]
 
     @property
-    def loop_observed(self) -> bool:
-        """Whether `observe_loop` has seen the loop already."""
-
-    @property
     def tracks_tasks(self) -> bool:
         """Whether requests must be mapped to their tasks (heartbeat mode)."""
 
@@ -44,37 +40,40 @@ class ProbeHost(Protocol):
         """The object whose `current_step` is the start of the loop step now running."""
 
     def observe_loop(self) -> None:
-        """Note the running loop (first call only) and start watching it."""
+        """Watch the running loop if it is a new one."""
 
 
 class ProbeMiddleware:
     """Wraps an ASGI app; see the module docstring for what it records.
 
     Every HTTP request passes through `__call__`, so it is kept lean (`make bench` measures it):
-    no per-request coroutine besides its own, the request stored as two tuples (running, then
-    finished), and the app's `send` wrapped by a plain function that returns the server's
-    awaitable instead of awaiting it. `CompiledProbeMiddleware` does the same in C.
+    the per-request bookkeeping is the backend's `RequestWatcher` (C, or its Python twin), whose
+    `RequestWatch` is the app's `send` and stores the request when the app is done.
     """
 
     def __init__(
-        self, app: ASGIApp, host: ProbeHost, on_shutdown: Callable[[], None] | None = None
+        self,
+        app: ASGIApp,
+        host: ProbeHost,
+        watcher: Any,
+        on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self._host = host
+        self._watcher = watcher
         self._on_shutdown = on_shutdown
         self._recorder = host.recorder
-        self._clock = host.step_clock
-        self._loop_seen = False
+        self._loop: object = None  # the loop of the last call
         self._track_tasks = False
 
-    def _see_loop(self) -> None:
-        """Let the probe start watching the loop this app runs on (its first ASGI call)."""
+    def _see_loop(self, loop: object) -> None:
+        """Let the probe watch the loop this call runs on (the first call of every loop)."""
+        self._loop = loop
         try:
             self._host.observe_loop()
-            self._loop_seen = self._host.loop_observed
             self._track_tasks = self._host.tracks_tasks
-        except Exception:
-            self._recorder.errors += 1
+        except Exception as exc:
+            self._recorder.fail("middleware", exc)
 
     async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Lifespan and websocket scopes: straight to the app, the lifespan's end observed."""
@@ -92,86 +91,8 @@ class ProbeMiddleware:
         return task
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._loop_seen:
-            self._see_loop()
-        if scope.get("type") != "http":
-            await self._not_http(scope, receive, send)
-            return
-        recorder = self._recorder
-        method, path, start = scope.get("method"), scope.get("path"), _now()
-        first_step = self._clock.current_step
-        request_id: str | None = None
-        token: Token[str | None] | None = None
-        task: asyncio.Task[Any] | None = None
-        try:
-            request_id = recorder.add_request(
-                client_request_id(scope.get("headers")), method, path, start, first_step
-            )
-            if request_id is not None:
-                token = REQUEST_ID.set(request_id)
-                if self._track_tasks:
-                    task = self._track(request_id)
-        except Exception:
-            recorder.errors += 1
-        if request_id is None:  # the event budget is spent, or the probe failed: pass through
-            await self.app(scope, receive, send)
-            return
-        status: Any = None
-        end = 0
-
-        def send_observed(message: Message) -> Awaitable[None]:
-            # Not a coroutine: handing back the server's own awaitable saves one per message.
-            # The last message's hand-over is the request's end, so every message stamps it.
-            nonlocal status, end
-            end = _now()
-            try:
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-            except Exception:
-                recorder.errors += 1
-            return send(message)
-
-        try:
-            await self.app(scope, receive, send_observed)
-        finally:
-            template = None
-            try:
-                # The router leaves the matched route in the scope; a template that is not a
-                # string is dropped when stored.
-                route = scope.get("route")
-                if route is not None:
-                    template = getattr(route, "path", None)
-            except Exception:
-                recorder.errors += 1
-            try:
-                recorder.finish_request(
-                    request_id, template, status, end or _now(), self._clock.current_step
-                )
-                if token is not None:
-                    REQUEST_ID.reset(token)
-                if task is not None:
-                    self._host.task_requests.pop(task, None)
-            except Exception:
-                recorder.errors += 1
-
-
-class CompiledProbeMiddleware(ProbeMiddleware):
-    """`ProbeMiddleware` with its per-request bookkeeping done by the C `RequestWatcher`
-    (`loopscope.probe._speedups`): the same records, for a fraction of the cost."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        host: ProbeHost,
-        watcher: Any,
-        on_shutdown: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(app, host, on_shutdown)
-        self._watcher = watcher
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._loop_seen:
-            self._see_loop()
+        if (loop := _running_loop()) is not self._loop:
+            self._see_loop(loop)
         if scope.get("type") != "http":
             await self._not_http(scope, receive, send)
             return
@@ -182,9 +103,9 @@ class CompiledProbeMiddleware(ProbeMiddleware):
             watch = self._watcher.begin(scope, send)
             if watch is not None and self._track_tasks:
                 task = self._track(watch.request_id)
-        except Exception:
-            self._recorder.errors += 1
-        if watch is None:
+        except Exception as exc:
+            self._recorder.fail("middleware", exc)
+        if watch is None:  # the event budget is spent, or the probe failed: pass through
             await self.app(scope, receive, send)
             return
         try:

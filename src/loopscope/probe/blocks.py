@@ -8,6 +8,7 @@ clock, its `kind` from the GC pauses it overlaps, and `delayed` from the other r
 from __future__ import annotations
 
 import bisect
+import os
 
 from loopscope.probe.recorder import RequestRecord, StackSamples, Step
 from loopscope.trace.model import LoopBlock, PoolCall
@@ -41,16 +42,28 @@ def attribute_steps(steps: list[Step], requests: dict[str, RequestRecord]) -> li
 def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
     """The `LoopBlock` of one long step, with the watchdog's line, stack and CPU estimate."""
     start, end, cpu_end, request_id, _ = step
-    where, stack = samples.best() if samples is not None else (None, [])
-    cpu = None
-    runnable = None
+    where, stack, inner = samples.best() if samples is not None else (None, [], None)
+    cpu = runnable = process_cpu = None
     if samples is not None:
         if samples.cpu_start_ns is not None and cpu_end:
             cpu = max(0, min(cpu_end - samples.cpu_start_ns, end - start))
         runnable = samples.runnable_ns(start, end)
         if runnable is not None and cpu is not None:
             runnable = min(runnable, end - start - cpu)
-    return LoopBlock(start, end, cpu, request_id, where, stack, runnable_ns=runnable)
+        process_cpu = samples.process_cpu_ns(start, end, os.cpu_count() or 1)
+        if process_cpu is not None and cpu is not None:
+            process_cpu = max(process_cpu, cpu)  # the loop thread's own is part of it
+    return LoopBlock(
+        start,
+        end,
+        cpu,
+        request_id,
+        where,
+        stack,
+        runnable_ns=runnable,
+        inner=inner,
+        process_cpu_ns=process_cpu,
+    )
 
 
 def attribute_to_lone_request(block: LoopBlock, requests: dict[str, RequestRecord]) -> None:
@@ -81,7 +94,7 @@ def label_gc(block: LoopBlock, pauses: list[tuple[int, int]]) -> None:
         covered += max(0, min(end, block.end_ns) - max(start, block.start_ns))
     if covered >= _GC_SHARE * block.duration_ns:
         block.kind = "gc"
-        block.where = None
+        block.where = block.inner = None
 
 
 def mark_delayed(

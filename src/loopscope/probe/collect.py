@@ -1,14 +1,11 @@
-"""Assemble the server side of a Trace from a `Recorder`: the dict `Probe.collect()` returns.
+"""Assemble what one process's probe recorded into a `ServerRecord` (`Probe.collect()`).
 
-The format is documented in `loopscope.probe`; every nested object is the `dataclasses.asdict`
-of a `loopscope.trace.model` class, so its field names are the model's.
+The record's meaning is documented in `loopscope.probe`; its types are `loopscope.trace.record`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
-from typing import Any
 
 from loopscope.probe.blocks import (
     attribute_steps,
@@ -20,12 +17,20 @@ from loopscope.probe.blocks import (
 from loopscope.probe.recorder import Recorder, Step
 from loopscope.probe.segments import loop_lane, request_segments, thread_lanes, watched_segments
 from loopscope.trace.model import LoopBlock, PoolCall
+from loopscope.trace.record import ProbeCounts, ServerRecord, ServerRequest
 
 
-def server_trace(
-    recorder: Recorder, *, pid: int, loop: str, precise: bool, block_ms: float
-) -> dict[str, Any]:
-    """The JSON-ready server side of a Trace (format documented in `loopscope.probe`)."""
+def server_record(
+    recorder: Recorder,
+    *,
+    pid: int,
+    loop: str,
+    precise: bool,
+    block_ms: float,
+    loops: int = 0,
+    unobserved_loops: int = 0,
+) -> ServerRecord:
+    """What `recorder` holds, as this process's `ServerRecord` (see `loopscope.probe`)."""
     block_ns = int(block_ms * 1_000_000)
     requests = recorder.request_records()
     steps = attribute_steps(recorder.loop_steps(), requests)
@@ -56,7 +61,7 @@ def server_trace(
         if call.request_id is not None:
             calls_of[call.request_id].append(call)
 
-    out_requests: dict[str, Any] = {}
+    out_requests: list[ServerRequest] = []
     for request_id, record in requests.items():
         own = steps_of.get(request_id, [])
         calls = calls_of.get(request_id, [])
@@ -64,33 +69,38 @@ def server_trace(
             segments = request_segments(request_id, record, own, calls, by_start)
         else:
             segments = watched_segments(request_id, record, calls, watched)
-        out_requests[request_id] = {
-            "method": record.method,
-            "path": record.path,
-            "route": record.route or record.path,
-            "status": record.status,
-            "server_start_ns": record.start_ns,
-            "server_end_ns": record.end_ns,
-            "loop_steps": len(own) if precise else None,
-            "longest_step_ns": max((s[1] - s[0] for s in own), default=None) if precise else None,
-            "pool_hops": record.pool_hops,
-            "segments": [dataclasses.asdict(s) for s in segments],
-        }
+        out_requests.append(
+            ServerRequest(
+                id=request_id,
+                method=record.method,
+                path=record.path,
+                route=record.route or record.path,
+                status=record.status,
+                server_start_ns=record.start_ns,
+                server_end_ns=record.end_ns,
+                loop_steps=len(own) if precise else None,
+                longest_step_ns=max((s[1] - s[0] for s in own), default=None) if precise else None,
+                pool_hops=record.pool_hops,
+                segments=segments,
+            )
+        )
 
-    lanes = loop_lane(pid, steps, by_start, watched) + thread_lanes(pool)
-    return {
-        "pid": pid,
-        "loop": loop,
-        "precise": precise,
-        "block_ms": block_ms,
-        "requests": out_requests,
-        "loop_blocks": [dataclasses.asdict(b) for b in blocks],
-        "pool": [dataclasses.asdict(c) for c in pool],
-        "pool_samples": [dataclasses.asdict(s) for s in recorder.pool_samples],
-        "lanes": [dataclasses.asdict(s) for s in lanes],
-        "probe": {
-            "dropped_events": recorder.dropped,
-            "probe_errors": recorder.errors,
-            "steps": len(steps),
-        },
-    }
+    return ServerRecord(
+        pid=pid,
+        loop=loop,
+        precise=precise,
+        block_ms=block_ms,
+        requests=out_requests,
+        loop_blocks=blocks,
+        pool=pool,
+        pool_samples=list(recorder.pool_samples),
+        lanes=loop_lane(pid, steps, by_start, watched) + thread_lanes(pool),
+        counts=ProbeCounts(
+            dropped_events=recorder.dropped,
+            probe_errors=recorder.errors,
+            steps=len(steps),
+            loops=loops,
+            unobserved_loops=unobserved_loops,
+        ),
+        failures=recorder.failure_list(),
+    )

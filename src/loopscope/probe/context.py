@@ -12,7 +12,9 @@ import re
 from contextvars import ContextVar
 from typing import Any
 
-REQUEST_HEADER = b"x-loopscope-request"
+from loopscope.trace.constants import REQUEST_HEADER as HEADER_NAME
+
+REQUEST_HEADER = HEADER_NAME.encode()
 """The header a load driver sets so client and server agree on a request's id."""
 
 MAX_REQUEST_ID_LENGTH = 64

@@ -1,4 +1,5 @@
-"""Name the line a stuck loop is executing: the innermost frame in the user's own code.
+"""Name the line a stuck loop is executing: the innermost frame in the user's own code, and the
+library line it is stuck in.
 
 "User code" is everything that is not the standard library, not an installed package
 (site-packages) and not loopscope's own machinery (the probe, the server wrapper), so a
@@ -6,6 +7,13 @@
 asyncio. loopscope's demo app is user code wherever it is installed: it is the app under
 study. Paths are shown relative to the app root (or the working directory) when they lie under
 it, absolute otherwise.
+
+Installed libraries do real work too (fastapi-users hashes a password with argon2 on the loop,
+in a route the library provides). A library frame that is not server machinery (uvicorn,
+Starlette, FastAPI, anyio, ...) is shown relative to its site-packages (`argon2/low_level.py`).
+The innermost such frame below the user's line is the block's `inner` line; where no user frame
+is on the stack at all, `where` is the last line of the outermost library on it (the library
+that served the route: `fastapi_users/manager.py:376`, which called into argon2).
 """
 
 from __future__ import annotations
@@ -22,6 +30,15 @@ MAX_STACK = 8
 
 _LOOPSCOPE_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
 _DEMO_DIR = str(Path(__file__).resolve().parents[1] / "demo") + os.sep
+
+MACHINERY = frozenset(
+    {
+        "uvicorn", "starlette", "fastapi", "anyio", "sniffio", "h11", "httptools", "uvloop",
+        "websockets", "wsproto", "gunicorn", "uvicorn_worker", "loopscope", "_pytest", "pytest",
+        "pluggy", "httpx", "httpcore", "click", "watchfiles",
+    }
+)  # fmt: skip
+"""Top-level packages that serve requests rather than do a request's work: never blamed."""
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -44,7 +61,32 @@ class FrameNamer:
         roots.append(os.getcwd())
         self._roots = [os.path.realpath(root) + os.sep for root in roots]
         self._libraries = _library_dirs()
+        self._site = tuple(
+            d
+            for d in self._libraries
+            if d.rstrip(os.sep).endswith(("site-packages", "dist-packages"))
+        )
         self._paths: dict[str, str | None] = {}
+        self._library_paths: dict[str, str | None] = {}
+
+    def library_path(self, filename: str) -> str | None:
+        """`filename` relative to its site-packages (`argon2/low_level.py`) if it is an installed
+        library that is not server machinery, else `None`."""
+        try:
+            return self._library_paths[filename]
+        except KeyError:
+            pass
+        shown: str | None = None
+        real = os.path.realpath(filename)
+        for directory in self._site:
+            if real.startswith(directory):
+                relative = real[len(directory) :]
+                top = relative.split(os.sep, 1)[0].removesuffix(".py")
+                if top not in MACHINERY and not real.startswith(_LOOPSCOPE_DIR):
+                    shown = relative
+                break
+        self._library_paths[filename] = shown
+        return shown
 
     def display_path(self, filename: str) -> str | None:
         """`filename` as shown to the user, or `None` if it is not user code."""
@@ -64,33 +106,59 @@ class FrameNamer:
         self._paths[filename] = shown
         return shown
 
-    def describe(self, frame: FrameType | None) -> tuple[str | None, list[str]]:
-        """`where` (innermost user frame) and the stack, innermost last, for `frame`.
+    def describe(self, frame: FrameType | None) -> tuple[str | None, list[str], str | None]:
+        """`where`, the stack (innermost last) and `inner` for `frame`.
 
-        The stack is the innermost frame actually running (if it is library code, it is what
-        the user's line called) followed by the user frames above it, at most `MAX_STACK`.
+        `where` is the innermost user frame, else the last line of the outermost library on
+        the stack; `inner` the innermost library line below `where` (`None` if there is none or
+        it is `where`). The stack is the innermost frame actually running followed by the user
+        and library frames above it, at most `MAX_STACK`.
         """
-        where: str | None = None
-        stack: list[str] = []
+        frames: list[tuple[str, str, int, str]] = []  # (kind, path, line, function), innermost 1st
         innermost = True
-        while frame is not None and len(stack) < MAX_STACK:
+        while frame is not None:
             code = frame.f_code
             shown = self.display_path(code.co_filename)
-            ours = code.co_filename.startswith(_LOOPSCOPE_DIR)
-            if shown is not None or (innermost and not ours):
-                path = shown if shown is not None else code.co_filename
-                stack.append(f"{path}:{frame.f_lineno} in {code.co_name}")
-                if shown is not None and where is None:
-                    where = f"{shown}:{frame.f_lineno}"
+            if shown is not None:
+                frames.append(("app", shown, frame.f_lineno, code.co_name))
+            else:
+                library = self.library_path(code.co_filename)
+                if library is not None:
+                    frames.append(("library", library, frame.f_lineno, code.co_name))
+                elif innermost and not code.co_filename.startswith(_LOOPSCOPE_DIR):
+                    frames.append(("running", code.co_filename, frame.f_lineno, code.co_name))
             innermost = False
             frame = frame.f_back
+        where_at = next((i for i, f in enumerate(frames) if f[0] == "app"), None)
+        if where_at is None:
+            where_at = _library_entry(frames)
+        where = inner = None
+        if where_at is not None:
+            where = f"{frames[where_at][1]}:{frames[where_at][2]}"
+            below = [f for f in frames[:where_at] if f[0] == "library"]
+            if below:
+                inner = f"{below[0][1]}:{below[0][2]}"
+        stack = [f"{path}:{line} in {function}" for _, path, line, function in frames]
+        stack = stack[:MAX_STACK]
         stack.reverse()
-        return where, stack
+        return where, stack, inner
 
-    def sample(self, thread_id: int) -> tuple[str | None, list[str]]:
+    def sample(self, thread_id: int) -> tuple[str | None, list[str], str | None]:
         """Describe what the thread `thread_id` is running right now."""
         frame = sys._current_frames().get(thread_id)
         try:
             return self.describe(frame)
         finally:
             del frame  # a frame of another thread must not outlive the sample
+
+
+def _library_entry(frames: list[tuple[str, str, int, str]]) -> int | None:
+    """The index of the last line of the outermost library on the stack (innermost first):
+    where the library that served the route called into everything below it."""
+    libraries = [i for i, f in enumerate(frames) if f[0] == "library"]
+    if not libraries:
+        return None
+    outermost = libraries[-1]
+    package = frames[outermost][1].split(os.sep, 1)[0]
+    same = [i for i in libraries if frames[i][1].split(os.sep, 1)[0] == package]
+    return same[0]

@@ -50,5 +50,5 @@ class GcWatch:
                 if self._recorder.admit():
                     self._recorder.gc_pauses.append((self._started, now))
                 self._started = 0
-        except Exception:
-            self._recorder.errors += 1
+        except Exception as exc:
+            self._recorder.fail("gc callback", exc)

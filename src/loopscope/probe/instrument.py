@@ -7,24 +7,29 @@ One probe per process: its hooks are process-wide (asyncio's classes, anyio's mo
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from loopscope.errors import TraceError, UsageError
-from loopscope.probe.asgi import ASGIApp, CompiledProbeMiddleware, ProbeMiddleware
-from loopscope.probe.collect import server_trace
-from loopscope.probe.context import REQUEST_ID
+from loopscope.errors import UsageError
+from loopscope.probe.asgi import ASGIApp, ProbeMiddleware
+from loopscope.probe.backend import load_backend
+from loopscope.probe.collect import server_record
+from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.gcwatch import GcWatch
 from loopscope.probe.loop import LoopHooks
 from loopscope.probe.pool import PoolHooks
 from loopscope.probe.recorder import Recorder
+from loopscope.probe.routes import route_template
 from loopscope.probe.watchdog import Watchdog
+from loopscope.trace.constants import DEFAULT_BLOCK_MS
+from loopscope.trace.io import dump_record
+from loopscope.trace.record import ServerRecord
 
 _active: Probe | None = None
 _active_lock = threading.Lock()
@@ -55,11 +60,18 @@ class Probe:
         self._namer = FrameNamer(app_root)
         block_ns = int(block_ms * 1_000_000)
         self._block_ns = block_ns
-        self._loop_hooks = LoopHooks(self.recorder, long_step_ns=block_ns // 2)
-        self._pool_hooks = PoolHooks(self.recorder, self._count_hop)
+        self._backend = load_backend()
+        self._loop_hooks = LoopHooks(
+            self.recorder, long_step_ns=block_ns // 2, backend=self._backend
+        )
+        self._pool_hooks = PoolHooks(self.recorder, self._count_hop, self._namer)
         self._gc = GcWatch(self.recorder)
         self._watchdog: Watchdog | None = None
         self._observed: asyncio.AbstractEventLoop | None = None
+        self._observe_lock = threading.Lock()
+        self._loops = 0
+        # Held weakly: a loop that is gone must not be kept alive by the probe.
+        self._unobserved: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         self._installed = False
 
     @property
@@ -115,29 +127,65 @@ class Probe:
         return self._observed is not None
 
     def observe_loop(self) -> None:
-        """Note the running loop on its first sight and start watching it; later calls are no-ops.
+        """Watch the running loop, if it is not the one watched already.
 
-        Called by the middleware on every ASGI call (the lifespan's first), on the loop's thread.
+        Called by the middleware whenever a call arrives on another loop than the last one it
+        saw (every first call of a loop: the lifespan's, or a request's where no lifespan came,
+        as under httpx's `ASGITransport`), on the loop's thread. A process may run many loops
+        one after another (`asyncio.run` in a row, pytest's loop per test): each new one is
+        watched in its turn. A loop that starts while the watched one still runs (two loops in
+        two threads at once) is counted in `unobserved_loops` and not watched: the step hooks
+        and the watchdog follow one loop at a time.
         """
-        if self._observed is not None or not self._installed:
+        if not self._installed:
             return
         loop = asyncio.get_running_loop()
-        self._observed = loop
-        self._loop_kind = loop_kind(loop)
-        self._precise = self._loop_kind == "asyncio" and self._wanted_precise is not False
-        if self._precise:
-            self._loop_hooks.loop = loop
-        self._gc.thread_id = threading.get_ident()
-        self._watchdog = Watchdog(
-            self.recorder,
-            self._namer,
-            loop=loop,
-            block_ns=self._block_ns,
-            heartbeat=not self._precise,
-            current_request=self._current_request,
-            step_clock=self._loop_hooks.clock,
-        )
-        self._watchdog.start()
+        with self._observe_lock:
+            old = self._observed
+            if loop is old:
+                return
+            if old is not None and old.is_running() and not old.is_closed():
+                if loop not in self._unobserved:
+                    self._unobserved.add(loop)
+                return
+            if self._watchdog is not None:
+                self._watchdog.stop()
+                self._watchdog = None
+            self._observed = loop
+            self._loops += 1
+            kind = loop_kind(loop)
+            self._loop_kind = kind if self._loop_kind in ("unknown", kind) else "mixed"
+            self._precise = kind == "asyncio" and self._wanted_precise is not False
+            self._loop_hooks.loop = loop if self._precise else None
+            if self._precise:
+                self._loop_hooks.adopt_running_step()
+            self._gc.thread_id = threading.get_ident()
+            self._watchdog = Watchdog(
+                self.recorder,
+                self._namer,
+                loop=loop,
+                block_ns=self._block_ns,
+                heartbeat=not self._precise,
+                current_request=self._current_request,
+                step_clock=self._loop_hooks.clock,
+                backend=self._backend,
+            )
+            self._watchdog.start()
+
+    @property
+    def observed_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop being watched now, `None` before the first ASGI call."""
+        return self._observed
+
+    @property
+    def loops_observed(self) -> int:
+        """How many event loops have been watched, one after another."""
+        return self._loops
+
+    @property
+    def unobserved_loops(self) -> int:
+        """Loops that served the app while another was watched (not recorded)."""
+        return len(self._unobserved)
 
     def _current_request(self) -> str | None:
         """The request of the task the loop is running; read from the watchdog thread."""
@@ -157,32 +205,26 @@ class Probe:
         `on_shutdown` (e.g. a `dump`) runs once the app's lifespan has shut down, the last moment
         a uvicorn worker is sure to reach; it must not raise.
         """
-        speedups = self._loop_hooks.speedups
-        if speedups is not None:
-            watcher = speedups.RequestWatcher(self.recorder, REQUEST_ID, self.step_clock)
-            return CompiledProbeMiddleware(app, self, watcher, on_shutdown)
-        return ProbeMiddleware(app, self, on_shutdown)
+        watcher = self._backend.RequestWatcher(
+            self.recorder, REQUEST_ID, self.step_clock, REQUEST_HEADER, route_template
+        )
+        return ProbeMiddleware(app, self, watcher, on_shutdown)
 
-    def collect(self) -> dict[str, Any]:
-        """The server side of a Trace for this process, JSON-ready (format in `loopscope.probe`)."""
-        return server_trace(
+    def collect(self) -> ServerRecord:
+        """What the probe recorded in this process (see `loopscope.probe`)."""
+        return server_record(
             self.recorder,
             pid=os.getpid(),
             loop=self._loop_kind,
             precise=self.precise,
             block_ms=self.block_ms,
+            loops=self._loops,
+            unobserved_loops=self.unobserved_loops,
         )
 
     def dump(self, path: str | Path) -> Path:
-        """Write `collect()` to `path` as JSON and return the path."""
-        target = Path(path)
-        try:
-            target.write_text(json.dumps(self.collect(), separators=(",", ":")))
-        except OSError as exc:
-            raise TraceError(
-                f"Cannot write the probe's record to {target}: {exc.strerror}."
-            ) from exc
-        return target
+        """Write `collect()` to `path` as JSON (atomically) and return the path."""
+        return dump_record(self.collect(), path)
 
     def _remove_hooks(self) -> None:
         self._loop_hooks.uninstall()
@@ -214,7 +256,7 @@ class Probe:
 
 def install(
     *,
-    block_ms: float = 20.0,
+    block_ms: float = DEFAULT_BLOCK_MS,
     precise: bool | None = None,
     max_events: int = 200_000,
     app_root: str | None = None,

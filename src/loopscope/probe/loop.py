@@ -13,12 +13,13 @@ Two class attributes of asyncio are wrapped while the probe is installed:
   are not stamped: they run in the context of whoever opened the connection, not of the request
   waiting on it, and the request's own wake-up goes through `call_soon`.
 
-Both wrappers exist twice: in C (`loopscope.probe._speedups`, used where it was compiled: a
-Python wrapper costs the busy server several times more) and here in Python, the fallback and
-the reference the tests hold the C one to. `LOOPSCOPE_PURE_PYTHON=1` picks the Python ones.
-The C ones do the wrapped methods' work themselves instead of calling them (each call from C
-into a Python function starts a new interpreter frame, most of what they cost): `Handle._run`
-runs the callback in the handle's context, and hands a callback's exception to asyncio's own
+Both hooks exist twice, with one API: in C (`loopscope.probe._speedups`, used where it was
+compiled: a Python hook costs the busy server several times more) and in Python
+(`loopscope.probe._speedups_python`), the fallback and the reference the tests hold the C one
+to; `loopscope.probe.backend` picks one (`LOOPSCOPE_PURE_PYTHON=1` the Python one). The C ones
+do the wrapped methods' work themselves instead of calling them (each call from C into a Python
+function starts a new interpreter frame, most of what they cost): `Handle._run` runs the
+callback in the handle's context, and hands a callback's exception to asyncio's own
 `Handle._run` to report (`callback_error_reporter`; the reported traceback has one more frame,
 `_Rethrow.run`); `_call_soon` makes and queues the Handle. They do so only where the methods
 are asyncio's own: another tool's wrapper installed before the probe is called as it was.
@@ -30,25 +31,15 @@ takes over (`loopscope.probe.watchdog`).
 from __future__ import annotations
 
 import asyncio
-import os
-import time
 from asyncio import base_events, events
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
+from loopscope.probe.backend import PURE_PYTHON_ENV as PURE_PYTHON_ENV
+from loopscope.probe.backend import is_compiled
 from loopscope.probe.context import REQUEST_ID
-from loopscope.probe.packed import STEP
 from loopscope.probe.recorder import STAMP_LIMIT, Recorder
-
-_PATCHES: tuple[tuple[type, str], ...] = (
-    (events.Handle, "_run"),
-    (base_events.BaseEventLoop, "_call_soon"),
-)
-# Steps take their events from the recorder's budget this many at a time, so that the hot path
-# checks a local count instead of the shared one.
-_BUDGET_CHUNK = 256
-
-PURE_PYTHON_ENV = "LOOPSCOPE_PURE_PYTHON"
 
 
 class _Rethrow:
@@ -88,48 +79,33 @@ def is_asyncios_own(function: Any, module: Any) -> bool:
     return code is not None and code.co_filename == getattr(module, "__file__", None)
 
 
-def load_speedups() -> Any:
-    """The C hooks, or `None` where they were not compiled or `LOOPSCOPE_PURE_PYTHON=1`."""
-    if os.environ.get(PURE_PYTHON_ENV) == "1":
-        return None
-    try:
-        from loopscope.probe import _speedups
-    except ImportError:
-        return None
-    return _speedups
-
-
 class LoopHooks:
-    """The wrappers around asyncio's handle execution, and their exact undoing.
+    """The step hooks around asyncio's handle execution, and their exact undoing.
 
     Steps are recorded only for `loop` (set by the probe once it has seen the app's loop and
-    decided on precise mode), so other loops in the process cost one identity check per step.
+    decided on precise mode), so other loops in the process cost a timed call per step. The
+    hooks come from `backend` (`loopscope.probe.backend`): C or their Python twin, one API.
     """
 
-    def __init__(self, recorder: Recorder, *, long_step_ns: int) -> None:
+    def __init__(self, recorder: Recorder, *, long_step_ns: int, backend: ModuleType) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._recorder = recorder
         self._long_step_ns = long_step_ns
         self._originals: dict[tuple[type, str], Any] = {}
-        self._speedups = load_speedups()
-        self._compiled: list[Any] = []  # the C hooks in place, which keep their own `loop`
-        self._clock: Any = recorder
+        self._backend = backend
+        self._steps: Any = None  # the StepHook in place
+        self._soon: Any = None  # the SoonHook in place
 
     @property
     def compiled(self) -> bool:
-        """Whether the C hooks are used (else the pure-Python ones)."""
-        return self._speedups is not None
-
-    @property
-    def speedups(self) -> Any:
-        """The C extension module in use, `None` for pure Python."""
-        return self._speedups
+        """Whether the C hooks are used (else their Python twin)."""
+        return is_compiled(self._backend)
 
     @property
     def clock(self) -> Any:
-        """Whose `current_step` is the start of the step now running (0 between steps): the C
-        step hook where it is in place, else the recorder, which the Python hook updates."""
-        return self._clock
+        """Whose `current_step` is the start of the step now running (0 between steps): the
+        step hook while it is in place, else the recorder (always 0)."""
+        return self._steps if self._steps is not None else self._recorder
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -139,130 +115,56 @@ class LoopHooks:
     @loop.setter
     def loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self._loop = loop
-        for hook in self._compiled:
-            hook.loop = loop
+        for hook in (self._steps, self._soon):
+            if hook is not None:
+                hook.loop = loop
 
     @property
     def installed(self) -> bool:
-        """Whether the wrappers are in place."""
+        """Whether the hooks are in place."""
         return bool(self._originals)
 
     def install(self) -> None:
-        """Put the wrappers in place, remembering the exact objects they replace."""
-        makers: dict[str, Callable[[Any], Any]] = {
-            "_run": self._wrap_run,
-            "_call_soon": self._wrap_call_soon,
-        }
-        for owner, name in _PATCHES:
-            # From `__dict__`, not getattr: restoring must put back the very same object.
-            original = owner.__dict__[name]
-            self._originals[(owner, name)] = original
-            setattr(owner, name, makers[name](original))
+        """Put the hooks in place, remembering the exact objects they replace."""
+        backend = self._backend
+        # From `__dict__`, not getattr: restoring must put back the very same object.
+        run = events.Handle.__dict__["_run"]
+        call_soon = base_events.BaseEventLoop.__dict__["_call_soon"]
+        self._steps = backend.StepHook(
+            run,
+            callback_error_reporter(run),
+            self._recorder,
+            REQUEST_ID,
+            events.Handle,
+            events.TimerHandle,
+            self._long_step_ns,
+            STAMP_LIMIT,
+            inline=is_asyncios_own(run, events),
+        )
+        # The step hook keeps the stamps the call_soon hook takes.
+        self._soon = backend.SoonHook(
+            call_soon, self._steps, inline=is_asyncios_own(call_soon, base_events)
+        )
+        for owner, name, hook in (
+            (events.Handle, "_run", self._steps),
+            (base_events.BaseEventLoop, "_call_soon", self._soon),
+        ):
+            self._originals[(owner, name)] = owner.__dict__[name]
+            setattr(owner, name, hook)
 
     def uninstall(self) -> None:
-        """Restore every wrapped attribute to the object it was before `install`."""
+        """Restore every hooked attribute to the object it was before `install`."""
         for (owner, name), original in self._originals.items():
             setattr(owner, name, original)
         self._originals.clear()
         self.loop = None
-        for hook in self._compiled:
-            if isinstance(hook, self._speedups.StepHook):
-                hook.forget_stamps()  # the handles it holds belong to the app's loop
-        self._compiled.clear()
-        # Uninstalled hooks leave no step running, as the recorder says.
-        self._clock = self._recorder
+        if self._steps is not None:
+            self._steps.forget_stamps()  # the handles it holds belong to the app's loop
+        self._steps = self._soon = None
 
-    def _wrap_run(self, original: Callable[[events.Handle], None]) -> Callable[..., None]:
-        if self._speedups is not None:
-            hook = self._speedups.StepHook(
-                original,
-                callback_error_reporter(original),
-                self._recorder,
-                REQUEST_ID,
-                events.Handle,
-                events.TimerHandle,
-                self._long_step_ns,
-                STAMP_LIMIT,
-                inline=is_asyncios_own(original, events),
-            )
-            self._compiled.append(hook)
-            self._clock = hook
-            return hook  # type: ignore[no-any-return]
-        hooks = self
-        rec = self._recorder
-        add_step = rec.steps.data.extend
-        pack_step = STEP.pack
-        live = rec.live
-        stamps = rec.stamps
-        pop_stamp = stamps.pop
-        wall = time.monotonic_ns
-        thread_cpu = time.thread_time_ns
-        var = REQUEST_ID
-        timer_handle = events.TimerHandle
-        long_ns = self._long_step_ns
-        room = 0  # events taken from the recorder's budget and not used yet
-
-        def _run(handle: Any) -> None:
-            nonlocal room
-            if handle._loop is not hooks._loop:
-                original(handle)
-                return
-            request_id = handle._context.get(var)
-            start = wall()
-            rec.current_step = start
-            try:
-                original(handle)
-            finally:
-                end = wall()
-                rec.current_step = 0
-                try:
-                    cpu_end = thread_cpu() if end - start > long_ns else 0
-                    ready = ref = 0
-                    # Taken even when its request id was reset meanwhile, to let go of it.
-                    stamp = pop_stamp(id(handle), None) if stamps else None
-                    if request_id is not None:
-                        row = live.get(request_id)
-                        ref = row[4] if type(row) is tuple else rec.ref_of(request_id)
-                        if stamp is not None:
-                            ready = stamp[0]
-                        elif type(handle) is timer_handle:
-                            ready = int(handle.when() * 1e9)
-                    if room or (room := rec.take(_BUDGET_CHUNK)):
-                        room -= 1
-                        add_step(pack_step(start, end, cpu_end, ref, ready))
-                    else:
-                        rec.dropped += 1
-                except Exception:
-                    rec.errors += 1
-
-        return _run
-
-    def _wrap_call_soon(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        if self._speedups is not None:
-            # The C step hook keeps the stamps (in a table of its own, not `recorder.stamps`).
-            hook = self._speedups.SoonHook(
-                original, self._clock, inline=is_asyncios_own(original, base_events)
-            )
-            self._compiled.append(hook)
-            return hook  # type: ignore[no-any-return]
-        hooks = self
-        rec = self._recorder
-        stamps = rec.stamps
-        wall = time.monotonic_ns
-        var = REQUEST_ID
-
-        def _call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
-            handle = original(loop, callback, args, context)
-            if handle._source_traceback:  # debug mode: this frame is not where it was made
-                del handle._source_traceback[-1]
-            try:
-                if loop is hooks._loop and handle._context.get(var) is not None:
-                    if len(stamps) > STAMP_LIMIT:
-                        stamps.clear()
-                    # The handle itself is kept so its id cannot be reused while stamped.
-                    stamps[id(handle)] = (wall(), handle)
-            except Exception:
-                rec.errors += 1
-            return handle
-
-        return _call_soon
+    def adopt_running_step(self) -> None:
+        """Make the step now running (of the loop just made `loop`) the current step, so that
+        the watchdog watches it and it is recorded when it ends (the first ASGI call of a new
+        loop runs inside one of its steps, and may block it)."""
+        if self._steps is not None:
+            self._steps.adopt_running_step()

@@ -21,19 +21,38 @@ from warnings import warn
 import anyio.to_thread
 
 from loopscope.probe.context import REQUEST_ID
+from loopscope.probe.frames import FrameNamer
 from loopscope.probe.recorder import Recorder
 from loopscope.trace.model import PoolCall, PoolSample
 
 
-def describe_callable(func: Callable[..., Any]) -> str:
-    """A readable name for what runs in the thread: FastAPI's endpoint, not its wrapper."""
+def unwrap_callable(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What really runs in the thread: FastAPI's endpoint, not the partial around it."""
     while isinstance(func, functools.partial):
         # fastapi.routing passes `partial(_run_sync_endpoint, function=endpoint, ...)`.
         inner = func.keywords.get("function")
         func = inner if callable(inner) else func.func
+    return func
+
+
+def describe_callable(func: Callable[..., Any]) -> str:
+    """A readable name for what runs in the thread: FastAPI's endpoint, not its wrapper."""
+    func = unwrap_callable(func)
     module = getattr(func, "__module__", None) or ""
     name = getattr(func, "__qualname__", None) or type(func).__qualname__
     return f"{module}.{name}" if module else name
+
+
+def defined_at(func: Callable[..., Any], namer: FrameNamer | None) -> str | None:
+    """Where the function that runs in the thread is defined (`users.py:42`), if it is the
+    app's or an installed library's code."""
+    if namer is None:
+        return None
+    code = getattr(unwrap_callable(func), "__code__", None)
+    if code is None:
+        return None
+    path = namer.display_path(code.co_filename) or namer.library_path(code.co_filename)
+    return f"{path}:{code.co_firstlineno}" if path else None
 
 
 class ThreadLabels:
@@ -55,9 +74,15 @@ class ThreadLabels:
 class PoolHooks:
     """The wrapper around `anyio.to_thread.run_sync`, and its exact undoing."""
 
-    def __init__(self, recorder: Recorder, requests_hop: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        requests_hop: Callable[[str], None],
+        namer: FrameNamer | None = None,
+    ) -> None:
         self._recorder = recorder
         self._count_hop = requests_hop
+        self._namer = namer
         self._labels = ThreadLabels()
         self._original: Any = None
 
@@ -94,8 +119,8 @@ class PoolHooks:
                     waiting=int(waiting),
                 )
             )
-        except Exception:
-            self._recorder.errors += 1
+        except Exception as exc:
+            self._recorder.fail("thread pool", exc)
 
     def _begin(self, func: Callable[..., Any], limiter: Any) -> tuple[PoolCall, Any] | None:
         """Record a submission (on the loop); `None` when the budget is spent."""
@@ -111,6 +136,7 @@ class PoolHooks:
             started_ns=None,
             finished_ns=None,
             thread=None,
+            where=defined_at(func, self._namer),
         )
         self._recorder.pool.append(call)
         default = anyio.to_thread.current_default_thread_limiter()
@@ -131,8 +157,8 @@ class PoolHooks:
                 cpu_start = time.thread_time_ns()
                 call.thread = labels.current()
                 self._sample(limiter)
-            except Exception:
-                rec.errors += 1
+            except Exception as exc:
+                rec.fail("thread pool", exc)
             try:
                 return func(*args)
             finally:
@@ -140,8 +166,8 @@ class PoolHooks:
                     call.cpu_ns = time.thread_time_ns() - cpu_start
                     call.finished_ns = time.monotonic_ns()
                     self._sample(limiter)
-                except Exception:
-                    rec.errors += 1
+                except Exception as exc:
+                    rec.fail("thread pool", exc)
 
         return timed
 
@@ -171,8 +197,8 @@ class PoolHooks:
                 begun = hooks._begin(func, limiter)
                 if begun is not None:
                     target = hooks._timed(func, *begun)
-            except Exception:
-                hooks._recorder.errors += 1
+            except Exception as exc:
+                hooks._recorder.fail("thread pool", exc)
             try:
                 return await original(
                     target, *args, abandon_on_cancel=abandon_on_cancel, limiter=limiter

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopscope.probe.packed import FinishedLog, StepLog
-from loopscope.trace.model import LoopBlock, PoolCall, PoolSample
+from loopscope.trace.model import LoopBlock, PoolCall, PoolSample, ProbeFailure
 
 Step = tuple[int, int, int, str | None, int]
 """One loop step: `(start_ns, end_ns, cpu_end_ns, request_id, ready_ns)`.
@@ -34,17 +34,21 @@ GcPause = tuple[int, int]
 STAMP_LIMIT = 10_000
 # The stack samples kept for one stuck step: enough to find the most frequent line.
 SAMPLES_PER_STALL = 64
+# The probe's own failures kept with their cause (the rest are counted): enough to tell one
+# broken hook from several, and little enough that a failing hot path cannot grow memory.
+FAILURES_KEPT = 5
+_FAILURE_TEXT = 300
 
 
 LiveRow = tuple[Any, Any, int, int, int]
-"""A running request as the Python middleware stores it in `Recorder.live`: `(method, path,
-start_ns, first_step_ns, serial)`, the scope's own values unchecked (the C middleware stores its
-`RequestWatch`, whose `row` is the same tuple)."""
+"""A running request's `RequestWatch.row`: `(method, path, start_ns, first_step_ns, serial)`,
+the scope's own values unchecked."""
 
 
 def live_row(entry: Any) -> LiveRow:
-    """The `LiveRow` of a `Recorder.live` entry: the row itself, or a C `RequestWatch`'s."""
-    return entry if type(entry) is tuple else entry.row
+    """The `LiveRow` of a `Recorder.live` entry (a backend's `RequestWatch`)."""
+    row: LiveRow = entry.row
+    return row
 
 
 @dataclass(slots=True)
@@ -79,17 +83,29 @@ class StackSamples:
     # busy machine.
     runq_first: tuple[int, int] | None = None
     runq_last: tuple[int, int] | None = None
+    # The whole process's CPU clock at the first and last sample: a loop thread that waits
+    # while other threads of the process compute (a C library's own threads) is not waiting on
+    # I/O.
+    process_first: tuple[int, int] | None = None
+    process_last: tuple[int, int] | None = None
     count: int = 0
     lines: Counter[str | None] = field(default_factory=Counter)
     stacks: dict[str | None, list[str]] = field(default_factory=dict)
+    inners: dict[str | None, str | None] = field(default_factory=dict)
+    taken: list[tuple[int, str | None]] = field(default_factory=list)
 
-    def add(self, where: str | None, stack: list[str]) -> None:
-        """Count one sample: `where` is the innermost user frame, `stack` innermost last."""
+    def add(
+        self, where: str | None, stack: list[str], inner: str | None = None, t_ns: int = 0
+    ) -> None:
+        """Count one sample taken at `t_ns`: `where` is the frame to blame
+        (`loopscope.probe.frames`), `stack` innermost last, `inner` the library line below."""
         if self.count >= SAMPLES_PER_STALL:
             return
         self.count += 1
         self.lines[where] += 1
         self.stacks[where] = stack
+        self.inners[where] = inner
+        self.taken.append((t_ns, where))
 
     def note_runq(self, t_ns: int, runq_ns: int | None) -> None:
         """Keep the run-queue delay read at `t_ns` (first and last reading)."""
@@ -99,21 +115,51 @@ class StackSamples:
             self.runq_first = (t_ns, runq_ns)
         self.runq_last = (t_ns, runq_ns)
 
+    def note_process_cpu(self, t_ns: int, cpu_ns: int) -> None:
+        """Keep the process's CPU clock read at `t_ns` (first and last reading)."""
+        if self.process_first is None:
+            self.process_first = (t_ns, cpu_ns)
+        self.process_last = (t_ns, cpu_ns)
+
     def runnable_ns(self, start_ns: int, end_ns: int) -> int | None:
         """Run-queue time over `start_ns`→`end_ns`, scaled from the readings taken within it."""
-        if self.runq_first is None or self.runq_last is None:
-            return None
-        (t0, r0), (t1, r1) = self.runq_first, self.runq_last
-        if t1 <= t0:
-            return None
-        share = min(1.0, (r1 - r0) / (t1 - t0))
-        return int(share * (end_ns - start_ns))
+        return _scaled(self.runq_first, self.runq_last, start_ns, end_ns, 1.0)
 
-    def best(self) -> tuple[str | None, list[str]]:
-        """The user line seen most often, with the last stack seen there."""
-        ranked = [line for line, _ in self.lines.most_common() if line is not None]
-        where = ranked[0] if ranked else None
-        return where, list(self.stacks.get(where, []))
+    def process_cpu_ns(self, start_ns: int, end_ns: int, cores: int) -> int | None:
+        """The process's CPU time over `start_ns`→`end_ns` (all its threads), scaled from the
+        readings taken within it; at most `cores` × the interval."""
+        return _scaled(self.process_first, self.process_last, start_ns, end_ns, float(cores))
+
+    def best(self, before_ns: int | None = None) -> tuple[str | None, list[str], str | None]:
+        """The line seen most often (the first seen among equals), with the last stack and
+        library line seen there; `None` when no sample named a line.
+
+        A sample with no line counts too: one late sample of an innocent line must not outvote
+        many that found no line to blame. With `before_ns`, samples taken from then on (which
+        may have caught the loop after it got going again) do not count: no sample is no line,
+        never a guess.
+        """
+        lines = self.lines
+        if before_ns is not None:
+            lines = Counter(where for t, where in self.taken if t < before_ns)
+        if not lines:
+            return None, [], None
+        where = lines.most_common(1)[0][0]
+        return where, list(self.stacks.get(where, [])), self.inners.get(where)
+
+
+def _scaled(
+    first: tuple[int, int] | None,
+    last: tuple[int, int] | None,
+    start_ns: int,
+    end_ns: int,
+    most: float,
+) -> int | None:
+    """A clock's rate between two readings, applied to `start_ns`→`end_ns`."""
+    if first is None or last is None or last[0] <= first[0]:
+        return None
+    share = min(most, (last[1] - first[1]) / (last[0] - first[0]))
+    return int(max(0.0, share) * (end_ns - start_ns))
 
 
 class Recorder:
@@ -122,10 +168,11 @@ class Recorder:
     Attributes are public because the hooks touch them directly (the C ones at their slots);
     every other reader goes through `loopscope.probe.collect`.
 
-    Requests are numbered by `serial` in order of arrival. Nothing is kept per request but
-    packed bytes, so ids are made unique without a set of every id: a generated id is
-    `<id_prefix><serial>`, and a client's id is checked against the clients' ids (`named`), the
-    running requests (`live`) and the generated ids handed out so far.
+    Requests are numbered by `serial` in order of arrival. A finished request is kept as packed
+    bytes only, plus, for a request the client tagged, its id as a key of `named` (one `str`
+    each: a client may reuse an id, and the copy must get a new one). Generated ids need no
+    such set: a generated id is `<id_prefix><serial>`, so a client's id is checked against
+    `named`, the running requests (`live`) and the serials handed out so far.
     """
 
     __slots__ = (
@@ -133,6 +180,7 @@ class Recorder:
         "current_step",
         "dropped",
         "errors",
+        "failures",
         "finished",
         "gc_pauses",
         "id_prefix",
@@ -155,11 +203,12 @@ class Recorder:
         self.used = 0
         self.dropped = 0
         self.errors = 0
-        self.current_step = 0  # start of the loop step now running, 0 between steps
+        self.failures: dict[tuple[str, str], ProbeFailure] = {}
+        self.current_step = 0  # always 0: the clock when no step hook is in place
         # The pid keeps ids from several worker processes of one run apart.
         self.id_prefix = id_prefix if id_prefix is not None else f"s{os.getpid()}-"
         self.serial = 0  # requests numbered so far
-        self.live: dict[str, Any] = {}  # running requests: a `LiveRow` or a C `RequestWatch`
+        self.live: dict[str, Any] = {}  # running requests: their `RequestWatch`
         self.named: dict[str, None] = {}  # the clients' ids given out
         self.late: dict[str, int] = {}  # ids seen in steps with no running request: -1, -2...
         self.steps = StepLog()
@@ -171,6 +220,24 @@ class Recorder:
         self.samples: dict[int, StackSamples] = {}
         self.watch_blocks: list[LoopBlock] = []
         self.stamps: dict[int, tuple[int, object]] = {}
+
+    def fail(self, hook: str, exc: BaseException) -> None:
+        """Count one of the probe's own failures, in `hook`; the first few distinct ones are
+        kept with their cause (`repr` of the exception). Never raises."""
+        self.errors += 1
+        try:
+            key = (hook, repr(exc)[:_FAILURE_TEXT])
+            kept = self.failures.get(key)
+            if kept is not None:
+                kept.count += 1
+            elif len(self.failures) < FAILURES_KEPT:
+                self.failures[key] = ProbeFailure(hook=key[0], error=key[1])
+        except Exception:  # a repr that raises: the count stands
+            pass
+
+    def failure_list(self) -> list[ProbeFailure]:
+        """The failures kept, in the order first seen."""
+        return list(self.failures.values())
 
     def admit(self) -> bool:
         """Take one event from the budget; `False` (and one more dropped event) when it is spent."""
@@ -185,39 +252,6 @@ class Recorder:
         granted = max(0, min(wanted, self.capacity - self.used))
         self.used += granted
         return granted
-
-    def add_request(
-        self, client_id: str | None, method: Any, path: Any, start: int, first_step: int
-    ) -> str | None:
-        """Note a request starting and return its id: `client_id` (made unique) where the
-        client sent one, else a generated one; `None` when the budget is spent."""
-        # `admit()` inlined: this runs for every request.
-        if self.used >= self.capacity:
-            self.dropped += 1
-            return None
-        self.used += 1
-        self.serial = serial = self.serial + 1
-        if client_id is not None:
-            request_id = self.unique_id(client_id) if self.id_taken(client_id) else client_id
-            self.named[request_id] = None
-        else:
-            request_id = f"{self.id_prefix}{serial}"
-            if request_id in self.named:  # a client sent it before
-                request_id = self.unique_id(request_id)
-        self.live[request_id] = (method, path, start, first_step, serial)
-        return request_id
-
-    def finish_request(
-        self, request_id: str, route: Any, status: Any, end: int, last_step: int
-    ) -> None:
-        """Note a request's end: it moves from `live` to `finished`."""
-        row = self.live.pop(request_id, None)
-        if row is None:
-            return
-        method, path, start, first_step, serial = row
-        self.finished.append(
-            serial, (request_id, method, path, route), (start, first_step, end, last_step), status
-        )
 
     def id_taken(self, request_id: str) -> bool:
         """Whether a request already has (or had) `request_id`."""
@@ -257,15 +291,11 @@ class Recorder:
         """Store a finished request built elsewhere (tests, tools), outside the budget."""
         self.serial += 1
         self.named[request_id] = None
-        self.live[request_id] = (
-            record.method,
-            record.path,
-            record.start_ns,
-            record.first_step_ns,
+        self.finished.append(
             self.serial,
-        )
-        self.finish_request(
-            request_id, record.route, record.status, record.end_ns or 0, record.last_step_ns
+            (request_id, record.method, record.path, record.route),
+            (record.start_ns, record.first_step_ns, record.end_ns or 0, record.last_step_ns),
+            record.status,
         )
 
     def store_steps(self, steps: Iterable[Step]) -> None:

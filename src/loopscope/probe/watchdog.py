@@ -16,10 +16,10 @@ Sampling reads `sys._current_frames()`, which costs the loop nothing (NOTES: ~0)
 also reads the loop thread's CPU clock on every tick so that a stall's CPU time can be measured
 without the loop thread paying for a system call on every step.
 
-In precise mode with the C step hook, the ticks themselves run in C (`_speedups.StallGate`)
-without the GIL, and the thread takes the GIL only to sample a step that has run long: a Python
-tick every 10 ms made the busy loop thread hand the GIL over each time, which cost a busy server
-about 2.5% of its throughput (`make bench`).
+In precise mode the ticks are the backend's `StallGate` (`loopscope.probe.backend`): in C they
+run without the GIL, and the thread takes the GIL only to sample a step that has run long (a
+Python tick every 10 ms made the busy loop thread hand the GIL over each time, which cost a busy
+server about 2.5% of its throughput, `make bench`); the Python twin ticks in Python.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from loopscope.probe.frames import FrameNamer
-from loopscope.probe.loop import load_speedups
 from loopscope.probe.recorder import Recorder, StackSamples
 from loopscope.trace.model import LoopBlock
 
@@ -63,17 +64,6 @@ def _cpu_clock_id(thread_id: int) -> int | None:
         return time.pthread_getcpuclockid(thread_id)
     except (AttributeError, OSError):
         return None
-
-
-def _stall_gate(
-    step_clock: Any, interval_ns: int, sample_after_ns: int, cpu_clock: int | None
-) -> Any:
-    """The C wait for precise mode (`_speedups.StallGate`), where `step_clock` is the C step
-    hook; else `None`."""
-    speedups = load_speedups()
-    if speedups is None or not isinstance(step_clock, speedups.StepHook):
-        return None
-    return speedups.StallGate(step_clock, interval_ns, sample_after_ns, cpu_clock)
 
 
 class _Stretch:
@@ -117,6 +107,7 @@ class Watchdog:
         heartbeat: bool,
         current_request: Callable[[], str | None],
         step_clock: Any = None,
+        backend: ModuleType | None = None,
     ) -> None:
         self._recorder = recorder
         # Whose `current_step` is the running step's start (the C step hook or the recorder).
@@ -141,8 +132,10 @@ class Watchdog:
         self._ticks: deque[tuple[int, int]] = deque(maxlen=_TICKS_KEPT)
         self._gate = None
         if not heartbeat:
-            self._gate = _stall_gate(
-                self._clock, int(self._interval * 1e9), self._sample_after_ns, clock_id
+            if backend is None or step_clock is None:
+                raise ValueError("precise mode needs the backend and its step hook")
+            self._gate = backend.StallGate(
+                step_clock, int(self._interval * 1e9), self._sample_after_ns, clock_id
             )
         self._pending: _Heartbeat | None = None
         self._last_turn: tuple[int, int] = (0, 0)  # last heartbeat run: (wall, loop CPU)
@@ -155,7 +148,7 @@ class Watchdog:
 
     @property
     def gated(self) -> bool:
-        """Whether quiet ticks are waited out in C, without the GIL (`_speedups.StallGate`)."""
+        """Whether quiet ticks are the backend's `StallGate` (precise mode)."""
         return self._gate is not None
 
     def stop(self) -> None:
@@ -171,14 +164,14 @@ class Watchdog:
             while (now := self._gate.wait()) is not None:
                 try:
                     self._watch_step(now)
-                except Exception:
-                    self._recorder.errors += 1
+                except Exception as exc:
+                    self._recorder.fail("watchdog", exc)
             return
         while not self._stop.wait(self._interval):
             try:
                 self._tick()
-            except Exception:
-                self._recorder.errors += 1
+            except Exception as exc:
+                self._recorder.fail("watchdog", exc)
 
     def _tick(self) -> None:
         now = time.monotonic_ns()
@@ -186,10 +179,7 @@ class Watchdog:
         if self._cpu_clock is not None:
             cpu = self._cpu_clock()
             self._ticks.append((now, cpu))
-        if self._heartbeat:
-            self._watch_heartbeat(now, cpu)
-        else:
-            self._watch_step(now)
+        self._watch_heartbeat(now, cpu)
 
     def cpu_at(self, t_ns: int) -> int | None:
         """The loop thread's CPU clock at `t_ns`, interpolated between the two nearest ticks."""
@@ -204,8 +194,7 @@ class Watchdog:
 
     def _sample_into(self, samples: StackSamples | None) -> None:
         if samples is not None:
-            where, stack = self._namer.sample(self._loop_thread)
-            samples.add(where, stack)
+            samples.add(*self._namer.sample(self._loop_thread), t_ns=time.monotonic_ns())
 
     def _watch_step(self, now: int) -> None:
         start = self._clock.current_step
@@ -218,12 +207,13 @@ class Watchdog:
                 samples.cpu_start_ns = self.cpu_at(start)
         if samples is None:
             return
-        where, stack = self._namer.sample(self._loop_thread)
+        where, stack, inner = self._namer.sample(self._loop_thread)
         runq = self._runq()
         # The step may have ended while we looked; a late sample would blame the next step.
         if self._clock.current_step == start:
-            samples.add(where, stack)
+            samples.add(where, stack, inner, now)
             samples.note_runq(now, runq)
+            samples.note_process_cpu(now, time.process_time_ns())
 
     def _watch_heartbeat(self, now: int, cpu: int | None) -> None:
         pending = self._pending
@@ -248,6 +238,7 @@ class Watchdog:
             stretch.last_ns, stretch.last_cpu = now, cpu
             self._sample_into(stretch.samples)
             stretch.samples.note_runq(now, self._runq())
+            stretch.samples.note_process_cpu(now, time.process_time_ns())
 
     def _check_gil_stall(self, now: int, cpu: int | None) -> None:
         """Catch a stall that held the GIL (a big GC, a C extension) and so starved this thread.
@@ -262,8 +253,10 @@ class Watchdog:
             return
         samples = StackSamples(request_id=self._current_request())
         self._sample_into(samples)
-        where, stack = samples.best()
-        block = LoopBlock(turned, now, cpu - cpu_turned, samples.request_id, where, stack)
+        where, stack, inner = samples.best()
+        block = LoopBlock(
+            turned, now, cpu - cpu_turned, samples.request_id, where, stack, inner=inner
+        )
         self._recorder.watch_blocks.append(block)
 
     def _finish(self, pending: _Heartbeat) -> None:
@@ -288,11 +281,23 @@ class Watchdog:
             cpu = None
             if cpu_start is not None and cpu_end is not None:
                 cpu = max(0, min(cpu_end - cpu_start, end - start))
-            where, stack = stretch.samples.best()
+            # A sample in the last tick before the heartbeat ran may have caught the loop after
+            # the stall, running whatever came next: it names no culprit.
+            late = pending.ran - int(self._interval * 1e9)
+            where, stack, inner = stretch.samples.best(before_ns=late)
             runnable = stretch.samples.runnable_ns(start, end)
+            process_cpu = stretch.samples.process_cpu_ns(start, end, os.cpu_count() or 1)
             if runnable is not None and cpu is not None:
                 runnable = min(runnable, end - start - cpu)
             block = LoopBlock(
-                start, end, cpu, stretch.samples.request_id, where, stack, runnable_ns=runnable
+                start,
+                end,
+                cpu,
+                stretch.samples.request_id,
+                where,
+                stack,
+                runnable_ns=runnable,
+                inner=inner,
+                process_cpu_ns=process_cpu,
             )
             self._recorder.watch_blocks.append(block)

@@ -9,7 +9,7 @@ import math
 
 from loopscope.report import _svg
 from loopscope.report.palette import CLIENT_COLOUR, MAKESPAN_COLOUR, STATE_COLOURS, STATE_LABELS
-from loopscope.trace.analysis import format_duration
+from loopscope.report.words import format_duration
 
 WIDTH = 1200
 """Width of a timeline's SVG in px (it scales down with the page)."""

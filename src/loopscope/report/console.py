@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+from loopscope.measure.failures import Failure, status_counts
+from loopscope.report import failures as failing
 from loopscope.report.simulated import describe_note
+from loopscope.report.words import (
+    MAIN_STORY_SHARE,
+    block_kind,
+    format_duration,
+    place,
+    verdict_text,
+)
 from loopscope.trace import analysis, saturation, verdicts
 from loopscope.trace.model import Trace
 
@@ -19,7 +29,7 @@ def finish_times_s(trace: Trace) -> list[float]:
     """Each request's finish time in seconds from the run's start, in request order."""
     span = analysis.span_ns(trace)
     t0 = span[0] if span else 0
-    return [(r.client_done_ns - t0) / NS_PER_S for r in trace.requests]
+    return [(r.done_ns - t0) / NS_PER_S for r in trace.requests]
 
 
 def makespan_s(trace: Trace) -> float:
@@ -58,7 +68,7 @@ def _cause(trace: Trace) -> str:
     # Only a cause that explains a good share of the run is worth naming in one line.
     blocks = [b for b in trace.loop_blocks if b.kind == "code"]
     blocked_s = sum(b.duration_ns for b in blocks) / NS_PER_S
-    if blocks and blocked_s >= 0.25 * makespan_s(trace):
+    if blocks and blocked_s >= MAIN_STORY_SHARE * makespan_s(trace):
         return f": the event loop was blocked {len(blocks)}× for {blocked_s:.2f} s"
     waited = max((s.waiting for s in trace.pool_samples), default=0)
     if waited:
@@ -99,9 +109,11 @@ def _compact(times: list[float]) -> str:
     return f"{ordered[0]:.2f} … {ordered[-1]:.2f} ({len(times)} requests)"
 
 
-def trace_summary(trace: Trace) -> list[RenderableType]:
-    """What `loopscope trace` prints: latency per route, loop blocks, the pool, and verdicts."""
+def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> list[RenderableType]:
+    """What `loopscope trace` prints: latency per route, failures, loop blocks, the pool, and
+    verdicts. `failures` carry the causes from the server's log (default: statuses only)."""
     out: list[RenderableType] = []
+    failed = failing.failures_of(trace, failures)
     run = trace.run
     if not run.probe:
         mode = "none (client view only)"
@@ -117,33 +129,37 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     )
     latency = Table(title="Latency per route (client side)", title_justify="left")
     for column in ("route", "count", "p50", "p90", "p99", "max", "status"):
-        latency.add_column(column, justify="left" if column in ("route", "status") else "right")
-    statuses: dict[str, set[str]] = {}
-    for r in trace.requests:
-        statuses.setdefault(r.route, set()).add(str(r.status or "error"))
+        latency.add_column(
+            column,
+            justify="left" if column in ("route", "status") else "right",
+            overflow="fold" if column in ("route", "status") else "ellipsis",
+        )
     for route, stats in analysis.latency_percentiles(trace).items():
         latency.add_row(
             escape(route),
             str(stats.count),
-            *(analysis.format_duration(v) for v in (stats.p50, stats.p90, stats.p99, stats.max)),
-            ", ".join(sorted(statuses.get(route, set()))),
+            *(format_duration(v) for v in (stats.p50, stats.p90, stats.p99, stats.max)),
+            status_counts(trace.requests, route),
         )
     out.append(latency)
+    failure_table = failing.failure_table(failed)
+    if failure_table is not None:
+        out.append(failure_table)
     out.append(_blocks_line(trace))
     groups = analysis.top_loop_blocks(trace)
     if groups:
-        table = Table(title="Top loop-block locations", title_justify="left")
-        for column in ("where", "kind", "count", "total", "CPU", "waiting", "routes"):
-            table.add_column(column)
+        table = Table(title="Top loop-block locations", title_justify="left", box=box.SIMPLE_HEAD)
+        # A `path:line` is the answer: lines break between words, never inside one (rich
+        # crops a column that was given a minimum width it cannot keep, so none is given).
+        table.add_column("where (routes)", overflow="fold")
+        table.add_column("kind, count, total (CPU / waiting)", overflow="fold", ratio=1)
         for g in groups:
+            cpu = "?" if g.cpu_ns is None else format_duration(g.cpu_ns)
+            wait = "?" if g.wait_ns is None else format_duration(g.wait_ns)
+            kind = block_kind(g.cpu_bound, g.waits_on_threads, g.kind == "gc")
             table.add_row(
-                escape(g.where),
-                g.kind if g.kind == "gc" else ("CPU" if g.cpu_bound else "I/O wait"),
-                str(g.count),
-                analysis.format_duration(g.total_ns),
-                "?" if g.cpu_ns is None else analysis.format_duration(g.cpu_ns),
-                "?" if g.wait_ns is None else analysis.format_duration(g.wait_ns),
-                escape(", ".join(g.routes)),
+                escape(place(g.where, g.inner)) + "".join(f"\n  {escape(r)}" for r in g.routes),
+                f"{kind}, {g.count}×, {format_duration(g.total_ns)} ({cpu} / {wait})",
             )
         out.append(table)
     pool = saturation.pool_saturation(trace)
@@ -153,9 +169,16 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
             f"Thread pool: {pool.calls} calls, peak {pool.peak_borrowed} of {pool.total_tokens} "
             "tokens in use; "
         )
-        if waited:
-            longest = analysis.format_duration(max(w.max_wait_ns for w in waited))
-            notice = analysis.format_duration(saturation.POOL_WAIT_NOTICE_NS)
+        if waited and pool.peak_waiting == 0 and trace.pool_samples:
+            # The limiter never had a waiter: the time went to handing the call to a thread.
+            longest = format_duration(max(w.max_wait_ns for w in waited))
+            line += (
+                f"no task waited for a token; {len(waited)} requests waited up to {longest} "
+                "for a worker thread to pick their call up (the hand-off, a new thread starting)."
+            )
+        elif waited:
+            longest = format_duration(max(w.max_wait_ns for w in waited))
+            notice = format_duration(saturation.POOL_WAIT_NOTICE_NS)
             line += (
                 f"{len(waited)} requests waited over {notice} for a token (longest {longest}, "
                 f"up to {pool.peak_waiting} at once)."
@@ -164,15 +187,21 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
             line += "no request waited for a token."
         out.append(line)
     table = Table(title="Verdicts", title_justify="left", show_header=False)
-    table.add_column("route", style="bold")
-    table.add_column("verdict")
+    table.add_column("route", style="bold", overflow="fold")
+    table.add_column("verdict", overflow="fold")
     for v in verdicts.verdicts(trace):
-        table.add_row(escape(v.route), escape(v.text))
+        note = failing.route_failure_note(trace, v.route, failed)
+        said = escape(verdict_text(v))
+        text = said if note is None else f"[bold red]{escape(note)}[/]; {said}"
+        table.add_row(escape(v.route), text)
     out.append(table)
-    failed = [r for r in trace.requests if r.status is None or r.status >= 400]
-    if len(failed) * 2 >= len(trace.requests) > 0:
+    warning = failing.failure_warning(trace)
+    errors_4xx = [r for r in trace.requests if r.status is None or r.status >= 400]
+    if warning is not None:
+        out.append(f"[bold red]warning:[/] {escape(warning)}")
+    elif len(errors_4xx) * 2 >= len(trace.requests) > 0:
         out.append(
-            f"[yellow]warning:[/] {len(failed)} of {len(trace.requests)} requests failed or got "
+            f"[yellow]warning:[/] {len(errors_4xx)} of {len(trace.requests)} requests got "
             "an error status: the timings describe error handling, not the routes' real work."
         )
     for note in run.notes:
@@ -181,6 +210,10 @@ def trace_summary(trace: Trace) -> list[RenderableType]:
     errors = run.probe.get("probe_errors", 0)
     if dropped or errors:
         out.append(f"[yellow]probe:[/] {dropped} events dropped (memory cap), {errors} errors")
+    for failure in run.probe_failures:
+        out.append(
+            f"  probe failure in {escape(failure.hook)} ×{failure.count}: {escape(failure.error)}"
+        )
     return out
 
 
@@ -192,9 +225,9 @@ def _blocks_line(trace: Trace) -> str:
     threshold = f"{trace.run.block_ms:g} ms" if trace.run.block_ms else "the threshold"
     if not blocks and not gc_blocks:
         return f"The event loop was never blocked for more than {threshold}."
-    total = analysis.format_duration(sum(b.duration_ns for b in blocks))
+    total = format_duration(sum(b.duration_ns for b in blocks))
     line = f"The event loop was blocked {len(blocks)} times for {total} in total (> {threshold})"
     if gc_blocks:
-        gc_total = analysis.format_duration(sum(b.duration_ns for b in gc_blocks))
+        gc_total = format_duration(sum(b.duration_ns for b in gc_blocks))
         line += f", plus {len(gc_blocks)} garbage-collection pauses ({gc_total})"
     return line + "."

@@ -7,16 +7,15 @@ for how long, and who waited for it, so a reader can match the run to the seed's
 
 from __future__ import annotations
 
+from loopscope.report.words import MAIN_STORY_SHARE, NOT_SAMPLED, format_duration, place
 from loopscope.trace.analysis import (
     UNKNOWN_WHERE,
     BlockGroup,
-    format_duration,
     has_server_data,
     loop_blocks,
     loop_utilisation,
     makespan_ns,
     percentile,
-    short_where,
     span_ns,
     time_by_state,
     top_loop_blocks,
@@ -29,9 +28,6 @@ from loopscope.trace.saturation import (
 
 _LIST_FINISHES_UP_TO = 6
 """Runs this small list every request's finish time ("at 1.0 s, 2.0 s and 3.0 s")."""
-
-MAIN_STORY_SHARE = 0.25
-"""Loop blocks (of the makespan) or thread work (of the requests' time) that make the story."""
 
 NOTABLE_WAIT_NS = 10_000_000
 """Token waits shorter than this (and than 5% of the run) are thread start-up, not contention."""
@@ -74,14 +70,14 @@ def _mostly_in_threads(trace: Trace) -> bool:
 
 
 def _arrivals(trace: Trace) -> str:
-    sends = sorted(r.client_send_ns for r in trace.requests)
+    sends = sorted(r.sent_ns for r in trace.requests)
     if len(sends) == 1:
         return "1 request was sent."
     firsts: dict[int | None, int] = {}
     for request in trace.requests:
         first = firsts.get(request.user)
-        if first is None or request.client_send_ns < first:
-            firsts[request.user] = request.client_send_ns
+        if first is None or request.sent_ns < first:
+            firsts[request.user] = request.sent_ns
     if len(firsts) < len(sends) and None not in firsts:
         # Several requests per user: only each user's first one was sent at the barrier.
         starts = sorted(firsts.values())
@@ -145,8 +141,8 @@ def _place(group: BlockGroup) -> str:
     if group.kind == "gc":
         return "by garbage collection"
     if group.where == UNKNOWN_WHERE:
-        return "at an unknown line"
-    return f"at {short_where(group.where)}"
+        return f"at {NOT_SAMPLED}"
+    return f"at {place(group.where, group.inner)}"
 
 
 def _nature(group: BlockGroup) -> str:
@@ -155,6 +151,12 @@ def _nature(group: BlockGroup) -> str:
     cpu = format_duration(group.cpu_ns)
     if group.cpu_bound:
         return f"CPU work, not waiting: {cpu} of CPU"
+    other = group.other_threads_cpu_ns
+    if group.waits_on_threads and other is not None:
+        return (
+            f"the loop thread waited ({cpu} of its CPU) while other threads of the process "
+            f"computed for {format_duration(other)}"
+        )
     return f"waiting, not CPU: {cpu} of CPU"
 
 
@@ -189,7 +191,13 @@ def _thread_pool(trace: Trace) -> list[str]:
         sentences.append(f"Up to {pool.peak_borrowed} worker threads ran at once.")
     notable = max(NOTABLE_WAIT_NS, 0.05 * makespan_ns(trace))
     waited = [w for w in pool.per_request if w.max_wait_ns >= notable]
-    if waited:
+    if waited and pool.peak_waiting == 0 and trace.pool_samples:
+        longest = format_duration(max(w.max_wait_ns for w in waited))
+        sentences.append(
+            f"No task waited for a thread-pool token, but {_count(len(waited), 'request')} "
+            f"waited up to {longest} for a worker thread to pick their call up (the hand-off)."
+        )
+    elif waited:
         longest = format_duration(max(w.max_wait_ns for w in waited))
         full = (
             f"; all tokens were in use for {format_duration(pool.full_ns)}" if pool.full_ns else ""
@@ -271,13 +279,13 @@ def _in_progress(trace: Trace) -> list[tuple[int, int]]:
         elif request.server_start_ns is not None and request.server_end_ns is not None:
             intervals.append((request.server_start_ns, request.server_end_ns))
         else:
-            intervals.append((request.client_send_ns, request.client_done_ns))
+            intervals.append((request.sent_ns, request.done_ns))
     return intervals
 
 
 def _finishes(trace: Trace, subject: str = "they ") -> str:
     start = (span_ns(trace) or (0, 0))[0]
-    done = sorted(r.client_done_ns - start for r in trace.requests)
+    done = sorted(r.done_ns - start for r in trace.requests)
     if 1 < len(done) <= _LIST_FINISHES_UP_TO:
         times = [format_duration(t) for t in done]
         if len(set(times)) == 1:

@@ -7,6 +7,7 @@ fonts, images or scripts from elsewhere, and a Content-Security-Policy forbids f
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from markupsafe import Markup
 
 from loopscope import __version__
 from loopscope.errors import ReportError
+from loopscope.measure.failures import Failure
 from loopscope.report.overview import render_makespan_chart
 from loopscope.report.palette import STATE_LABELS
 from loopscope.report.timeline import render_timelines
@@ -37,13 +39,24 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(traces: list[Trace], title: str = DEFAULT_TITLE, shared_scale: bool = True) -> str:
-    """The report for `traces` as one HTML document (runs drawn on one time scale by default)."""
+def render_html(
+    traces: list[Trace],
+    title: str = DEFAULT_TITLE,
+    shared_scale: bool = True,
+    failures: Sequence[Sequence[Failure]] | None = None,
+) -> str:
+    """The report for `traces` as one HTML document (runs drawn on one time scale by default).
+
+    `failures[i]`, where given, are the causes of `traces[i]`'s failed requests."""
     svgs = render_timelines(traces, shared_scale=shared_scale)
     template = _environment().from_string(_asset("report.html.j2"))
     # The SVGs, CSS and JS are built by us with every trace-derived value escaped, so they are
     # marked safe; everything else goes through autoescaping.
-    runs = [run_view(trace, Markup(svg)) for trace, svg in zip(traces, svgs, strict=True)]
+    causes = list(failures) if failures is not None else [None] * len(traces)
+    runs = [
+        run_view(trace, Markup(svg), failed)
+        for trace, svg, failed in zip(traces, svgs, causes, strict=True)
+    ]
     return template.render(
         title=title,
         version=__version__,
@@ -55,11 +68,16 @@ def render_html(traces: list[Trace], title: str = DEFAULT_TITLE, shared_scale: b
     )
 
 
-def write_html(traces: list[Trace], path: str | Path, title: str = DEFAULT_TITLE) -> Path:
+def write_html(
+    traces: list[Trace],
+    path: str | Path,
+    title: str = DEFAULT_TITLE,
+    failures: Sequence[Sequence[Failure]] | None = None,
+) -> Path:
     """Write the report for `traces` to `path` and return the path."""
     target = Path(path)
     try:
-        target.write_text(render_html(traces, title=title), encoding="utf-8")
+        target.write_text(render_html(traces, title=title, failures=failures), encoding="utf-8")
     except OSError as exc:
         raise ReportError(f"Cannot write the report to {target}: {exc.strerror}.") from exc
     return target

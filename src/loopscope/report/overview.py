@@ -6,7 +6,8 @@ This is the seed's headline — blocking code done at T4, async at T1.5 — as b
 from __future__ import annotations
 
 from loopscope.report import _svg
-from loopscope.trace.analysis import format_duration, makespan_ns
+from loopscope.report.words import format_duration
+from loopscope.trace.analysis import makespan_ns
 from loopscope.trace.model import Trace
 
 WIDTH = 1200

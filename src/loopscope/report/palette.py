@@ -26,7 +26,7 @@ STATE_LABELS: dict[State, str] = {
     "awaiting": "awaiting (loop free)",
     "ready": "ready, waiting for the loop",
     "loop-blocked": "blocking the loop",
-    "pool-wait": "waiting for a pool token",
+    "pool-wait": "waiting for a pool thread (a token, or the hand-off)",
     "in-thread": "in a worker thread",
 }
 """Each state in the seed's words, for legends and table rows."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from rich.markup import escape
 from rich.table import Table
 
+from loopscope.report.words import format_duration
 from loopscope.trace import analysis
 from loopscope.trace.model import Trace
 
@@ -59,10 +60,10 @@ def _figures(trace: Trace) -> dict[str, str]:
         return {"requests": "0", "makespan": "–", "p50": "–", "p90": "–", "max": "–"}
     return {
         "requests": str(len(latencies)),
-        "makespan": analysis.format_duration(analysis.makespan_ns(trace)),
-        "p50": analysis.format_duration(analysis.percentile(latencies, 50)),
-        "p90": analysis.format_duration(analysis.percentile(latencies, 90)),
-        "max": analysis.format_duration(latencies[-1]),
+        "makespan": format_duration(analysis.makespan_ns(trace)),
+        "p50": format_duration(analysis.percentile(latencies, 50)),
+        "p90": format_duration(analysis.percentile(latencies, 90)),
+        "max": format_duration(latencies[-1]),
     }
 
 

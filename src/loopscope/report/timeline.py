@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from loopscope.report import _svg
 from loopscope.report.axes import LABEL_W, PLOT_W, WIDTH, legend, makespan_marker, time_axis
 from loopscope.report.palette import CLIENT_COLOUR, STATE_COLOURS
-from loopscope.trace.analysis import makespan_ns, short_where, span_ns
+from loopscope.report.words import short_where
+from loopscope.trace.analysis import makespan_ns, span_ns
 from loopscope.trace.model import Request, Segment, State, Trace, request_lane
 
 LEGEND_H = 52  # two rows of swatches at WIDTH
@@ -93,7 +94,9 @@ def render_timelines(traces: list[Trace], shared_scale: bool = True) -> list[str
 def render_timeline(trace: Trace, span_ns: int | None = None) -> str:
     """The SVG timeline of one run, `span_ns` wide (default: the run's own span)."""
     span = max(span_ns or _visible_ns(trace), 1)
-    frame = _Frame(_origin(trace), PLOT_W / (span * 1.02), {r.id: r.route for r in trace.requests})
+    frame = _Frame(
+        _origin(trace), PLOT_W / (span * 1.02), {r.id: r.endpoint for r in trace.requests}
+    )
     lanes = _lanes(trace)
     body: list[str] = []
     y = LEGEND_H + MARK_H
@@ -146,7 +149,7 @@ def _visible_ns(trace: Trace) -> int:
 
 def _lanes(trace: Trace) -> list[_Lane]:
     lanes = [
-        _Lane(request_lane(r.id), f"{r.id} {r.route}", "requests", r.segments, r)
+        _Lane(request_lane(r.id), _request_label(r), "requests", r.segments, r)
         for r in trace.requests
     ]
     machine: dict[str, list[Segment]] = {}
@@ -183,6 +186,17 @@ def _lanes(trace: Trace) -> list[_Lane]:
     for key in threads:
         lanes.append(_Lane(key, key.removeprefix("thread:"), "threads", machine[key]))
     return lanes
+
+
+def _status(request: Request) -> str:
+    return "no answer" if request.status is None else str(request.status)
+
+
+def _request_label(request: Request) -> str:
+    """`R3 /boom`, with the status first when it is an error, so it survives truncation."""
+    if request.status is not None and request.status < 400:
+        return f"{request.id} {request.endpoint}"
+    return f"{request.id} {_status(request)} {request.endpoint}"
 
 
 def _natural(key: str) -> list[int | str]:
@@ -222,7 +236,7 @@ def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> 
         # The machine lanes get a pale track, so an idle loop reads as idle, not as missing.
         out.append(_svg.rect(x=LABEL_W, y=bar_y, width=PLOT_W, height=bar_h, class_="track"))
     else:
-        x0, x1 = frame.x(request.client_send_ns), frame.x(request.client_done_ns)
+        x0, x1 = frame.x(request.sent_ns), frame.x(request.done_ns)
         out.append(
             _svg.rect(
                 x=x0,
@@ -231,6 +245,7 @@ def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> 
                 height=1,
                 fill=CLIENT_COLOUR,
                 class_="client",
+                data_status=_status(request),
             )
         )
     for bar in _bars(lane.segments, frame.scale):
@@ -283,6 +298,7 @@ def _bar(bar: _Bar, y: float, height: int, frame: _Frame, request: Request | Non
         data_cpu_ms="" if bar.cpu_ns is None else f"{bar.cpu_ns / 1e6:.3f}",
         data_where=short_where(first.where) if first.where else "",
         data_merged=bar.merged if bar.merged > 1 else None,
+        data_status=None if request is None else _status(request),
     )
     if bar.cpu_ns and duration > 0 and width * bar.cpu_ns / duration >= 0.5:
         # The dark strip is the CPU share: the seed's CPU-bound vs waiting, at a glance.

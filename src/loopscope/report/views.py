@@ -5,20 +5,22 @@ The template only lays out what is here; every figure comes from `loopscope.trac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from loopscope.measure.failures import Failure, status_counts
+from loopscope.report import failures as failing
 from loopscope.report.explain import explain
 from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
 from loopscope.report.simulated import describe_note
+from loopscope.report.words import format_duration, place, verdict_text
 from loopscope.trace.analysis import (
-    format_duration,
     has_server_data,
     latency_percentiles,
     loop_blocks,
     loop_utilisation,
     makespan_ns,
     percentile,
-    short_where,
     time_by_state,
     top_loop_blocks,
 )
@@ -27,7 +29,6 @@ from loopscope.trace.saturation import (
     pool_saturation,
 )
 from loopscope.trace.verdicts import (
-    Verdict,
     verdicts,
 )
 
@@ -45,7 +46,7 @@ class RunView:
     facts: list[tuple[str, str]]
     notes: list[str]
     explanation: str
-    verdicts: list[Verdict]
+    verdicts: list[dict[str, str]]
     requests: int
     makespan: str
     p50: str
@@ -58,11 +59,18 @@ class RunView:
     pool: list[tuple[str, str]]
     pool_waits: list[dict[str, str]]
     svg: str
+    failed: int = 0
+    failure_warning: str | None = None
+    failures: tuple[str, ...] = ()
+    failure_notes: dict[str, str] = field(default_factory=dict)
 
 
-def run_view(trace: Trace, svg: str) -> RunView:
-    """The view of `trace`, with its already rendered timeline `svg`."""
+def run_view(trace: Trace, svg: str, failures: Sequence[Failure] | None = None) -> RunView:
+    """The view of `trace`, with its already rendered timeline `svg`; `failures` carry the
+    causes of failed requests (default: what the trace alone tells)."""
     run = trace.run
+    failed = failing.failures_of(trace, failures)
+    notes = {v.route: failing.route_failure_note(trace, v.route, failed) for v in verdicts(trace)}
     latencies = sorted(r.latency_ns for r in trace.requests)
     busy = loop_utilisation(trace)
     return RunView(
@@ -72,7 +80,9 @@ def run_view(trace: Trace, svg: str) -> RunView:
         facts=_facts(trace),
         notes=[describe_note(note) for note in run.notes],
         explanation=" ".join(explain(trace)),
-        verdicts=verdicts(trace),
+        verdicts=[
+            {"route": v.route, "kind": v.kind, "text": verdict_text(v)} for v in verdicts(trace)
+        ],
         requests=len(trace.requests),
         makespan=format_duration(makespan_ns(trace)),
         p50=format_duration(percentile(latencies, 50)) if latencies else "–",
@@ -87,13 +97,14 @@ def run_view(trace: Trace, svg: str) -> RunView:
                 "p90": format_duration(s.p90),
                 "p99": format_duration(s.p99),
                 "max": format_duration(s.max),
+                "status": status_counts(trace.requests, route),
             }
             for route, s in latency_percentiles(trace).items()
         ],
         states=_states(trace),
         blocks=[
             {
-                "where": short_where(g.where),
+                "where": place(g.where, g.inner),
                 "where_full": g.where,
                 "kind": g.kind,
                 "count": g.count,
@@ -109,6 +120,10 @@ def run_view(trace: Trace, svg: str) -> RunView:
         pool=_pool(trace),
         pool_waits=_pool_waits(trace),
         svg=svg,
+        failed=failing.failed_count(trace),
+        failure_warning=failing.failure_warning(trace),
+        failures=tuple(failing.failure_line(f) for f in failed),
+        failure_notes={route: note for route, note in notes.items() if note},
     )
 
 
@@ -131,6 +146,10 @@ def _facts(trace: Trace) -> list[tuple[str, str]]:
         facts.append(("loop-block threshold", f"{run.block_ms:g} ms"))
     if run.source == "measured":
         facts.append(("probe", "precise" if run.precise else "watchdog or none"))
+        errors = run.probe.get("probe_errors", 0)
+        if errors:
+            causes = "; ".join(f"{f.hook}: {f.error} ×{f.count}" for f in run.probe_failures)
+            facts.append(("probe failures", f"{errors} ({causes})" if causes else str(errors)))
     if run.python:
         facts.append(("Python", run.python))
     return facts

@@ -1,4 +1,9 @@
-"""Run uvicorn in its own process: start, wait until it answers, stop, keep the log.
+"""Run a server in its own process: start, wait until it answers, stop, keep the log.
+
+The kind of server (uvicorn today; more behind `loopscope.server.kinds.SERVER_KINDS`) builds the
+command line; `ServerProcess` runs any of them on the app `loopscope.server.target:app`. It lets
+the server pick a free port itself (port 0) and reads the port from what the server logged, so the
+server that answers is known to be ours.
 
 The server is a child in its own session (process group), so stopping it reaches every worker,
 and a Ctrl-C in the terminal reaches loopscope first, which then stops the server in order:
@@ -10,21 +15,29 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
-from loopscope.errors import PortInUseError, ServerDiedError, ServerStartError, UsageError
+from loopscope.errors import (
+    PortInUseError,
+    ServerDiedError,
+    ServerStartError,
+    TraceError,
+    UsageError,
+)
 from loopscope.server import target
-from loopscope.server.ports import LOOPBACK, ensure_port_free, free_port, is_listening
+from loopscope.server.kinds import SERVER_KINDS, server_kind
+from loopscope.server.ports import LOOPBACK, ensure_port_free, is_listening
+from loopscope.trace.constants import DEFAULT_BLOCK_MS
+from loopscope.trace.io import load_record
+from loopscope.trace.record import ServerRecord
 
 LoopName = Literal["asyncio", "uvloop"]
 HttpName = Literal["h11", "httptools"]
@@ -42,6 +55,7 @@ class ServerSettings:
     """
 
     app: str
+    server: str = "uvicorn"
     app_dir: str | None = None
     factory: bool = False
     host: str = LOOPBACK
@@ -52,7 +66,7 @@ class ServerSettings:
     threads: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     probe: bool = False
-    block_ms: float = 20.0
+    block_ms: float = DEFAULT_BLOCK_MS
     cpus: tuple[int, ...] | None = None
     start_timeout_s: float = 30.0
     stop_grace_s: float = 5.0
@@ -66,10 +80,16 @@ class ServerSettings:
             raise UsageError(f"threads must be at least 1, not {self.threads}.")
         if self.block_ms <= 0:
             raise UsageError(f"block_ms must be positive, not {self.block_ms}.")
+        if self.server not in SERVER_KINDS:
+            raise UsageError(
+                f"Unknown server {self.server!r}; use one of {', '.join(SERVER_KINDS)}."
+            )
+        if self.start_timeout_s <= 0:
+            raise UsageError(f"The start timeout must be positive, not {self.start_timeout_s}.")
 
 
 class ServerProcess:
-    """A uvicorn server in a child process; use it as a context manager.
+    """A server in a child process; use it as a context manager.
 
     ```
     with ServerProcess(ServerSettings(app="loopscope.demo:create_app", factory=True)) as server:
@@ -80,6 +100,7 @@ class ServerProcess:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        self.kind = server_kind(settings.server)
         self.port = settings.port or 0
         self._workdir = tempfile.TemporaryDirectory(prefix="loopscope-server-")
         self.log_path = Path(self._workdir.name) / "server.log"
@@ -98,22 +119,16 @@ class ServerProcess:
         return self._proc.pid if self._proc else None
 
     def command(self) -> list[str]:
-        """The uvicorn command line this server runs."""
+        """The command line this server runs (pinned to `cpus` with `taskset` if set)."""
         s = self.settings
         pin = ["taskset", "-c", ",".join(map(str, s.cpus))] if s.cpus else []
-        return [
-            *pin,
-            sys.executable, "-m", "uvicorn", "loopscope.server.target:app",
-            "--host", s.host, "--port", str(self.port),
-            "--loop", s.loop, "--http", s.http, "--workers", str(s.workers),
-            "--log-level", "warning", "--no-access-log",
-            "--timeout-graceful-shutdown", str(max(1, int(s.stop_grace_s) - 1)),
-        ]  # fmt: skip
+        return [*pin, *self.kind.command(s, self.port, Path(self._workdir.name))]
 
     def environment(self) -> dict[str, str]:
         """The server's environment: ours, the user's extras, and the target's settings."""
         s = self.settings
-        env = {**os.environ, **s.env, target.ENV_APP: s.app, target.ENV_LOOP: s.loop}
+        env = {**os.environ, **self.kind.environment(s), **s.env}
+        env.update({target.ENV_APP: s.app, target.ENV_LOOP: s.loop})
         env["PYTHONUNBUFFERED"] = "1"
         if s.app_dir:
             env[target.ENV_APP_DIR] = str(Path(s.app_dir).resolve())
@@ -132,8 +147,6 @@ class ServerProcess:
         s = self.settings
         if s.port:
             ensure_port_free(s.host, s.port)
-        else:
-            self.port = free_port(s.host)
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
                 self.command(),
@@ -149,16 +162,20 @@ class ServerProcess:
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s
+        workdir = Path(self._workdir.name)
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 self.returncode = self._proc.returncode
                 self._raise_start_failure()
-            if is_listening(self.settings.host, self.port):
+            # The port the server itself says it bound: no other process can pass for it.
+            port = self.kind.bound_port(workdir)
+            if port is not None and is_listening(self.settings.host, port):
+                self.port = port
                 return
             time.sleep(0.05)
         self.stop()
         raise ServerStartError(
-            f"The server for {self.settings.app} did not answer on {self.url} within "
+            f"The server for {self.settings.app} did not answer on {self.settings.host} within "
             f"{self.settings.start_timeout_s:g} s.",
             self.log_tail(),
         )
@@ -227,14 +244,18 @@ class ServerProcess:
         """The last `lines` lines of the server's log."""
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def probe_records(self) -> list[dict[str, Any]]:
-        """What the probe in each worker wrote at shutdown (empty without `probe=True`)."""
+    def probe_records(self) -> list[ServerRecord]:
+        """What the probe in each worker wrote at shutdown (empty without `probe=True`).
+
+        A record that cannot be read (a worker killed mid-write leaves none: records are written
+        atomically) is skipped; the others still count.
+        """
         records = []
         for path in sorted(self.probe_dir.glob("probe-*.json")):
             try:
-                records.append(json.loads(path.read_text()))
-            except (OSError, json.JSONDecodeError):
-                continue  # a worker killed mid-write; the others still count
+                records.append(load_record(path))
+            except TraceError:
+                continue
         return records
 
     def close(self) -> None:

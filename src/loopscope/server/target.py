@@ -67,7 +67,7 @@ class OnceHook:
                 print(f"loopscope: could not save the probe's record: {exc}", file=sys.stderr)
 
 
-def _package_root(app: str) -> str | None:
+def package_root(app: str) -> str | None:
     """The directory the app's top-level package is imported from, found without importing it,
     so that locations read `pkg/module.py:12` wherever the package is installed."""
     try:
@@ -87,7 +87,7 @@ def _install_probe(out_dir: str) -> Any:
     probe = install(
         block_ms=float(os.environ.get(ENV_BLOCK_MS, "20")),
         precise=None if loop == "asyncio" else False,
-        app_root=os.environ.get(ENV_APP_DIR) or _package_root(os.environ[ENV_APP]),
+        app_root=os.environ.get(ENV_APP_DIR) or package_root(os.environ[ENV_APP]),
     )
     return probe
 

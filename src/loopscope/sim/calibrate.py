@@ -160,8 +160,8 @@ def _unattributed_ms(trace: Trace) -> float:
     # Loop time outside every request while the run lasted, per request.
     if not trace.requests:
         return 0.0
-    start = min(r.client_send_ns for r in trace.requests)
-    end = max(r.client_done_ns for r in trace.requests)
+    start = min(r.sent_ns for r in trace.requests)
+    end = max(r.done_ns for r in trace.requests)
     loose = [
         s
         for s in trace.lanes
@@ -179,13 +179,11 @@ def fit_client(trace: Trace) -> tuple[float, float, float]:
     first sends are), the least remaining time from send to the loop's pick-up, and the median
     time from the server's end to the client's done."""
     queued = [s.duration_ns for r in trace.requests for s in r.segments[:1] if s.state == "queued"]
-    replies = [
-        r.client_done_ns - r.server_end_ns for r in trace.requests if r.server_end_ns is not None
-    ]
+    replies = [r.done_ns - r.server_end_ns for r in trace.requests if r.server_end_ns is not None]
     firsts: dict[int, int] = {}
     for r in trace.requests:
         if r.user is not None:
-            firsts[r.user] = min(firsts.get(r.user, r.client_send_ns), r.client_send_ns)
+            firsts[r.user] = min(firsts.get(r.user, r.sent_ns), r.sent_ns)
     sends = sorted(firsts.values())
     client = (sends[-1] - sends[0]) / MS / (len(sends) - 1) if len(sends) > 1 else 0.0
     send = max(0.0, (min(queued) / MS if queued else 0.0) - client)
@@ -199,7 +197,7 @@ def _hits(trace: Trace) -> tuple[tuple[str, ...], ...]:
     rounds = max(1, trace.run.rounds)
     hits = []
     for user in sorted(by_user):
-        ordered = sorted(by_user[user], key=lambda r: r.client_send_ns)
+        ordered = sorted(by_user[user], key=lambda r: r.sent_ns)
         per_round = max(1, len(ordered) // rounds)
         hits.append(tuple(r.route for r in ordered[:per_round]))
     return tuple(hits)

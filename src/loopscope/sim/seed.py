@@ -61,6 +61,6 @@ def seed_diagrams(dml_ms: float = SEED_DML_MS) -> list[SeedDiagram]:
         recipe = text.format(dml=f"{dml_ms:g}")
         recipes = {r: Recipe(route=r, items=parse_items(recipe), method="POST") for r in ROUTES}
         trace = simulate(server, Load(recipes, tuple((r,) for r in ROUTES)))
-        finish = tuple(r.client_done_ns / (dml_ms * 1e6) for r in trace.requests)
+        finish = tuple(r.done_ns / (dml_ms * 1e6) for r in trace.requests)
         out.append(SeedDiagram(key, name, recipe, seed_end, finish))
     return out

@@ -5,13 +5,13 @@ The thread pool's figures are in `loopscope.trace.saturation`, per-route verdict
 
 Every function takes a `Trace` and returns plain numbers or small frozen records; none does I/O,
 so the console, the HTML report and tests all read the same figures. Times stay integer
-nanoseconds; `format_duration` is the one place that turns them into words.
+nanoseconds; `loopscope.report.words` turns them into words.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,7 +44,7 @@ class BlockGroup:
     `cpu_ns` and `wait_ns` are `None` when no block there had its CPU time measured; `runnable_ns`
     is the time the loop thread waited for a CPU on a busy machine (0 where not measured), which
     is neither the code's CPU work nor its waiting; `routes` are the culprits' routes, `delayed`
-    the number of other requests held up.
+    the number of other requests held up; `inner` the library line below `where` seen most.
     """
 
     where: str
@@ -57,6 +57,23 @@ class BlockGroup:
     routes: tuple[str, ...]
     delayed: int
     runnable_ns: int = 0
+    inner: str | None = None
+    process_cpu_ns: int | None = None
+
+    @property
+    def other_threads_cpu_ns(self) -> int | None:
+        """CPU time other threads of the process spent while the loop was stuck here."""
+        if self.process_cpu_ns is None or self.cpu_ns is None:
+            return None
+        return max(0, self.process_cpu_ns - self.cpu_ns)
+
+    @property
+    def waits_on_threads(self) -> bool:
+        """Whether the loop thread mostly waited while other threads of the process computed
+        (a library's own worker threads): CPU work, done elsewhere, not I/O."""
+        other = self.other_threads_cpu_ns
+        stuck = self.total_ns - self.runnable_ns
+        return bool(self.cpu_bound is False and other and other >= CPU_BOUND_SHARE * stuck)
 
     @property
     def cpu_bound(self) -> bool | None:
@@ -74,8 +91,8 @@ def span_ns(trace: Trace) -> tuple[int, int] | None:
     requests); `None` for an empty trace."""
     if trace.requests:
         return (
-            min(r.client_send_ns for r in trace.requests),
-            max(r.client_done_ns for r in trace.requests),
+            min(r.sent_ns for r in trace.requests),
+            max(r.done_ns for r in trace.requests),
         )
     segments = list(all_segments(trace))
     if not segments:
@@ -108,7 +125,7 @@ def latency_percentiles(trace: Trace) -> dict[str, LatencyStats]:
     """Per route (in first-seen order): count, p50, p90, p99 and max client latency in ns."""
     by_route: dict[str, list[int]] = defaultdict(list)
     for request in trace.requests:
-        by_route[request.route].append(request.latency_ns)
+        by_route[request.endpoint].append(request.latency_ns)
     stats: dict[str, LatencyStats] = {}
     for route, values in by_route.items():
         values.sort()
@@ -191,7 +208,7 @@ def loop_blocks(trace: Trace) -> list[LoopBlock]:
 
 def top_loop_blocks(trace: Trace, n: int = 10) -> list[BlockGroup]:
     """The `n` source locations that held the loop longest, blocks grouped by `where`."""
-    routes = {r.id: r.route for r in trace.requests}
+    routes = {r.id: r.endpoint for r in trace.requests}
     groups: dict[str, list[LoopBlock]] = defaultdict(list)
     for block in loop_blocks(trace):
         groups[block.where or (GC_WHERE if block.kind == "gc" else UNKNOWN_WHERE)].append(block)
@@ -208,6 +225,8 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
     runnable = sum(b.runnable_ns or 0 for b in blocks)
     culprits = {routes[b.request_id] for b in blocks if b.request_id in routes}
     delayed = {d for b in blocks for d in b.delayed}
+    inners = Counter(b.inner for b in blocks if b.inner is not None)
+    processes = [b.process_cpu_ns for b in blocks if b.process_cpu_ns is not None]
     return BlockGroup(
         where=where,
         kind="gc" if all(b.kind == "gc" for b in blocks) else "code",
@@ -219,28 +238,6 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
         routes=tuple(sorted(culprits)),
         delayed=len(delayed),
         runnable_ns=runnable,
+        inner=inners.most_common(1)[0][0] if inners else None,
+        process_cpu_ns=sum(processes) if len(processes) == len(blocks) else None,
     )
-
-
-def short_where(where: str | None) -> str:
-    """`where` for people: an absolute path cut to its last directory and file
-    (`/srv/app/shop/repo.py:7` → `shop/repo.py:7`); other values unchanged."""
-    if not where or not (where.startswith("/") or where[1:3] in (":\\", ":/")):
-        return where or UNKNOWN_WHERE
-    parts = where.replace("\\", "/").split("/")
-    return "/".join(parts[-2:])
-
-
-def format_duration(ns: int) -> str:
-    """`ns` in words a reader takes in at a glance: `0.35 ms`, `4.2 ms`, `850 ms`, `2.9 s`."""
-    ms = ns / 1e6
-    if ns == 0:
-        return "0 ms"
-    # 999.7 ms reads as "1.0 s", not "1000 ms": the unit switches where the rounding would.
-    if ms >= 999.5:
-        return f"{ms / 1000:.1f} s"
-    if ms >= 10:
-        return f"{ms:.0f} ms"
-    if ms >= 1:
-        return f"{ms:.1f} ms"
-    return f"{ms:.2f} ms"

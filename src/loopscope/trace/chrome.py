@@ -68,12 +68,15 @@ def _run_events(trace: Trace, pid: int) -> list[dict[str, Any]]:
                 "request": block.request_id,
                 "route": routes.get(block.request_id or ""),
                 "where": block.where,
+                "inner": block.inner,
                 "cpu_ms": _ms(block.cpu_ns),
                 "kind": block.kind,
                 "stack": block.stack,
                 "delayed": block.delayed,
             }
             name = f"blocked at {block.where}" if block.where else "loop blocked"
+            if block.where and block.inner:
+                name += f" → {block.inner}"
             events.append(
                 _complete(name, "loop-block", pid, blocks_tid, block.start_ns, block.end_ns, origin)
                 | {"args": args}
@@ -84,16 +87,15 @@ def _run_events(trace: Trace, pid: int) -> list[dict[str, Any]]:
         # A slice that sticks out of its parent breaks the nesting Perfetto expects, so the whole
         # request is drawn as a parent only when every segment fits inside it.
         if all(
-            request.client_send_ns <= s.start_ns and s.end_ns <= request.client_done_ns
-            for s in request.segments
+            request.sent_ns <= s.start_ns and s.end_ns <= request.done_ns for s in request.segments
         ):
             whole = _complete(
                 f"{request.method} {request.route}",
                 "request",
                 pid,
                 request_tid,
-                request.client_send_ns,
-                request.client_done_ns,
+                request.sent_ns,
+                request.done_ns,
                 origin,
             )
             whole["args"] = {"request": request.id, "status": request.status, "path": request.path}

@@ -1,38 +1,32 @@
-"""Trace ⇄ JSON: `dump_trace`, `load_trace`, and the dict forms they are built on.
+"""Trace ⇄ JSON and `ServerRecord` ⇄ JSON, validated by pydantic.
 
-Loading validates as it goes, so a corrupt or foreign file is reported with the path of the first
-bad value (`requests[3].segments[0].state: expected one of ...`), never with a traceback.
+Loading validates the whole file against the model's dataclasses with pydantic's `TypeAdapter`
+in strict mode: a corrupt or foreign file is reported with the path of the first bad values
+(`requests[3].segments[0].state: Input should be 'queued', ...`), never with a traceback, and an
+unknown key is an error. The `Literal` values (states, sources, block kinds) are written once, in
+`loopscope.trace.model`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from loopscope.errors import TraceError, TraceFormatError
-from loopscope.trace.model import (
-    STATES,
-    TRACE_VERSION,
-    LoopBlock,
-    PoolCall,
-    PoolSample,
-    Request,
-    Run,
-    Segment,
-    Trace,
-)
+from loopscope.trace.model import READABLE_VERSIONS, TRACE_VERSION, Trace
+from loopscope.trace.record import RECORD_VERSION, ServerRecord
 
 T = TypeVar("T")
 
-_INT = (int,)
-_NUM = (int, float)
+_SHOWN_ERRORS = 3
 
 
 def trace_to_dict(trace: Trace) -> dict[str, Any]:
-    """The JSON-ready form of `trace` (the file format, `"version": 1`)."""
+    """The JSON-ready form of `trace` (the file format, `"version": 2`)."""
     data = dataclasses.asdict(trace)
     ordered: dict[str, Any] = {"version": trace.version}
     ordered.update((key, value) for key, value in data.items() if key != "version")
@@ -41,11 +35,24 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
 
 def dump_trace(trace: Trace, path: str | Path) -> Path:
     """Write `trace` to `path` as JSON and return the path."""
+    return _write(path, trace_to_dict(trace), "the trace")
+
+
+def dump_record(record: ServerRecord, path: str | Path) -> Path:
+    """Write a probe's `record` to `path` as JSON, atomically (a reader never sees half a file:
+    it is written beside the target and renamed), and return the path."""
+    return _write(path, dataclasses.asdict(record), "the probe's record")
+
+
+def _write(path: str | Path, data: Any, what: str) -> Path:
     target = Path(path)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
-        target.write_text(json.dumps(trace_to_dict(trace), separators=(",", ":")))
+        partial.write_text(json.dumps(data, separators=(",", ":")))
+        partial.replace(target)
     except OSError as exc:
-        raise TraceError(f"Cannot write the trace to {target}: {exc.strerror}.") from exc
+        partial.unlink(missing_ok=True)
+        raise TraceError(f"Cannot write {what} to {target}: {exc.strerror}.") from exc
     return target
 
 
@@ -73,11 +80,16 @@ def load_trace(path: str | Path) -> Trace:
         raise TraceFormatError(f"{path}: {exc}") from None
 
 
+# The headline numbers `loopscope demo --json` writes beside each run's trace keys.
+_DEMO_RUN_KEYS = ("mode", "io_ms", "users", "threads", "makespan_s")
+_DEMO_REQUEST_KEYS = ("latency_s",)
+
+
 def load_traces(path: str | Path) -> list[Trace]:
     """Every trace in a file: one trace, or the runs of a `loopscope demo --json` record."""
     data = read_json(path)
     if isinstance(data, dict) and isinstance(data.get("runs"), list) and "run" not in data:
-        items = [(f"runs[{i}]", item) for i, item in enumerate(data["runs"])]
+        items = [(f"runs[{i}]", _without_demo_keys(item)) for i, item in enumerate(data["runs"])]
     else:
         items = [("", data)]
     traces = []
@@ -92,109 +104,93 @@ def load_traces(path: str | Path) -> list[Trace]:
     return traces
 
 
+def _without_demo_keys(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    out = {k: v for k, v in item.items() if k not in _DEMO_RUN_KEYS}
+    if isinstance(out.get("requests"), list):
+        out["requests"] = [
+            {k: v for k, v in r.items() if k not in _DEMO_REQUEST_KEYS}
+            if isinstance(r, dict)
+            else r
+            for r in out["requests"]
+        ]
+    return out
+
+
 def trace_from_dict(data: Any) -> Trace:
-    """Build a `Trace` from its dict form, validating every field."""
+    """Build a `Trace` from its dict form, validating every field (`TraceFormatError` if not)."""
     if not isinstance(data, dict) or "run" not in data or "requests" not in data:
         raise TraceFormatError("not a loopscope trace (no 'run' and 'requests' keys)")
     version = data.get("version")
-    if version != TRACE_VERSION:
+    if version not in READABLE_VERSIONS:
         raise TraceFormatError(
-            f"trace version {version!r} is not supported (this loopscope reads version "
-            f"{TRACE_VERSION}); re-record it with this version"
+            f"trace version {version!r} is not supported (this loopscope reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); re-record it with this version"
         )
-    return Trace(
-        run=build_record(Run, data["run"], "run"),
-        requests=[
-            _build_request(item, f"requests[{i}]")
-            for i, item in enumerate(_items(data, "requests", None))
-        ],
-        loop_blocks=build_records(LoopBlock, data, "loop_blocks"),
-        pool=build_records(PoolCall, data, "pool"),
-        pool_samples=build_records(PoolSample, data, "pool_samples"),
-        lanes=build_records(Segment, data, "lanes"),
-    )
+    trace = _validate(Trace, {**data, "version": TRACE_VERSION})
+    return trace
 
 
-def build_records(
-    cls: type[T], data: Mapping[str, Any], key: str, where: str | None = None
-) -> list[T]:
-    """Validate and build the list of `cls` records under `data[key]` (missing means empty).
-
-    `where` is the path of `data` itself, so errors name the full path of a bad value.
-    """
-    path = f"{where}.{key}" if where else key
-    return [
-        build_record(cls, item, f"{path}[{i}]") for i, item in enumerate(_items(data, key, where))
-    ]
-
-
-def _items(data: Mapping[str, Any], key: str, where: str | None) -> list[Any]:
-    items = data.get(key, [])
-    if not isinstance(items, list):
-        path = f"{where}.{key}" if where else key
-        raise TraceFormatError(f"{path}: expected a list, got {type(items).__name__}")
-    return items
+def record_from_dict(data: Any) -> ServerRecord:
+    """Build a probe's `ServerRecord` from its dict form, validating every field."""
+    if not isinstance(data, Mapping) or "pid" not in data or "requests" not in data:
+        raise TraceFormatError("not a loopscope probe record (no 'pid' and 'requests' keys)")
+    if data.get("version") != RECORD_VERSION:
+        raise TraceFormatError(
+            f"probe record version {data.get('version')!r} is not supported (this loopscope "
+            f"reads version {RECORD_VERSION})"
+        )
+    return _validate(ServerRecord, data)
 
 
-def _build_request(item: Any, where: str) -> Request:
-    if not isinstance(item, dict):
-        raise TraceFormatError(f"{where}: expected an object")
-    fields = {k: v for k, v in item.items() if k != "segments"}
-    request = build_record(Request, fields, where)
-    request.segments = build_records(Segment, item, "segments", where)
-    return request
+def load_record(path: str | Path) -> ServerRecord:
+    """Read one probe record written by `dump_record`."""
+    data = read_json(path)
+    try:
+        return record_from_dict(data)
+    except TraceFormatError as exc:
+        raise TraceFormatError(f"{path}: {exc}") from None
 
 
-# Which JSON types each annotation accepts; the model only uses these.
-_ACCEPTS: dict[str, tuple[type, ...]] = {
-    "int": _INT,
-    "float": _NUM,
-    "str": (str,),
-    "bool": (bool,),
-    "list[str]": (list,),
-    "list[Segment]": (list,),
-    "dict[str, int]": (dict,),
-}
+_ADAPTERS: dict[type, Any] = {}
 
 
-def build_record(cls: type[T], item: Any, where: str) -> T:
-    """Validate `item` against dataclass `cls` and build it; `where` names it in errors."""
-    if not isinstance(item, Mapping):
-        raise TraceFormatError(f"{where}: expected an object, got {type(item).__name__}")
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cast(Any, cls)):
-        if f.name not in item:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise TraceFormatError(f"{where}.{f.name}: missing")
-            continue
-        value = item[f.name]
-        _check(value, str(f.type), f"{where}.{f.name}")
-        kwargs[f.name] = value
-    return cls(**kwargs)
+def _adapter(cls: type) -> Any:
+    # pydantic is imported here, not at module level: the probe imports `loopscope.trace` inside
+    # the observed server and only writes records, which needs no validation.
+    adapter = _ADAPTERS.get(cls)
+    if adapter is None:
+        from pydantic import TypeAdapter
+
+        adapter = _ADAPTERS[cls] = TypeAdapter(cls)
+    return adapter
 
 
-def _check(value: Any, annotation: str, where: str) -> None:
-    options = [part.strip() for part in annotation.split("|")]
-    if value is None:
-        if "None" in options:
-            return
-        raise TraceFormatError(f"{where}: must not be null")
-    if annotation == "State":
-        if value not in STATES:
-            raise TraceFormatError(f"{where}: expected one of {', '.join(STATES)}, got {value!r}")
-        return
-    if annotation in ("Source", "BlockKind"):
-        allowed = ("measured", "simulated") if annotation == "Source" else ("code", "gc")
-        if value not in allowed:
-            raise TraceFormatError(f"{where}: expected one of {', '.join(allowed)}, got {value!r}")
-        return
-    for option in options:
-        accepted = _ACCEPTS.get(option)
-        if accepted is None:
-            continue
-        # bool is an int in Python, but a JSON `true` where a number belongs is a corrupt file.
-        if isinstance(value, bool) and option != "bool":
-            continue
-        if isinstance(value, accepted):
-            return
-    raise TraceFormatError(f"{where}: expected {annotation}, got {type(value).__name__}")
+def _validate(cls: type[T], data: Any) -> T:
+    from pydantic import ValidationError
+
+    try:
+        # Strict mode from JSON text: a string is not a number, a float is not an int, a `true`
+        # is not a count (strict validation of Python dicts would demand dataclass instances).
+        result: T = _adapter(cls).validate_json(json.dumps(data), strict=True)
+    except ValidationError as exc:
+        problems = [
+            f"{_location(error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False)[:_SHOWN_ERRORS]
+        ]
+        more = exc.error_count() - len(problems)
+        if more > 0:
+            problems.append(f"and {more} more")
+        raise TraceFormatError("; ".join(problems)) from None
+    return result
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"

@@ -2,47 +2,64 @@
 
 Both sides stamp on `time.monotonic_ns()`, so the join is by request id alone: the client's send
 time and the server's first sight of a request bound its `queued` segment (the seed's accept
-queue), and the probe's segments follow it on the same lane.
+queue), and the probe's segments follow it on the same lane. Any number of `ServerRecord`s join
+(one per worker process), and none is needed on either side: without records the trace is the
+client's view; without client requests (a pytest run, an untagged client) it is the server's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import dataclasses
+from collections.abc import Iterable
 
-from loopscope.errors import TraceFormatError
-from loopscope.trace.io import build_record, build_records
 from loopscope.trace.model import (
-    LoopBlock,
-    PoolCall,
-    PoolSample,
+    ProbeFailure,
     Request,
     Run,
     Segment,
     Trace,
     request_lane,
 )
-
-_SERVER_FIELDS = ("server_start_ns", "server_end_ns", "loop_steps", "longest_step_ns", "pool_hops")
+from loopscope.trace.record import ServerRecord, ServerRequest
 
 
 def build_trace(
     run: Run,
-    requests: Iterable[Request],
-    probe_records: Iterable[Mapping[str, Any]] = (),
+    requests: Iterable[Request] = (),
+    records: Iterable[ServerRecord] = (),
     since_ns: int | None = None,
 ) -> Trace:
-    """A `Trace` of `run` from the client's `requests` and the probes' records (one per worker).
+    """A new `Trace` of `run` from the client's `requests` and the probes' `records`.
 
-    Without probe records the trace holds the client's view only: times, statuses, no segments.
-    Server records that ended before `since_ns` (a warm-up) are left out, and so are the
-    requests the client did not send in this run; the loop and thread lanes end with the last
-    answer (what the server did while shutting down is not part of the run).
+    Neither `run` nor the requests are changed: the trace holds copies. A server request no
+    client stamped is kept as a server-only request (no client times), unless it began before
+    `since_ns` (a warm-up). Loop blocks, pool calls and lanes of no request are kept if they
+    ended after `since_ns`; the loop and thread lanes end with the last answer (what the server
+    did while shutting down is not part of the run).
     """
-    trace = Trace(run=run, requests=list(requests))
+    run = dataclasses.replace(
+        run,
+        notes=list(run.notes),
+        probe=dict(run.probe),
+        probe_failures=[dataclasses.replace(f) for f in run.probe_failures],
+    )
+    trace = Trace(run=run, requests=[_copy(r) for r in requests])
     by_id = {r.id: r for r in trace.requests}
-    until = max((r.client_done_ns for r in trace.requests), default=2**63)
     after = since_ns if since_ns is not None else -1
+    records = list(records)
+
+    unmatched: list[Request] = []
+    for record in records:
+        for server in record.requests:
+            request = by_id.get(server.id)
+            if request is not None:
+                _join(request, server, record.pid)
+            elif server.server_start_ns >= after:
+                unmatched.append(_server_only(server, record.pid))
+    unmatched.sort(key=lambda r: r.sent_ns)
+    trace.requests += unmatched
+    by_id.update((r.id, r) for r in unmatched)
+    until = max((r.done_ns for r in trace.requests), default=2**63)
 
     def in_run(request_id: str | None, end_ns: int | None) -> bool:
         # Work done for a request belongs to the run if the request does; work done for none
@@ -51,50 +68,19 @@ def build_trace(
             return request_id in by_id
         return (end_ns if end_ns is not None else after) >= after
 
-    precise: list[bool] = []
-    unmatched = 0
-    for index, record in enumerate(probe_records):
-        where = f"probe record {index}"
-        if not isinstance(record, Mapping) or not isinstance(record.get("requests"), Mapping):
-            raise TraceFormatError(f"{where}: not a probe record (no 'requests' mapping)")
-        precise.append(bool(record.get("precise")))
-        run.loop = str(record.get("loop", run.loop))
-        for key, value in dict(record.get("probe", {})).items():
-            run.probe[key] = run.probe.get(key, 0) + int(value)
-        for request_id, server in record["requests"].items():
-            request = by_id.get(request_id)
-            if request is None:
-                if since_ns is None or (server.get("server_start_ns") or 0) >= since_ns:
-                    unmatched += 1
-                continue
-            _join(request, server, f"{where}.requests[{request_id!r}]")
-        trace.loop_blocks += [
-            b
-            for b in build_records(LoopBlock, record, "loop_blocks")
-            if in_run(b.request_id, b.end_ns)
-        ]
-        trace.pool += [
-            c
-            for c in build_records(PoolCall, record, "pool")
-            if in_run(c.request_id, c.finished_ns)
-        ]
-        trace.pool_samples += [
-            s for s in build_records(PoolSample, record, "pool_samples") if s.t_ns >= after
-        ]
+    for record in records:
+        trace.loop_blocks += [b for b in record.loop_blocks if in_run(b.request_id, b.end_ns)]
+        trace.pool += [c for c in record.pool if in_run(c.request_id, c.finished_ns)]
+        trace.pool_samples += [s for s in record.pool_samples if s.t_ns >= after]
         trace.lanes += [
-            s
-            for s in build_records(Segment, record, "lanes")
-            if in_run(s.request_id, s.end_ns) and s.start_ns <= until
+            s for s in record.lanes if in_run(s.request_id, s.end_ns) and s.start_ns <= until
         ]
-    if precise:
-        run.precise = all(precise)
-        if not run.precise:
-            run.notes.append(
-                f"The server ran on {run.loop}, whose callbacks loopscope cannot time: only the "
-                "watchdog ran, so loop blocks are recorded but per-step segments are not."
-            )
-    if unmatched:
-        run.notes.append(f"{unmatched} requests reached the server without a loopscope id.")
+    _describe_records(run, records)
+    if unmatched and trace.requests != unmatched:
+        run.notes.append(
+            f"{len(unmatched)} requests reached the server without a loopscope id; they are "
+            "kept with the server's view only."
+        )
     trace.loop_blocks.sort(key=lambda b: b.start_ns)
     _add_queued_to_delayed(trace)
     trace.pool.sort(key=lambda c: c.submitted_ns)
@@ -105,28 +91,78 @@ def build_trace(
     return trace
 
 
-def _join(request: Request, server: Any, where: str) -> None:
-    if not isinstance(server, Mapping):
-        raise TraceFormatError(f"{where}: expected an object")
-    for key in _SERVER_FIELDS:
-        value = server.get(key)
-        if value is not None:
-            setattr(request, key, int(value))
-    route = server.get("route")
-    if isinstance(route, str) and route:
-        request.route = route
-    segments = [build_record(Segment, item, f"{where}.segments[{i}]")
-                for i, item in enumerate(server.get("segments", []))]  # fmt: skip
-    if request.server_start_ns is not None and request.server_start_ns > request.client_send_ns:
+def _copy(request: Request) -> Request:
+    return dataclasses.replace(request, segments=list(request.segments))
+
+
+def _describe_records(run: Run, records: list[ServerRecord]) -> None:
+    """What the records say about the run: the loop, precise or not, the probe's counts."""
+    if not records:
+        return
+    loops = {r.loop for r in records if r.loop != "unknown"}
+    if loops:
+        run.loop = loops.pop() if len(loops) == 1 else "mixed"
+    run.precise = all(r.precise for r in records)
+    for record in records:
+        for key, value in dataclasses.asdict(record.counts).items():
+            run.probe[key] = run.probe.get(key, 0) + value
+        _merge_failures(run.probe_failures, record.failures)
+    if not run.precise:
+        run.notes.append(
+            f"The server ran on {run.loop}, whose callbacks loopscope cannot time: only the "
+            "watchdog ran, so loop blocks are recorded but per-step segments are not."
+        )
+
+
+def _merge_failures(into: list[ProbeFailure], more: list[ProbeFailure]) -> None:
+    for failure in more:
+        same = next((f for f in into if (f.hook, f.error) == (failure.hook, failure.error)), None)
+        if same is not None:
+            same.count += failure.count
+        else:
+            into.append(dataclasses.replace(failure))
+
+
+def _join(request: Request, server: ServerRequest, pid: int) -> None:
+    request.server_start_ns = server.server_start_ns
+    request.server_end_ns = server.server_end_ns
+    request.loop_steps = server.loop_steps
+    request.longest_step_ns = server.longest_step_ns
+    request.pool_hops = server.pool_hops
+    request.worker = pid
+    if server.route:
+        request.route = server.route
+    segments = list(server.segments)
+    sent = request.client_send_ns
+    if sent is not None and server.server_start_ns > sent:
         queued = Segment(
             lane=request_lane(request.id),
             state="queued",
-            start_ns=request.client_send_ns,
-            end_ns=request.server_start_ns,
+            start_ns=sent,
+            end_ns=server.server_start_ns,
             request_id=request.id,
         )
         segments.insert(0, queued)
     request.segments = segments
+
+
+def _server_only(server: ServerRequest, pid: int) -> Request:
+    return Request(
+        id=server.id,
+        method=server.method,
+        path=server.path,
+        route=server.route,
+        status=server.status,
+        client_send_ns=None,
+        client_done_ns=None,
+        server_start_ns=server.server_start_ns,
+        server_end_ns=server.server_end_ns,
+        loop_steps=server.loop_steps,
+        longest_step_ns=server.longest_step_ns,
+        pool_hops=server.pool_hops,
+        worker=pid,
+        segments=list(server.segments),
+    )
 
 
 def _add_queued_to_delayed(trace: Trace) -> None:

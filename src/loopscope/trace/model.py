@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-TRACE_VERSION = 1
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
+
+TRACE_VERSION = 2
+"""The version of the trace file format written now. Version 1 files (no probe errors, every
+request with client stamps) read as version 2."""
+READABLE_VERSIONS = (1, 2)
 
 State = Literal[
     "queued",  # sent by the client, not yet seen by the app [the seed's accept queue]
@@ -22,6 +27,10 @@ State = Literal[
     "in-thread",  # running in a worker thread
 ]
 STATES: tuple[State, ...] = get_args(State)
+
+# Read by pydantic when `loopscope.trace.io` validates a file (a plain dict, so that this module
+# does not import pydantic into the observed server): an unknown key is an error, not ignored.
+PYDANTIC_CONFIG = {"extra": "forbid"}
 
 Source = Literal["measured", "simulated"]
 BlockKind = Literal["code", "gc"]
@@ -41,6 +50,8 @@ class Segment:
     time the thread spent waiting. `where` is the `path:line` the interval is attributed to.
     """
 
+    __pydantic_config__ = PYDANTIC_CONFIG
+
     lane: str
     state: State
     start_ns: int
@@ -57,15 +68,23 @@ class Segment:
 
 @dataclass(slots=True)
 class Request:
-    """One HTTP request, as the client saw it and, where a probe ran, as the server saw it."""
+    """One HTTP request, as the client saw it and, where a probe ran, as the server saw it.
+
+    A request the probe saw but no client stamped (a server-only trace, an untagged client) has
+    `client_send_ns` and `client_done_ns` `None`; `sent_ns`/`done_ns` then fall back to the
+    server's times. `worker` is the pid of the server process that served it, where a probe
+    saw it.
+    """
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     id: str
     method: str
     path: str
     route: str
     status: int | None
-    client_send_ns: int
-    client_done_ns: int
+    client_send_ns: int | None
+    client_done_ns: int | None
     client_first_byte_ns: int | None = None
     server_start_ns: int | None = None
     server_end_ns: int | None = None
@@ -75,12 +94,38 @@ class Request:
     loop_steps: int | None = None
     longest_step_ns: int | None = None
     pool_hops: int | None = None
+    worker: int | None = None
     segments: list[Segment] = field(default_factory=list)
 
     @property
+    def endpoint(self) -> str:
+        """The route's identity: method and full template, `GET /users/{id}`."""
+        return f"{self.method} {self.route}"
+
+    @property
+    def sent_ns(self) -> int:
+        """When the request began: the client's send, else the server's first sight of it."""
+        if self.client_send_ns is not None:
+            return self.client_send_ns
+        return self.server_start_ns or 0
+
+    @property
+    def done_ns(self) -> int:
+        """When it ended: the client's last byte, else the server's last message, else its
+        start (a request the server never finished)."""
+        if self.client_done_ns is not None:
+            return self.client_done_ns
+        return self.server_end_ns or self.sent_ns
+
+    @property
     def latency_ns(self) -> int:
-        """Client send to client done."""
-        return self.client_done_ns - self.client_send_ns
+        """Client send to client done (server start to end where no client stamped it)."""
+        return self.done_ns - self.sent_ns
+
+    @property
+    def server_only(self) -> bool:
+        """Whether only the server saw this request (no client stamps)."""
+        return self.client_send_ns is None
 
 
 @dataclass(slots=True)
@@ -92,8 +137,16 @@ class LoopBlock:
     the other requests that were ready or arrived while the loop was stuck. `kind` is `gc` when
     a garbage collection pause, not user code, held the loop. `runnable_ns`, where measured, is
     the time the loop thread was ready to run but the OS ran something else (a busy machine):
-    wall minus CPU minus runnable is what the thread really spent waiting.
+    wall minus CPU minus runnable is what the thread really spent waiting. `inner`, where an
+    installed library did the work, is its innermost line below `where`
+    (`argon2/low_level.py:102`); `where` is then the user's line, or, in a route a library
+    provides, the library's own last line (`fastapi_users/manager.py:376`). `process_cpu_ns`,
+    where measured, is the CPU time of the whole server process during the block: far above
+    `cpu_ns`, the loop thread was waiting on work in other threads (a library's own), not on
+    I/O.
     """
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     start_ns: int
     end_ns: int
@@ -104,6 +157,8 @@ class LoopBlock:
     kind: BlockKind = "code"
     delayed: list[str] = field(default_factory=list)
     runnable_ns: int | None = None
+    inner: str | None = None
+    process_cpu_ns: int | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -116,8 +171,11 @@ class PoolCall:
     """One trip through the thread pool (`anyio.to_thread.run_sync`).
 
     `submitted_ns` → `started_ns` is the token (and thread) wait; `started_ns` → `finished_ns`
-    the run in `thread`; `resumed_ns`, where known, is when the awaiting task ran again.
+    the run in `thread`; `resumed_ns`, where known, is when the awaiting task ran again; `where`
+    is where `func` is defined (`users.py:42`), for the app's and installed libraries' code.
     """
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     request_id: str | None
     func: str
@@ -127,11 +185,14 @@ class PoolCall:
     thread: str | None
     cpu_ns: int | None = None
     resumed_ns: int | None = None
+    where: str | None = None
 
 
 @dataclass(slots=True)
 class PoolSample:
     """The thread-pool limiter at one instant (`CapacityLimiter.statistics()`)."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     t_ns: int
     borrowed: int
@@ -140,8 +201,49 @@ class PoolSample:
 
 
 @dataclass(slots=True)
+class ProbeFailure:
+    """One of the probe's own failures, kept with its cause: which hook, and the exception's
+    `repr`. The probe never raises into the app; it counts every failure and keeps the first few.
+    """
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    hook: str
+    error: str
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """`count` requests to `route` (method and template) that failed alike: `status` (`None`:
+    no answer), and the cause where known: the exception's type and message, and where the app
+    raised it."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    route: str
+    status: int | None
+    count: int
+    error_type: str | None = None
+    message: str | None = None
+    where: str | None = None
+
+    @property
+    def cause(self) -> str:
+        """`RuntimeError: boom at app/x.py:12`, or what is known of it; empty if nothing is."""
+        text = self.error_type or ""
+        if self.message:
+            text = f"{text}: {self.message}" if text else self.message
+        if self.where:
+            text = f"{text} at {self.where}" if text else f"at {self.where}"
+        return text
+
+
+@dataclass(slots=True)
 class Run:
     """What was run, how, and on what: everything needed to read the trace a year later."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     mode: str
     app: str
@@ -152,7 +254,7 @@ class Run:
     loop: str = "asyncio"
     http: str = "h11"
     workers: int = 1
-    threads: int | None = 40
+    threads: int | None = ANYIO_DEFAULT_TOKENS
     io_ms: float | None = None
     users: int = 0
     rounds: int = 1
@@ -163,11 +265,15 @@ class Run:
     started_ns: int = 0
     notes: list[str] = field(default_factory=list)
     probe: dict[str, int] = field(default_factory=dict)
+    probe_failures: list[ProbeFailure] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Trace:
     """One run: the requests with their segments, the loop's blocks and the thread pool's use."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     run: Run
     requests: list[Request] = field(default_factory=list)

@@ -118,7 +118,7 @@ def _pool_waits(trace: Trace) -> tuple[PoolWaits, ...]:
                 calls[request.id] += 1
             elif s.state == "pool-wait":
                 waits[request.id].append(s.duration_ns)
-    routes = {r.id: r.route for r in trace.requests}
+    routes = {r.id: r.endpoint for r in trace.requests}
     return tuple(
         PoolWaits(
             request_id=rid,

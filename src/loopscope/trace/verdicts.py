@@ -1,24 +1,32 @@
-"""One plain-words verdict per route: does it block the loop, wait for the pool, or neither?"""
+"""One verdict per route, as a kind and numbers: does it block the loop, wait for the pool, or
+neither? `loopscope.report.words.verdict_text` says it in plain words."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import dataclasses
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
 from loopscope.trace.analysis import (
     GC_WHERE,
     UNKNOWN_WHERE,
-    format_duration,
     group_blocks,
     loop_blocks,
-    short_where,
 )
 from loopscope.trace.model import LoopBlock, Trace
 from loopscope.trace.saturation import PoolWaits, pool_saturation
 
 VerdictKind = Literal[
-    "cpu-bound", "io-wait", "blocks-loop", "pool-wait", "thread-pool", "event-loop", "client-only"
+    "cpu-bound",
+    "cpu-in-threads",
+    "io-wait",
+    "blocks-loop",
+    "gc",
+    "pool-wait",
+    "thread-pool",
+    "event-loop",
+    "client-only",
 ]
 
 POOL_WAIT_HEAVY_SHARE = 0.1
@@ -26,87 +34,130 @@ POOL_WAIT_HEAVY_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
+class PoolPart:
+    """One function of a route that ran in the thread pool: its qualified name, where it is
+    defined, and how often it ran (a `def` endpoint, a `def` dependency, an offloaded call, or
+    FastAPI's response validation of a `def` endpoint)."""
+
+    func: str
+    where: str | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
-    """One route's verdict: `kind` for machines and styling, `text` in plain words for people."""
+    """One route's verdict.
+
+    `kind` says what happened; for the loop-block kinds `count` and `total_ns` are the route's
+    blocks and `where` the location that held the loop longest (`None`: not caught); for
+    `pool-wait` they are its waits for a token and `longest_ns` the longest one; `inner` is the
+    installed library's line below `where` that did the work. `block_ms` is the
+    run's loop-block threshold, where one was set. `in_pool` names which parts of the route ran
+    in the thread pool (the rest ran on the event loop).
+    """
 
     route: str
     kind: VerdictKind
-    text: str
     where: str | None = None
+    count: int = 0
+    total_ns: int = 0
+    longest_ns: int = 0
+    block_ms: float | None = None
+    inner: str | None = None
+    in_pool: tuple[PoolPart, ...] = ()
 
 
 def verdicts(trace: Trace) -> list[Verdict]:
-    """One plain-words verdict per route, in first-seen order.
+    """One verdict per route, in first-seen order.
 
     Loop blocks come first (they hold up every request), then heavy waits for a thread-pool
-    token; a route with neither gets "no loop blocks over the threshold".
+    token; a route with neither ran on the loop or in the pool with no block over the threshold.
     """
-    route_of = {r.id: r.route for r in trace.requests}
+    route_of = {r.id: r.endpoint for r in trace.requests}
     blocks: dict[str, list[LoopBlock]] = defaultdict(list)
     for block in loop_blocks(trace):
         if block.request_id in route_of:
             blocks[route_of[block.request_id]].append(block)
     pool: dict[str, list[PoolWaits]] = defaultdict(list)
-    for waits in pool_saturation(trace).per_request:
+    saturation = pool_saturation(trace)
+    for waits in saturation.per_request:
         pool[waits.route].append(waits)
+    # Where the limiter was sampled and never had a waiter, a wait before a thread started was
+    # the hand-off to the thread, not a wait for a token.
+    handoff_only = bool(trace.pool_samples) and saturation.peak_waiting == 0
     latency: dict[str, int] = defaultdict(int)
     served: set[str] = set()
     for request in trace.requests:
-        latency[request.route] += request.latency_ns
+        latency[request.endpoint] += request.latency_ns
         if request.server_start_ns is not None or any(
             s.state != "queued" for s in request.segments
         ):
-            served.add(request.route)
-    threshold = f" ({trace.run.block_ms:g} ms)" if trace.run.block_ms else ""
+            served.add(request.endpoint)
+    block_ms = trace.run.block_ms
+    parts = _pool_parts(trace, route_of)
     result = []
     for route in dict.fromkeys(route_of.values()):
         if blocks[route]:
-            result.append(_block_verdict(route, blocks[route]))
+            verdict = _block_verdict(route, blocks[route], block_ms)
+        elif pool[route] and handoff_only:
+            verdict = Verdict(route, "thread-pool", block_ms=block_ms)
         elif pool[route]:
-            result.append(_pool_verdict(route, pool[route], latency[route], threshold))
+            verdict = _pool_verdict(route, pool[route], latency[route], block_ms)
         elif route in served:
-            text = f"runs on the event loop; no loop blocks over the threshold{threshold}"
-            result.append(Verdict(route, "event-loop", text))
+            verdict = Verdict(route, "event-loop", block_ms=block_ms)
         else:
-            text = "client view only: no server-side data was recorded for this route"
-            result.append(Verdict(route, "client-only", text))
+            verdict = Verdict(route, "client-only")
+        result.append(dataclasses.replace(verdict, in_pool=parts.get(route, ())))
     return result
 
 
-def _block_verdict(route: str, blocks: list[LoopBlock]) -> Verdict:
+def _pool_parts(trace: Trace, route_of: dict[str, str]) -> dict[str, tuple[PoolPart, ...]]:
+    counts: dict[str, Counter[tuple[str, str | None]]] = defaultdict(Counter)
+    for call in trace.pool:
+        route = route_of.get(call.request_id or "")
+        if route is not None:
+            counts[route][(call.func, call.where)] += 1
+    return {
+        route: tuple(PoolPart(func, where, n) for (func, where), n in parts.items())
+        for route, parts in counts.items()
+    }
+
+
+def _block_verdict(route: str, blocks: list[LoopBlock], block_ms: float | None) -> Verdict:
     by_where: dict[str, list[LoopBlock]] = defaultdict(list)
     for block in blocks:
         by_where[block.where or (GC_WHERE if block.kind == "gc" else UNKNOWN_WHERE)].append(block)
     worst = max((group_blocks(w, bs, {}) for w, bs in by_where.items()), key=lambda g: g.total_ns)
-    total = format_duration(sum(b.duration_ns for b in blocks))
-    how = f"1 time, {total}" if len(blocks) == 1 else f"{len(blocks)} times, {total} in total"
     where = None if worst.where in (UNKNOWN_WHERE, GC_WHERE) else worst.where
-    at = "an unknown line" if worst.where == UNKNOWN_WHERE else short_where(worst.where)
+    kind: VerdictKind = "blocks-loop"
     if worst.kind == "gc":
-        text = f"held the loop in garbage collection ({how}) — allocate less per request"
-        return Verdict(route, "blocks-loop", text)
-    if worst.cpu_bound:
-        text = f"CPU-bound at {at} ({how}) — offload to a process pool"
-        return Verdict(route, "cpu-bound", text, where)
-    if worst.cpu_bound is False:
-        text = (
-            f"blocks the event loop at {at} ({how}) — I/O wait: await an async driver or offload it"
-        )
-        return Verdict(route, "io-wait", text, where)
-    text = f"blocks the event loop at {at} ({how}) — offload it or use an async API"
-    return Verdict(route, "blocks-loop", text, where)
+        kind = "gc"
+    elif worst.cpu_bound:
+        kind = "cpu-bound"
+    elif worst.waits_on_threads:
+        kind = "cpu-in-threads"
+    elif worst.cpu_bound is False:
+        kind = "io-wait"
+    return Verdict(
+        route,
+        kind,
+        where,
+        count=len(blocks),
+        total_ns=sum(b.duration_ns for b in blocks),
+        longest_ns=max(b.duration_ns for b in blocks),
+        block_ms=block_ms,
+        inner=worst.inner if where is not None else None,
+    )
 
 
-def _pool_verdict(route: str, waits: list[PoolWaits], latency_ns: int, threshold: str) -> Verdict:
+def _pool_verdict(
+    route: str, waits: list[PoolWaits], latency_ns: int, block_ms: float | None
+) -> Verdict:
     count = sum(w.waits for w in waits)
     total = sum(w.total_wait_ns for w in waits)
     if count and total >= POOL_WAIT_HEAVY_SHARE * latency_ns:
-        longest = format_duration(max(w.max_wait_ns for w in waits))
-        times = "once" if count == 1 else f"{count} times"
-        text = (
-            f"runs in the thread pool; waited for a token {times} (up to {longest}): "
-            "raise the limiter or make it async"
+        longest = max(w.max_wait_ns for w in waits)
+        return Verdict(
+            route, "pool-wait", count=count, total_ns=total, longest_ns=longest, block_ms=block_ms
         )
-        return Verdict(route, "pool-wait", text)
-    text = f"runs in the thread pool; no loop blocks over the threshold{threshold}"
-    return Verdict(route, "thread-pool", text)
+    return Verdict(route, "thread-pool", block_ms=block_ms)

@@ -48,6 +48,11 @@
     }
     if (d.where) { add("at " + d.where, "tip-where"); }
     if (d.merged) { add(d.merged + " short segments merged into this bar", "tip-note"); }
+    if (d.status) {
+      // A 5xx or no answer at all: the request failed.
+      var failed = d.status === "no answer" || parseInt(d.status, 10) >= 500;
+      add(d.status === "no answer" ? "no answer" : "status " + d.status, failed ? "tip-failed" : "");
+    }
     tip.hidden = false;
     place(ev);
   }

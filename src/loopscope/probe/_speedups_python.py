@@ -1,0 +1,398 @@
+"""The probe's hot paths in Python: the twin of the C extension `loopscope.probe._speedups`.
+
+Every class here has the C type's name, constructor, attributes and methods, one for one (the
+stub `_speedups.pyi` is the contract for both), so `loopscope.probe.backend` can hand either to
+the rest of the probe. It is the fallback where the extension was not compiled, what
+`LOOPSCOPE_PURE_PYTHON=1` picks, and the reference the tests hold the C one to. The C versions do
+a wrapped method's work themselves to save its frame; these call the original, so `report` and
+`inline` are accepted and not needed here.
+
+Nothing here raises into the app: the probe's own failures go to `recorder.fail(hook, exc)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
+from time import monotonic_ns as _now
+from types import MethodType
+from typing import Any
+
+from loopscope.probe.context import sanitize_request_id
+from loopscope.probe.packed import NO_TEXT as NO_TEXT
+from loopscope.probe.packed import STEP
+
+BUDGET_CHUNK = 256
+"""Steps take their events from the recorder's budget this many at a time, so that the hot path
+checks a local count instead of the shared one."""
+
+TICKS_KEPT = 64
+"""The watchdog ticks a `StallGate` remembers: enough to look back past the start of a stall
+that is noticed half a threshold late."""
+
+
+class StepHook:
+    """`Handle._run`, timed: one loop step of `loop` per call, recorded in `recorder.steps`.
+
+    Set on the class in place of the original (it binds to the handle like a method). A step of
+    another loop is timed too but recorded only if the probe starts watching that loop during
+    it (`adopt_running_step`).
+    """
+
+    loop: Any  # the loop whose steps are recorded; None: none
+    current_step: int  # start of the step now running, 0 between steps
+    foreign_step: int  # start of the running step of a loop not watched, 0 between such steps
+
+    def __init__(
+        self,
+        original: Any,
+        report: Any,
+        recorder: Any,
+        var: Any,
+        handle_type: type,
+        timer_type: type,
+        long_ns: int,
+        stamp_limit: int,
+        inline: bool = False,
+    ) -> None:
+        self.loop: Any = None
+        self.current_step = 0
+        self.foreign_step = 0
+        self.__wrapped__ = original
+        self.recorder = recorder
+        self.stamps: dict[int, tuple[int, object]] = {}  # id(handle) → (ready_ns, handle)
+        self.stamp_limit = stamp_limit
+        self._run = self._make_run(original, recorder, var, timer_type, long_ns)
+
+    def __get__(self, handle: Any, owner: type | None = None) -> Any:
+        return self if handle is None else MethodType(self._run, handle)
+
+    def __call__(self, handle: Any) -> None:
+        self._run(handle)
+
+    def forget_stamps(self) -> None:
+        """Release every handle stamped as ready and not run yet."""
+        self.stamps.clear()
+
+    def adopt_running_step(self) -> None:
+        """The step now running (of a loop just chosen as `loop`) becomes the current step, to be
+        recorded when it ends."""
+        self.current_step = self.foreign_step
+
+    def _make_run(
+        self, original: Any, rec: Any, var: Any, timer_type: Any, long_ns: int
+    ) -> Callable[[Any], None]:
+        # Everything the hot path reads is a local of the closure: no attribute lookups but the
+        # hook's own `loop` and the stamps.
+        hook = self
+        add_step = rec.steps.data.extend
+        pack_step = STEP.pack
+        live = rec.live
+        stamps = self.stamps
+        pop_stamp = stamps.pop
+        wall = time.monotonic_ns
+        thread_cpu = time.thread_time_ns
+        room = 0  # events taken from the recorder's budget and not used yet
+
+        def store(start: int, end: int, ref: int, ready: int) -> None:
+            nonlocal room
+            cpu_end = thread_cpu() if end - start > long_ns else 0
+            if room or (room := rec.take(BUDGET_CHUNK)):
+                room -= 1
+                add_step(pack_step(start, end, cpu_end, ref, ready))
+            else:
+                rec.dropped += 1
+
+        def _run(handle: Any) -> None:
+            if handle._loop is not hook.loop:
+                _foreign_run(handle)
+                return
+            request_id = handle._context.get(var)
+            start = wall()
+            hook.current_step = start
+            try:
+                original(handle)
+            finally:
+                end = wall()
+                hook.current_step = 0
+                try:
+                    ready = ref = 0
+                    # Taken even when its request id was reset meanwhile, to let go of it.
+                    stamp = pop_stamp(id(handle), None) if stamps else None
+                    if request_id is not None:
+                        row = live.get(request_id)
+                        ref = row.serial if row is not None else rec.ref_of(request_id)
+                        if stamp is not None:
+                            ready = stamp[0]
+                        elif type(handle) is timer_type:
+                            ready = int(handle.when() * 1e9)
+                    store(start, end, ref, ready)
+                except Exception as exc:
+                    rec.fail("Handle._run", exc)
+
+        def _foreign_run(handle: Any) -> None:
+            start = hook.foreign_step = wall()
+            try:
+                original(handle)
+            finally:
+                end = wall()
+                hook.foreign_step = 0
+                if handle._loop is hook.loop:  # adopted: the watched loop's first step
+                    hook.current_step = 0
+                    try:
+                        pop_stamp(id(handle), None)
+                        # The request id was set and reset inside the step: the request's first
+                        # and last step attribute it.
+                        store(start, end, 0, 0)
+                    except Exception as exc:
+                        rec.fail("Handle._run", exc)
+
+        return _run
+
+
+class SoonHook:
+    """`BaseEventLoop._call_soon`: notes when a request's handle on `loop` became runnable, in
+    the step hook's stamps (its `ready` time)."""
+
+    loop: Any  # the loop whose handles are stamped
+
+    def __init__(self, original: Any, steps: StepHook, inline: bool = False) -> None:
+        self.loop: Any = None
+        self.__wrapped__ = original
+        self._call_soon = self._make_call_soon(original, steps)
+
+    def __get__(self, loop: Any, owner: type | None = None) -> Any:
+        return self if loop is None else MethodType(self._call_soon, loop)
+
+    def __call__(self, loop: Any, callback: Any, args: Any, context: Any) -> Any:
+        return self._call_soon(loop, callback, args, context)
+
+    def _make_call_soon(self, original: Any, steps: StepHook) -> Callable[..., Any]:
+        from loopscope.probe.context import REQUEST_ID
+
+        hook = self
+        stamps = steps.stamps
+        limit = steps.stamp_limit
+        wall = time.monotonic_ns
+        var = REQUEST_ID
+
+        def _call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
+            handle = original(loop, callback, args, context)
+            if handle._source_traceback:  # debug mode: this frame is not where it was made
+                del handle._source_traceback[-1]
+            try:
+                if loop is hook.loop and handle._context.get(var) is not None:
+                    if len(stamps) > limit:
+                        stamps.clear()
+                    # The handle itself is kept so its id cannot be reused while stamped.
+                    stamps[id(handle)] = (wall(), handle)
+            except Exception as exc:
+                steps.recorder.fail("_call_soon", exc)
+            return handle
+
+        return _call_soon
+
+
+class RequestWatch:
+    """One running HTTP request: the app's `send` (a call stamps the hand-over and notes the
+    status, and returns the server's own awaitable) and `finish(scope)` when the app is done."""
+
+    __slots__ = (
+        "_send",
+        "end",
+        "first_step",
+        "method",
+        "path",
+        "request_id",
+        "serial",
+        "start",
+        "status",
+        "token",
+        "watcher",
+    )
+
+    def __init__(
+        self,
+        watcher: RequestWatcher,
+        send: Callable[[Any], Awaitable[None]],
+        request_id: str,
+        method: Any,
+        path: Any,
+        start: int,
+        first_step: int,
+        serial: int,
+    ) -> None:
+        self.watcher = watcher
+        self._send = send
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        self.start = start
+        self.first_step = first_step
+        self.serial = serial
+        self.status: Any = None
+        self.end = 0
+        self.token: Token[str | None] | None = None
+
+    @property
+    def row(self) -> tuple[Any, Any, int, int, int]:
+        """`(method, path, start_ns, first_step_ns, serial)`: what `Recorder.live` rows hold."""
+        return (self.method, self.path, self.start, self.first_step, self.serial)
+
+    def __call__(self, message: Any) -> Awaitable[None]:
+        # Not a coroutine: handing back the server's own awaitable saves one per message. The
+        # last message's hand-over is the request's end, so every message stamps it.
+        self.end = _now()
+        try:
+            if message["type"] == "http.response.start":
+                self.status = message["status"]
+        except Exception as exc:
+            self.watcher.recorder.fail("middleware", exc)
+        return self._send(message)
+
+    def finish(self, scope: Any) -> None:
+        """Store the request's row and reset the request id; call once, when the app is done."""
+        watcher = self.watcher
+        recorder = watcher.recorder
+        template = None
+        try:
+            template = watcher.route_of(scope)
+        except Exception as exc:
+            recorder.fail("middleware", exc)
+        try:
+            # Stored once, while it is the running request with its id.
+            if recorder.live.get(self.request_id) is self:
+                end = self.end or _now()
+                recorder.finished.append(
+                    self.serial,
+                    (self.request_id, self.method, self.path, template),
+                    (self.start, self.first_step, end, watcher.clock.current_step),
+                    self.status,
+                )
+                del recorder.live[self.request_id]
+        except Exception as exc:
+            recorder.fail("middleware", exc)
+        if self.token is not None:
+            try:
+                watcher.var.reset(self.token)
+            except Exception as exc:
+                recorder.fail("middleware", exc)
+            self.token = None
+
+
+class RequestWatcher:
+    """The probe middleware's per-request bookkeeping: `begin(scope, send)` numbers a request,
+    gives it an id (the client's `header`, sanitized and made unique, or a generated one), sets
+    `var` to it and returns its `RequestWatch`; `None` when the event budget is spent or the
+    probe failed (the request then passes unrecorded). `route_of(scope)` names the route."""
+
+    def __init__(
+        self,
+        recorder: Any,
+        var: ContextVar[str | None],
+        clock: Any,
+        header: bytes,
+        route_of: Callable[[Any], str | None],
+    ) -> None:
+        self.recorder = recorder
+        self.var = var
+        self.clock = clock
+        self.header = header
+        self.route_of = route_of
+
+    def begin(self, scope: Any, send: Any) -> RequestWatch | None:
+        """A new request's `RequestWatch`, or `None` (see the class)."""
+        start = _now()
+        recorder = self.recorder
+        # One event per request, as the C watcher takes: a small budget is shared fairly.
+        if recorder.used >= recorder.capacity:
+            recorder.dropped += 1
+            return None
+        recorder.used += 1
+        try:
+            serial = recorder.serial = recorder.serial + 1
+            client_id = self._client_id(scope.get("headers"))
+            if client_id is not None:
+                taken = recorder.id_taken(client_id)
+                request_id = recorder.unique_id(client_id) if taken else client_id
+                recorder.named[request_id] = None
+            else:
+                request_id = f"{recorder.id_prefix}{serial}"
+                if request_id in recorder.named:  # a client sent it before
+                    request_id = recorder.unique_id(request_id)
+            watch = RequestWatch(
+                self,
+                send,
+                request_id,
+                scope.get("method"),
+                scope.get("path"),
+                start,
+                self.clock.current_step,
+                serial,
+            )
+            recorder.live[request_id] = watch
+            try:
+                watch.token = self.var.set(request_id)
+            except BaseException:
+                # A request that never runs must not show as running forever.
+                recorder.live.pop(request_id, None)
+                raise
+        except Exception as exc:
+            recorder.fail("middleware", exc)
+            return None
+        return watch
+
+    def _client_id(self, headers: Any) -> str | None:
+        try:
+            for name, value in headers:
+                if name == self.header:
+                    return sanitize_request_id(bytes(value).decode("latin-1"))
+        except (TypeError, ValueError):
+            pass  # not a list of pairs: the request still gets an id
+        return None
+
+
+class StallGate:
+    """The precise-mode watchdog's wait: `wait()` ticks every `interval_ns`, noting the loop
+    thread's CPU clock, until the step now running (`hook.current_step`) has run longer than
+    `sample_after_ns`, and returns that moment; `None` once `stop()` was called. The C gate
+    waits without the GIL; this one sleeps between ticks."""
+
+    def __init__(
+        self, hook: Any, interval_ns: int, sample_after_ns: int, cpu_clock_id: int | None
+    ) -> None:
+        if not isinstance(hook, StepHook):
+            raise TypeError(f"hook must be a StepHook, not {type(hook).__name__}")
+        if interval_ns <= 0:
+            raise ValueError(f"interval_ns must be positive, not {interval_ns}")
+        self._hook = hook
+        self._interval_s = interval_ns / 1e9
+        self._sample_after_ns = sample_after_ns
+        self._cpu_clock_id = cpu_clock_id
+        self._stopped = threading.Event()
+        self._ticks: deque[tuple[int, int]] = deque(maxlen=TICKS_KEPT)
+
+    def wait(self) -> int | None:
+        """Block until a step has run long (its moment) or the gate is stopped (`None`)."""
+        while not self._stopped.wait(self._interval_s):
+            now = _now()
+            if self._cpu_clock_id is not None:
+                # None once the loop thread is gone.
+                with contextlib.suppress(OSError):
+                    self._ticks.append((now, time.clock_gettime_ns(self._cpu_clock_id)))
+            start = self._hook.current_step
+            if start and now - start > self._sample_after_ns:
+                return now
+        return None
+
+    def stop(self) -> None:
+        """End every `wait()`, now and later."""
+        self._stopped.set()
+
+    def ticks(self) -> list[tuple[int, int]]:
+        """The last ticks' `(wall_ns, loop_thread_cpu_ns)`, oldest first."""
+        return list(self._ticks)

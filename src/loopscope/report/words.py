@@ -1,0 +1,122 @@
+"""Every sentence fragment loopscope says about a trace, and the one set of thresholds that
+decides when a number is worth a sentence.
+
+`loopscope.trace` returns kinds and numbers; the console, the HTML report and the explanations
+turn them into words here, so that they never advise differently.
+"""
+
+from __future__ import annotations
+
+from loopscope.trace.analysis import UNKNOWN_WHERE
+from loopscope.trace.verdicts import Verdict
+
+NOT_SAMPLED = "a line not sampled (no stack sample caught the loop while it was stuck)"
+"""What is said where no stack sample named a line: never a guess."""
+
+MAIN_STORY_SHARE = 0.25
+"""Loop blocks that add up to this share of the run's makespan are the run's main story: the
+summary leads with them."""
+
+
+def format_duration(ns: int) -> str:
+    """`ns` in words a reader takes in at a glance: `0.35 ms`, `4.2 ms`, `850 ms`, `2.9 s`."""
+    ms = ns / 1e6
+    if ns == 0:
+        return "0 ms"
+    # 999.7 ms reads as "1.0 s", not "1000 ms": the unit switches where the rounding would.
+    if ms >= 999.5:
+        return f"{ms / 1000:.1f} s"
+    if ms >= 10:
+        return f"{ms:.0f} ms"
+    if ms >= 1:
+        return f"{ms:.1f} ms"
+    return f"{ms:.2f} ms"
+
+
+def short_where(where: str | None) -> str:
+    """`where` for people: an absolute path cut to its last directory and file
+    (`/srv/app/shop/repo.py:7` → `shop/repo.py:7`); other values unchanged."""
+    if not where or not (where.startswith("/") or where[1:3] in (":\\", ":/")):
+        return where or UNKNOWN_WHERE
+    parts = where.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])
+
+
+def place(where: str | None, inner: str | None) -> str:
+    """A block's place for people: `app/auth.py:12 → argon2/low_level.py:102`."""
+    shown = short_where(where)
+    return f"{shown} → {inner}" if inner else shown
+
+
+def block_kind(cpu_bound: bool | None, waits_on_threads: bool, gc: bool) -> str:
+    """A group of loop blocks' kind in a word or two: `CPU`, `CPU (threads)`, `I/O wait`."""
+    if gc:
+        return "gc"
+    if cpu_bound:
+        return "CPU"
+    if waits_on_threads:
+        return "CPU (threads)"
+    return "I/O wait" if cpu_bound is False else "?"
+
+
+# The fix for each kind of loop block, in the words `trace`, the report and `audit` share.
+FIXES = {
+    "cpu-bound": "offload to a process pool",
+    "cpu-in-threads": "CPU work in other threads: offload the call (run_in_threadpool)",
+    "io-wait": "I/O wait: await an async driver or offload it",
+    "blocks-loop": "offload it or use an async API",
+}
+
+
+def pool_part_name(func: str) -> str:
+    """A function that ran in the pool, named for people: `get_jwt_strategy`, or "response
+    validation" for FastAPI's second trip of a `def` endpoint."""
+    if func.startswith("fastapi.") and ("validate" in func or "serialize" in func):
+        return "response validation (FastAPI)"
+    return func.rsplit(".", 1)[-1]
+
+
+def pool_parts(verdict: Verdict) -> str:
+    """Which parts of a route ran in the thread pool, the rest having run on the event loop:
+    `in the thread pool: get_jwt_strategy (users.py:42) ×2, the rest on the event loop`."""
+    if not verdict.in_pool:  # the pool was seen in segments only (the calls were not kept)
+        return "runs in the thread pool"
+    parts = []
+    for part in verdict.in_pool:
+        at = f" ({short_where(part.where)})" if part.where else ""
+        parts.append(f"{pool_part_name(part.func)}{at} ×{part.count}")
+    return f"in the thread pool: {', '.join(parts)}; the rest on the event loop"
+
+
+def verdict_text(verdict: Verdict) -> str:
+    """One route's verdict in plain words, with the fix where there is one."""
+    threshold = f" ({verdict.block_ms:g} ms)" if verdict.block_ms else ""
+    total = format_duration(verdict.total_ns)
+    kind = verdict.kind
+    if kind in ("cpu-bound", "cpu-in-threads", "io-wait", "blocks-loop", "gc"):
+        how = (
+            f"1 time, {total}" if verdict.count == 1 else f"{verdict.count} times, {total} in total"
+        )
+        at = place(verdict.where, verdict.inner) if verdict.where else NOT_SAMPLED
+        if kind == "gc":
+            return f"garbage collection held the loop during this route ({how})"
+        if kind == "cpu-bound":
+            return f"CPU-bound at {at} ({how}) — {FIXES[kind]}"
+        if kind == "cpu-in-threads":
+            return (
+                f"blocks the event loop at {at} ({how}), waiting while other threads of the "
+                f"process computed — {FIXES[kind]}"
+            )
+        return f"blocks the event loop at {at} ({how}) — {FIXES[kind]}"
+    if kind == "pool-wait":
+        times = "once" if verdict.count == 1 else f"{verdict.count} times"
+        longest = format_duration(verdict.longest_ns)
+        return (
+            f"{pool_parts(verdict)}; waited for a token {times} (up to {longest}): "
+            "raise the limiter or make it async"
+        )
+    if kind == "thread-pool":
+        return f"no loop blocks over the threshold{threshold}; {pool_parts(verdict)}"
+    if kind == "event-loop":
+        return f"runs on the event loop; no loop blocks over the threshold{threshold}"
+    return "client view only: no server-side data was recorded for this route"
