@@ -48,6 +48,7 @@ test-oldest: setup
 bench: setup
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/probe_overhead.py
+	$(BIN)/python benchmarks/sim_bench.py
 
 bench-instructions: setup
 	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)

@@ -26,6 +26,7 @@ from loopscope.load.driver import Progress as LoadProgress
 from loopscope.measure.experiment import DemoOptions, Mode, demo_record, parse_modes, run_demo
 from loopscope.measure.run import Stage
 from loopscope.report.console import demo_table
+from loopscope.sim import simulate_like
 from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
 
 
@@ -58,6 +59,9 @@ def demo(
     ] = True,
     warmup: WarmupOption = True,
     allow_errors: AllowErrorsOption = False,
+    compare_sim: Annotated[
+        bool, typer.Option("--compare-sim", help="Add the model's prediction of each run.")
+    ] = False,
 ) -> None:
     """Run the seed's experiment: every mode against a fresh uvicorn, measured."""
     chosen = parse_modes(modes)
@@ -72,6 +76,8 @@ def demo(
 
         options = DemoOptions(io_ms=io_ms, users=users, threads=threads, probe=probe, warmup=warmup)
         traces = run_demo(chosen, options, on_mode)
+    if compare_sim:
+        traces = [t for measured in traces for t in (measured, simulate_like(measured.run))]
 
     def write_record(path: Path) -> None:
         write_json(path, demo_record(traces))

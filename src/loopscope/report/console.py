@@ -11,6 +11,7 @@ from rich.table import Table
 
 from loopscope.measure.failures import Failure, status_counts
 from loopscope.report import failures as failing
+from loopscope.report.simulated import describe_note
 from loopscope.report.words import (
     MAIN_STORY_SHARE,
     block_kind,
@@ -79,7 +80,9 @@ def _cause(trace: Trace) -> str:
 
 def demo_table(traces: Sequence[Trace]) -> Table:
     """Mode, makespan, each request's finish time and status, and what happened."""
-    table = Table(title="The seed's experiment, measured", title_justify="left")
+    simulated = any(t.run.source == "simulated" for t in traces)
+    title = "The seed's experiment, measured" + (" and simulated" if simulated else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("mode", style="bold")
     table.add_column("makespan", justify="right")
     table.add_column("finished at (s)")
@@ -89,7 +92,8 @@ def demo_table(traces: Sequence[Trace]) -> Table:
         times = finish_times_s(trace)
         statuses = sorted({str(r.status or "error") for r in trace.requests})
         table.add_row(
-            escape(trace.run.mode),
+            escape(trace.run.mode)
+            + (" [dim](simulated)[/]" if trace.run.source == "simulated" else ""),
             f"{makespan_s(trace):.2f} s",
             _compact(times),
             ", ".join(statuses),
@@ -117,6 +121,8 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
         mode = "precise"
     else:
         mode = "watchdog only (uvloop: callbacks cannot be timed)"
+    if run.source == "simulated":
+        mode = "none: [bold yellow]simulated[/] by loopscope's model, not measured"
     out.append(
         f"[bold]{escape(run.app)}[/] on uvicorn ({run.loop}, {run.workers} worker(s), "
         f"{run.threads} thread tokens), {len(trace.requests)} requests, probe: {mode}"
@@ -199,7 +205,7 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
             "an error status: the timings describe error handling, not the routes' real work."
         )
     for note in run.notes:
-        out.append(f"[yellow]note:[/] {escape(note)}")
+        out.append(f"[yellow]note:[/] {escape(describe_note(note))}")
     dropped = run.probe.get("dropped_events", 0)
     errors = run.probe.get("probe_errors", 0)
     if dropped or errors:

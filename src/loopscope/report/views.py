@@ -12,6 +12,7 @@ from loopscope.measure.failures import Failure, status_counts
 from loopscope.report import failures as failing
 from loopscope.report.explain import explain
 from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
+from loopscope.report.simulated import describe_note
 from loopscope.report.words import format_duration, place, verdict_text
 from loopscope.trace.analysis import (
     has_server_data,
@@ -77,7 +78,7 @@ def run_view(trace: Trace, svg: str, failures: Sequence[Failure] | None = None) 
         source=run.source,
         client_only=not has_server_data(trace),
         facts=_facts(trace),
-        notes=list(run.notes),
+        notes=[describe_note(note) for note in run.notes],
         explanation=" ".join(explain(trace)),
         verdicts=[
             {"route": v.route, "kind": v.kind, "text": verdict_text(v)} for v in verdicts(trace)

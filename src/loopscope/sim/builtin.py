@@ -1,0 +1,119 @@
+"""The demo's five modes as built-in recipes (`loopscope sim --mode M`).
+
+Each is the demo app's route as the probe sees it, in steps. The times are medians that
+`loopscope sim --from` fitted from a 3-user demo trace at `--io-ms 200` on a 2-core machine
+(rounded; `io` is the seed's DML and follows `--io-ms`):
+
+- every request starts with ~2 ms on the loop (accepting, parsing, validating the body) and ends
+  with a little more (serialising the answer); `login` also verifies a scrypt hash (~2.5 ms);
+- `blocking`: the `def` endpoint runs in anyio's pool, then its response validation takes a second
+  trip — the reason one token (`single-thread`) ends all three requests together at T3;
+  `await:0` are anyio's checkpoints, where the task gives the loop up before taking a token;
+- `async-blocking`: everything in one run on the loop, `io` included: the loop is blocked;
+- `async`: `await` for the sleep; aiosqlite's calls run in its own thread per connection
+  (`thread(...)`: connecting, then executing, fetching and closing, ~1.3 ms after the sleep);
+- `offload`: one trip through the pool for the blocking helper, the rest on the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopscope.errors import UsageError
+from loopscope.sim.recipe import Item, PoolStep, Recipe, Step, parse_items
+from loopscope.sim.settings import Load, ServerModel
+from loopscope.trace.model import Run, Trace
+
+ACTIONS = ("login", "info", "history")
+VERIFY_MS = 2.5
+"""scrypt verification of the login password (the demo's `verify_password`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinMode:
+    """A demo mode: the route variant, its recipe (`{io}` and `{verify}` filled in per action)
+    and the thread tokens it forces (the seed's one worker thread W), if any."""
+
+    variant: str
+    recipe: str
+    threads: int | None = None
+
+
+_BLOCKING = (
+    "cpu:2, await:0, cpu:0.1, await:0, cpu:0.1, pool(cpu:{verify}, cpu:0.6, io:{io}), "
+    "cpu:0.2, await:0, cpu:0.05, await:0, cpu:0.15, pool(cpu:0.03), cpu:0.3"
+)
+
+MODES: dict[str, BuiltinMode] = {
+    "blocking": BuiltinMode("blocking", _BLOCKING),
+    "single-thread": BuiltinMode("blocking", _BLOCKING, threads=1),
+    "async-blocking": BuiltinMode(
+        "async-blocking", "cpu:2, cpu:0.6, io:{io}, cpu:{verify}, cpu:0.3"
+    ),
+    "async": BuiltinMode(
+        "async",
+        "cpu:2, thread(cpu:1), cpu:0.02, await:{io}, cpu:0.05, thread(cpu:0.5), cpu:0.1, "
+        "thread(cpu:0.3), cpu:0.05, thread(cpu:0.5), cpu:{verify}, cpu:0.3",
+    ),
+    "offload": BuiltinMode(
+        "offload",
+        "cpu:2, await:0, cpu:0.08, await:0, cpu:0.08, pool(cpu:0.6, io:{io}), cpu:{verify}, "
+        "cpu:0.4",
+    ),
+}
+
+CLIENT = {"client_ms": 0.8, "send_ms": 4.5, "reply_ms": 1.0}
+"""The load driver's own times on the machine the recipes were fitted on (see `ServerModel`):
+`client_ms` is the median spacing of its users' first sends over demo runs at 10–100 users
+(0.4–1.5 ms); at 3 users the first connections cost more."""
+
+
+def mode_recipes(mode: str, io_ms: float) -> dict[str, Recipe]:
+    """The three routes of `mode` with the DML taking `io_ms`."""
+    if mode not in MODES:
+        raise UsageError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    if not io_ms >= 0:
+        raise UsageError(f"--io-ms must not be negative, not {io_ms}.")
+    spec = MODES[mode]
+    recipes = {}
+    for action in ACTIONS:
+        route = f"/{action}/{spec.variant}"
+        verify = VERIFY_MS if action == "login" else 0
+        text = spec.recipe.format(io=f"{io_ms:g}", verify=f"{verify:g}")
+        # A zero step (no password to verify) is left out, so the recipe reads as it runs.
+        items = tuple(_drop_zero_cpu(i) for i in parse_items(text) if i != Step("cpu", 0))
+        recipes[route] = Recipe(route=route, items=items, method="POST")
+    return recipes
+
+
+def _drop_zero_cpu(item: Item) -> Item:
+    if isinstance(item, PoolStep):
+        return PoolStep(item.kind, tuple(s for s in item.steps if s != Step("cpu", 0)))
+    return item
+
+
+def mode_model(
+    mode: str, users: int = 3, io_ms: float = 1000.0, threads: int = 40, **server: object
+) -> tuple[ServerModel, Load]:
+    """The seed's experiment in `mode`: user `i` sends login, info or history (`i mod 3`)."""
+    recipes = mode_recipes(mode, io_ms)
+    routes = list(recipes)
+    hits = tuple((routes[i % 3],) for i in range(users))
+    settings: dict[str, object] = {**CLIENT, **server}
+    model = ServerModel(threads=MODES[mode].threads or threads, **settings)  # type: ignore[arg-type]
+    return model, Load(recipes=recipes, hits_by_user=hits, io_ms=io_ms)
+
+
+def simulate_like(measured: Run) -> Trace:
+    """The built-in model of a measured demo run: same mode, users, I/O time and tokens."""
+    from loopscope.sim.run import simulate
+
+    if measured.mode not in MODES:
+        raise UsageError(f"There is no built-in model of mode {measured.mode!r}.")
+    server, load = mode_model(
+        measured.mode,
+        users=max(1, measured.users),
+        io_ms=measured.io_ms if measured.io_ms is not None else 1000.0,
+        threads=measured.threads or 40,
+    )
+    return simulate(server, load, mode=measured.mode, app=measured.app)

