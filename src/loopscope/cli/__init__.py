@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "demo": "loopscope.cli.demo:demo",
     "trace": "loopscope.cli.trace:trace",
     "report": "loopscope.cli.report:report",
+    "audit": "loopscope.cli.audit:audit",
 }
 
 app = typer.Typer(

@@ -14,6 +14,7 @@ from loopscope.trace.analysis import (
     loop_blocks,
     short_where,
 )
+from loopscope.trace.fixes import FIX_CPU, FIX_IO_WAIT, FIX_UNKNOWN
 from loopscope.trace.model import LoopBlock, Trace
 from loopscope.trace.saturation import PoolWaits, pool_saturation
 
@@ -86,14 +87,12 @@ def _block_verdict(route: str, blocks: list[LoopBlock]) -> Verdict:
         text = f"held the loop in garbage collection ({how}) — allocate less per request"
         return Verdict(route, "blocks-loop", text)
     if worst.cpu_bound:
-        text = f"CPU-bound at {at} ({how}) — offload to a process pool"
+        text = f"CPU-bound at {at} ({how}) — {FIX_CPU}"
         return Verdict(route, "cpu-bound", text, where)
     if worst.cpu_bound is False:
-        text = (
-            f"blocks the event loop at {at} ({how}) — I/O wait: await an async driver or offload it"
-        )
+        text = f"blocks the event loop at {at} ({how}) — {FIX_IO_WAIT}"
         return Verdict(route, "io-wait", text, where)
-    text = f"blocks the event loop at {at} ({how}) — offload it or use an async API"
+    text = f"blocks the event loop at {at} ({how}) — {FIX_UNKNOWN}"
     return Verdict(route, "blocks-loop", text, where)
 
 
