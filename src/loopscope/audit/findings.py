@@ -59,7 +59,10 @@ def finding_for(point: EntryPoint, reached: Reached) -> Finding | None:
     """The finding for one blocking call reached from `point`, `None` when suppressed."""
     call = reached.call
     caller = reached.caller
-    chain = [step(reached.start, reached.start.node.lineno, reached.start.display)]
+    start = reached.start
+    chain = [step(point.function, point.function.node.lineno, point.function.display)]
+    if start is not point.function:
+        chain.append(step(start, start.node.lineno, f"{start.display} (decorator wrapper)"))
     chain += [
         step(f, line, callee.display)
         for (f, line), callee in zip(reached.path, reached.callees, strict=True)

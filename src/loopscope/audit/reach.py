@@ -4,7 +4,8 @@ Breadth first, so the first path found to a blocking call is a shortest chain. A
 edge when it runs its target's body on the caller's thread: project functions, methods,
 constructors (`__init__`), and callbacks handed to `loop.call_soon` (they run on the loop).
 Offloading cuts the chain by construction: `run_in_threadpool(f)` only *names* `f`, so `f`'s body
-is never an edge. A sync generator handed to `StreamingResponse` runs in the pool: not an edge.
+is never an edge. A generator handed to `StreamingResponse` is not an edge either: Starlette
+iterates it later, as an entry point of its own (`stream`, on the loop or in the pool).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from loopscope.audit.resolve import Resolver
 LOOP_CALLBACKS = ("call_soon", "call_soon_threadsafe", "call_later", "call_at")
 """Loop methods whose callback argument runs later on the loop itself."""
 
-_THREAD_ITERATORS = frozenset({"StreamingResponse"})
+_STREAMING = frozenset({"StreamingResponse"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +89,12 @@ class CallGraph:
         sinks: list[SinkCall] = []
         unresolved: list[Unresolved] = []
         module = function.module
-        thread_iterated = {
+        streamed = {
             id(node.args[0])
             for node in own_nodes(function.node)
             if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Call)
             and (getattr(node.func, "attr", None) or getattr(node.func, "id", None))
-            in _THREAD_ITERATORS
+            in _STREAMING
         }  # fmt: skip
         calls = [n for n in own_nodes(function.node) if isinstance(n, ast.Call)]
         for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
@@ -104,7 +105,7 @@ class CallGraph:
                 continue
             for target in targets:
                 if isinstance(target, Function):
-                    if not (id(call) in thread_iterated and not target.is_async):
+                    if id(call) not in streamed:
                         edges.append(Edge(call.lineno, target))
                 elif isinstance(target, Klass):
                     for init in ("__init__", "__post_init__"):
