@@ -56,6 +56,7 @@ class Function:
     owner: Klass | None
     outer: Function | None
     locals: frozenset[str]
+    imports: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_async(self) -> bool:
@@ -131,6 +132,22 @@ def _import_target(module: str, node: ast.ImportFrom, is_package: bool) -> str:
     return ".".join(p for p in (base, node.module or "") if p)
 
 
+def _local_imports(module: Module, node: FunctionNode) -> dict[str, str]:
+    """Imports inside a function body (lazy imports), by the name they bind."""
+    found: dict[str, str] = {}
+    is_package = module.file.path.name == "__init__.py"
+    for child in own_nodes(node):
+        if isinstance(child, ast.Import):
+            for alias in child.names:
+                top = alias.name.split(".")[0]
+                found[alias.asname or top] = alias.name if alias.asname else top
+        elif isinstance(child, ast.ImportFrom):
+            source = _import_target(module.name, child, is_package)
+            for alias in child.names:
+                found[alias.asname or alias.name] = f"{source}.{alias.name}"
+    return found
+
+
 def _module_bindings(module: Module) -> None:
     file = module.file
     is_package = file.path.name == "__init__.py"
@@ -190,6 +207,7 @@ def _index_scope(
                 owner.methods.setdefault(node.name, function)
             elif outer is None and prefix == module.name:
                 module.defs.setdefault(node.name, function)
+            function.imports = _local_imports(module, node)
             _index_scope(index, module, node.body, function.qualname, None, function)
         elif isinstance(node, ast.ClassDef):
             klass = Klass(f"{prefix}.{node.name}", node, module)

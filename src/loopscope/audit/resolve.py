@@ -96,9 +96,22 @@ class Resolver:
 
     def _static(self, module: Module, scope: Function | None, expr: ast.expr) -> Target | None:
         parts = dotted(expr)
-        if parts is None or self._bound_locally(scope, parts[0]) is not None:
+        if parts is None:
             return None
-        return self._static_parts(module, parts)
+        binder = self._bound_locally(scope, parts[0])
+        if binder is None:
+            return self._static_parts(module, parts)
+        if parts[0] in binder.imports:
+            return self._qualified(".".join([binder.imports[parts[0]], *parts[1:]]))
+        return None
+
+    def _qualified(self, qualname: str) -> Target | None:
+        project = self._index.lookup(qualname)
+        if project is not None:
+            return project
+        if qualname.split(".")[0] in self._project_roots:
+            return None  # a project object that is not a def (an instance): ask jedi
+        return qualname
 
     def _static_parts(self, module: Module, parts: list[str]) -> Target | None:
         root, rest = parts[0], parts[1:]
@@ -112,13 +125,7 @@ class Resolver:
                 return found.methods.get(rest[0])
             return None
         if root in module.imports:
-            qualname = ".".join([module.imports[root], *rest])
-            project = self._index.lookup(qualname)
-            if project is not None:
-                return project
-            if qualname.split(".")[0] in self._project_roots:
-                return None  # a project object that is not a def (an instance): ask jedi
-            return qualname
+            return self._qualified(".".join([module.imports[root], *rest]))
         if root in _BUILTINS and not rest:
             return f"builtins.{root}"
         return None
