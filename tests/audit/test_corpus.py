@@ -84,6 +84,11 @@ EXPECTED: dict[str, set[tuple[str, str, str, str, str]]] = {
         ("error", "LS101", "chunks", "bad.py:46", "time.sleep"),
     },
     "suppression": sleeps(("GET /wrong-code", "bad.py:10")),
+    "coroutines": {
+        ("error", "LS101", "async def helper", "bad.py:9", "time.sleep"),
+        ("error", "LS108", "async def guarded", "bad.py:13", "threading.RLock.acquire"),
+        ("error", "LS104", "async def save", "bad.py:18", "typing.BinaryIO.write"),
+    },
     "hints": {("hint", "LS301", "GET /health", "bad.py:7", "bad.health")},
 }
 

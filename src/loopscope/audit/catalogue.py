@@ -42,6 +42,7 @@ DATABASE = Sink(
 OPEN = Sink("LS104", "io", "does file I/O", "`anyio.open_file` or `anyio.Path`", "ASYNC230")
 FDOPEN = Sink("LS104", "io", "does file I/O", "`anyio.open_file` or `anyio.Path`", "ASYNC231")
 PATH_IO = Sink("LS104", "io", "does file I/O", "`anyio.Path`", "ASYNC240")
+FILE_OBJECT = Sink("LS104", "io", "does file I/O", "`anyio.open_file` (an async file)", "ASYNC232")
 FILE_IO = Sink("LS104", "io", "does file I/O", "`anyio.Path` or `anyio.to_thread.run_sync`")
 SPAWN = Sink("LS105", "io", "starts a process", "`asyncio.create_subprocess_exec`", "ASYNC220")
 RUN = Sink("LS105", "io", "runs a process and waits", "`anyio.run_process`", "ASYNC221")
@@ -121,8 +122,19 @@ _OS_PATH = [
     "getatime",
     "getctime",
     "samefile",
+    "realpath",
 ]
 _HTTP_FUNCTIONS = ["get", "post", "put", "patch", "delete", "head", "options", "request", "stream"]
+
+_FILE_CLASSES = tuple(
+    f"{module}.{cls}"
+    for module, names in (
+        ("typing", "IO BinaryIO TextIO"),
+        ("io", "TextIOWrapper BufferedReader BufferedWriter BufferedRandom FileIO"),
+    )
+    for cls in names.split(" ")
+)
+_FILE_METHODS = ("read", "readline", "readlines", "write", "writelines", "flush")
 
 BLOCKING: dict[str, Sink] = {
     "time.sleep": SLEEP,
@@ -218,6 +230,7 @@ BLOCKING: dict[str, Sink] = {
         ]
     },
     "threading.Lock.acquire": LOCK,
+    **{f"{cls}.{m}": FILE_OBJECT for cls in _FILE_CLASSES for m in _FILE_METHODS},
     "threading.RLock.acquire": LOCK,
     "threading.Semaphore.acquire": LOCK,
     "threading.BoundedSemaphore.acquire": LOCK,
@@ -283,6 +296,19 @@ def normalise(qualname: str) -> str:
     return qualname
 
 
+FAMILY_METHODS = frozenset(
+    {*_HTTP_FUNCTIONS, "send", "getresponse", "connect", "urlopen", "request_encode_body"}
+    | {"execute", "executemany", "fetchone", "fetchall", "fetchmany", "commit", "rollback"}
+    | {"close", "cursor", "callproc", "begin", "scalar", "scalars", "exec_driver_sql"}
+    | {"set", "hget", "hset", "hgetall", "exists", "expire", "incr", "lpush", "rpush", "lpop"}
+    | {"rpop", "publish", "pipeline", "keys", "scan", "mget", "mset", "setex", "ping"}
+    | {"find", "find_one", "insert_one", "insert_many", "update_one", "update_many"}
+    | {"delete_one", "delete_many", "aggregate", "count_documents", "replace_one"}
+)
+"""Method names of the `Class.*` families above (HTTP clients, DB-API connections and
+cursors, redis, pymongo): with the explicit names, every method name that can be blocking."""
+
+
 class Catalogue:
     """`BLOCKING` plus the project's own additions and exemptions, queried by qualified name."""
 
@@ -298,6 +324,9 @@ class Catalogue:
         for name in extra_cpu:
             self._sinks[name] = Sink("LS202", "cpu", "is CPU-bound (listed in pyproject)", "")
         self._allow = frozenset(allow)
+        explicit = {name.rsplit(".", 1)[-1] for name in self._sinks if not name.endswith("*")}
+        self.method_names = frozenset(explicit | FAMILY_METHODS)
+        """Every method name a blocking call can have: calls by other names need no types."""
 
     def sink(self, qualname: str) -> Sink | None:
         """What blocking `qualname` does, or `None` when it is not known to block."""

@@ -21,6 +21,7 @@ EntryKind = Literal[
     "event handler",
     "background task",
     "stream",
+    "coroutine",
 ]
 
 SEVERITY_RANK: dict[str, int] = {"hint": 0, "warning": 1, "error": 2}

@@ -97,7 +97,9 @@ class CallGraph:
             in _STREAMING
         }  # fmt: skip
         calls = [n for n in own_nodes(function.node) if isinstance(n, ast.Call)]
-        for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
+        # Inner calls first (`open(p)` before `open(p).read()`): the first blocking call of a
+        # line is the one reported.
+        for call in sorted(calls, key=lambda c: (c.lineno, c.end_col_offset or 0)):
             targets = self._resolver.resolve(module, function, call.func)
             if not targets:
                 where = f"{module.file.relpath}:{call.lineno}"
@@ -114,7 +116,7 @@ class CallGraph:
                 else:
                     name = normalise(target)
                     sink = self._catalogue.sink(name)
-                    if sink is not None:
+                    if sink is not None and not any(s.line == call.lineno for s in sinks):
                         sinks.append(SinkCall(call.lineno, name, sink))
                     method = name.rsplit(".", 1)[-1]
                     if method in LOOP_CALLBACKS and call.args:
@@ -125,7 +127,26 @@ class CallGraph:
                             ):
                                 if isinstance(callback, Function):
                                     edges.append(Edge(call.lineno, callback))
+        sinks += self._held_locks(function)
         return CallSites(tuple(edges), tuple(sinks), tuple(unresolved))
+
+    def _held_locks(self, function: Function) -> list[SinkCall]:
+        """`with LOCK:` acquires a thread lock: a blocking call with no call in the source."""
+        found: list[SinkCall] = []
+        for node in own_nodes(function.node):
+            if not isinstance(node, ast.With):
+                continue
+            for item in node.items:
+                if isinstance(item.context_expr, ast.Call):
+                    continue  # `with open(...)`: the call itself is checked
+                for kind in self._resolver.instance_types(function.module, item.context_expr):
+                    for method in ("acquire", "__enter__"):
+                        name = normalise(f"{kind}.{method}")
+                        sink = self._catalogue.sink(name)
+                        if sink is not None:
+                            found.append(SinkCall(node.lineno, name, sink))
+                            break
+        return found
 
     def walk(self, starts: list[Function], max_depth: int) -> tuple[list[Reached], set[Function]]:
         """Every blocking call reachable from `starts` within `max_depth` calls, each with a

@@ -25,6 +25,9 @@ Target = Function | Klass | str
 """A project function, a project class (constructed), or a library callable's qualified name."""
 
 _BUILTINS = frozenset(dir(builtins))
+UNTRACKED = "<untracked>"
+"""Prefix of a method call not inferred: no project function and no blocking call has its
+name, so whatever its receiver, it is neither followed nor reported."""
 _CALLABLE_TYPES = frozenset({"function", "class"})
 
 
@@ -61,16 +64,33 @@ def _annotation_name(annotation: ast.expr | None) -> list[str] | None:
     return None
 
 
+def _is_self(function: Function, name: str) -> bool:
+    """Whether `name` is the first parameter of a plain method (`self`)."""
+    args = function.node.args
+    first = [*args.posonlyargs, *args.args][:1]
+    decorators = {(dotted(d) or [""])[-1] for d in function.node.decorator_list}
+    return bool(first) and first[0].arg == name and not decorators & {"staticmethod", "classmethod"}
+
+
 class Resolver:
     """Resolves call targets and references inside one project, caching jedi's per-file state."""
 
-    def __init__(self, index: ProjectIndex, root: Path) -> None:
+    def __init__(self, index: ProjectIndex, root: Path, watched: frozenset[str]) -> None:
         self._index = index
+        # A method call is worth inferring only if it may land in the project or be blocking.
+        self._watched = watched | {f.node.name for f in index.functions}
+        self._receivers: dict[tuple[str, str, str], list[Target]] = {}
         base = root if root.is_dir() else root.parent
         paths = [str(base), str(base / "src"), *sys.path]
+        # Searching every caller to guess an unannotated parameter's type is what makes jedi
+        # slow on large trees; such calls are listed as unresolved instead.
+        jedi.settings.dynamic_params = False
+        jedi.settings.dynamic_params_for_other_modules = False
+        jedi.settings.dynamic_array_additions = False
         self._project = jedi.Project(base, sys_path=paths, smart_sys_path=False)
         self._environment = jedi.InterpreterEnvironment()
         self._scripts: dict[Path, jedi.Script] = {}
+        self._nested = {(f.outer.qualname, f.node.name): f for f in index.functions if f.outer}
         self._project_roots = frozenset(name.split(".")[0] for name in index.modules)
         self._by_real = {
             (os.path.realpath(path), line): target for (path, line), target in index.by_line.items()
@@ -81,6 +101,16 @@ class Resolver:
         static = self._static(module, scope, expr)
         if static is not None:
             return [static]
+        if isinstance(expr, ast.Attribute):
+            if expr.attr not in self._watched:
+                return [f"{UNTRACKED}.{expr.attr}"]
+            key = (scope.qualname if scope else module.name, ast.unparse(expr.value), expr.attr)
+            if key not in self._receivers:
+                self._receivers[key] = self._inferred(module, scope, expr)
+            return self._receivers[key]
+        return self._inferred(module, scope, expr)
+
+    def _inferred(self, module: Module, scope: Function | None, expr: ast.expr) -> list[Target]:
         found = self._jedi(module, expr)
         if found:
             return found
@@ -101,8 +131,28 @@ class Resolver:
         binder = self._bound_locally(scope, parts[0])
         if binder is None:
             return self._static_parts(module, parts)
+        nested = self._nested.get((binder.qualname, parts[0]))
+        if nested is not None and len(parts) == 1:
+            return nested
+        if len(parts) == 2 and binder is scope and _is_self(scope, parts[0]):
+            method = self._method(scope.owner, parts[1]) if scope.owner else None
+            if method is not None:
+                return method
         if parts[0] in binder.imports:
             return self._qualified(".".join([binder.imports[parts[0]], *parts[1:]]))
+        return None
+
+    def _method(self, klass: Klass, name: str, depth: int = 0) -> Function | None:
+        """`name` looked up on a project class and its project bases (first found wins)."""
+        if name in klass.methods:
+            return klass.methods[name]
+        for base in klass.node.bases:
+            parts = dotted(base)
+            found = self._static_parts(klass.module, parts) if parts else None
+            if isinstance(found, Klass) and depth < 16:
+                method = self._method(found, name, depth + 1)
+                if method is not None:
+                    return method
         return None
 
     def _qualified(self, qualname: str) -> Target | None:
@@ -138,17 +188,23 @@ class Resolver:
             )
         return self._scripts[path]
 
-    def _jedi(self, module: Module, expr: ast.expr) -> list[Target]:
+    @staticmethod
+    def _position(module: Module, expr: ast.expr) -> tuple[int, int] | None:
+        """jedi's (line, column) of the name `expr` ends with; columns count characters."""
         if isinstance(expr, ast.Attribute) and expr.end_lineno and expr.end_col_offset:
             line, end = expr.end_lineno, expr.end_col_offset
             text = module.file.lines[line - 1].encode()
-            column = len(text[:end].decode(errors="replace")) - len(expr.attr)
-        elif isinstance(expr, ast.Name):
-            line = expr.lineno
-            text = module.file.lines[line - 1].encode()
-            column = len(text[: expr.col_offset].decode(errors="replace"))
-        else:
+            return line, len(text[:end].decode(errors="replace")) - len(expr.attr)
+        if isinstance(expr, ast.Name):
+            text = module.file.lines[expr.lineno - 1].encode()
+            return expr.lineno, len(text[: expr.col_offset].decode(errors="replace"))
+        return None
+
+    def _jedi(self, module: Module, expr: ast.expr) -> list[Target]:
+        position = self._position(module, expr)
+        if position is None:
             return []
+        line, column = position
         script = self._script(module)
         try:
             names = script.goto(line, column, follow_imports=True)
@@ -169,6 +225,17 @@ class Resolver:
             elif name.full_name:
                 targets.append(name.full_name)
         return targets
+
+    def instance_types(self, module: Module, expr: ast.expr) -> list[str]:
+        """The qualified class names of the values `expr` may hold (e.g. a module's lock)."""
+        position = self._position(module, expr)
+        if position is None:
+            return []
+        try:
+            names = self._script(module).infer(*position)
+        except Exception:  # an engine failure on one expression must not stop the audit
+            return []
+        return [n.full_name for n in names if n.type == "instance" and n.full_name]
 
     def _annotated(self, module: Module, scope: Function | None, expr: ast.expr) -> Target | None:
         parts = dotted(expr)

@@ -9,8 +9,8 @@ from loopscope.audit.config import AuditSettings
 from loopscope.audit.entries import EntryFinder, EntryPoint
 from loopscope.audit.findings import finding_for, unneeded_hop
 from loopscope.audit.index import build_index
-from loopscope.audit.model import SEVERITY_RANK, AuditResult, Finding, Unresolved
-from loopscope.audit.reach import CallGraph
+from loopscope.audit.model import SEVERITY_RANK, AuditResult, Entry, Finding, Unresolved
+from loopscope.audit.reach import LOOP_CALLBACKS, CallGraph
 from loopscope.audit.resolve import Resolver
 from loopscope.audit.sources import discover, parse_all
 from loopscope.errors import UsageError
@@ -29,13 +29,13 @@ def audit(root: Path, settings: AuditSettings | None = None) -> AuditResult:
         raise UsageError(f"{root} holds no Python file to audit.")
     files, problems = parse_all(root, paths)
     index = build_index(files)
-    resolver = Resolver(index, root)
     catalogue = Catalogue(settings.blocking_io, settings.blocking_cpu, settings.allow)
+    resolver = Resolver(index, root, catalogue.method_names | frozenset(LOOP_CALLBACKS))
     graph = CallGraph(resolver, catalogue)
     points = EntryFinder(index, resolver).find()
     findings: list[Finding] = []
     unresolved: dict[str, Unresolved] = {}
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str]] = set()  # one finding per entry and line
     for point in points:
         starts = [point.function, *point.wrappers]
         reached, visited = graph.walk(starts, settings.max_depth)
@@ -43,7 +43,7 @@ def audit(root: Path, settings: AuditSettings | None = None) -> AuditResult:
         if point.entry.runs_on == "event loop":
             for item in reached:
                 finding = finding_for(point, item)
-                key = (finding.entry, finding.where, finding.call) if finding else None
+                key = (finding.entry, finding.where) if finding else None
                 if finding is not None and key is not None and key not in seen:
                     seen.add(key)
                     findings.append(finding)
@@ -52,6 +52,24 @@ def audit(root: Path, settings: AuditSettings | None = None) -> AuditResult:
             hint = unneeded_hop(point)
             if hint is not None:
                 findings.append(hint)
+    # Every `async def` runs on the loop, whoever awaits it (another library, a task): a
+    # coroutine no entry point reaches is a root of its own, reported where nothing else did.
+    reported = {f.where for f in findings}
+    roots = {id(f) for p in points for f in (p.function, *p.wrappers)}
+    for function in index.functions:
+        if not function.is_async or id(function) in roots:
+            continue
+        name = f"async def {function.display}"
+        entry = Entry("coroutine", name, function.qualname, function.where, "event loop")
+        point = EntryPoint(entry, function)
+        reached, visited = graph.walk([function], settings.max_depth)
+        for item in reached:
+            finding = finding_for(point, item)
+            if finding is not None and finding.where not in reported:
+                reported.add(finding.where)
+                findings.append(finding)
+        for u in (u for f in visited for u in graph.sites(f).unresolved):
+            unresolved[u.where + u.text] = u
     findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.entry, f.where))
     return AuditResult(
         root=str(root),

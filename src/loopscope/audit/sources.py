@@ -55,7 +55,8 @@ def discover(root: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
 def package_base(root: Path) -> Path:
     """The folder module names are relative to: `root`, or above it while `root` is inside a
     package (auditing `src/app/api` still names its modules `app.api.x`)."""
-    base = root.resolve() if root.is_dir() else root.resolve().parent
+    # absolute, not resolved: a symlinked folder keeps the name it has under `root`
+    base = root.absolute() if root.is_dir() else root.absolute().parent
     while (base / "__init__.py").is_file() and base.parent != base:
         base = base.parent
     return base
@@ -63,7 +64,7 @@ def package_base(root: Path) -> Path:
 
 def module_name(root: Path, path: Path) -> str:
     """The dotted module name of `path`, relative to `root` (or to `root/src` in a src layout)."""
-    rel = path.resolve().relative_to(package_base(root))
+    rel = path.absolute().relative_to(package_base(root))
     if rel.parts and rel.parts[0] == "src" and len(rel.parts) > 1:
         rel = rel.relative_to("src")
     parts = list(rel.with_suffix("").parts)
