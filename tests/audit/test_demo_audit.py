@@ -68,3 +68,11 @@ def test_the_demo_findings_are_exactly_these(audit_of: Any) -> None:
     expected.add(("warning", "lifespan", "app.py:165", "tempfile.TemporaryDirectory"))
     assert {(f.severity, f.entry, f.where, f.call) for f in result.findings} == expected
     assert result.unresolved == [] and result.problems == []
+
+
+def test_fixes_lead_with_the_same_words_as_trace_verdicts(audit_of: Any) -> None:
+    from loopscope.trace.fixes import FIX_CPU, FIX_IO_WAIT
+
+    findings = audit_of(DEMO).findings
+    assert all(f.fix.startswith(FIX_IO_WAIT) for f in findings if f.code == "LS101")
+    assert all(FIX_CPU in f.fix for f in findings if f.code == "LS201")
