@@ -67,3 +67,9 @@ def test_sarif_is_version_2_1_0_with_a_rule_per_code() -> None:
     sleep = next(r for r in run["results"] if r["ruleId"] == "LS101")
     region = sleep["locations"][0]["physicalLocation"]
     assert region["artifactLocation"]["uri"] == "db.py" and region["region"]["startLine"] == 70
+
+
+def test_a_max_depth_below_one_is_a_usage_error() -> None:
+    result = loopscope("audit", str(DEMO), "--max-depth", "0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --max-depth must be at least 1, not 0."

@@ -78,7 +78,8 @@ class Resolver:
     def __init__(self, index: ProjectIndex, root: Path, watched: frozenset[str]) -> None:
         self._index = index
         # A method call is worth inferring only if it may land in the project or be blocking.
-        self._watched = watched | {f.node.name for f in index.functions}
+        # (`module.function()` never gets here: imported modules are resolved from the index.)
+        self._watched = watched | {f.node.name for f in index.functions if f.owner is not None}
         self._receivers: dict[tuple[str, str, str], list[Target]] = {}
         base = root if root.is_dir() else root.parent
         paths = [str(base), str(base / "src"), *sys.path]
