@@ -49,6 +49,7 @@ bench: setup
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/probe_overhead.py
 	$(BIN)/python benchmarks/sim_bench.py
+	$(BIN)/python benchmarks/audit_bench.py
 
 bench-instructions: setup
 	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "trace": "loopscope.cli.trace:trace",
     "report": "loopscope.cli.report:report",
     "sim": "loopscope.cli.sim:sim",
+    "audit": "loopscope.cli.audit:audit",
 }
 
 app = typer.Typer(

@@ -8,6 +8,7 @@ turn them into words here, so that they never advise differently.
 from __future__ import annotations
 
 from loopscope.trace.analysis import UNKNOWN_WHERE
+from loopscope.trace.fixes import FIX_CPU, FIX_IO_WAIT, FIX_UNKNOWN
 from loopscope.trace.verdicts import Verdict
 
 NOT_SAMPLED = "a line not sampled (no stack sample caught the loop while it was stuck)"
@@ -59,12 +60,13 @@ def block_kind(cpu_bound: bool | None, waits_on_threads: bool, gc: bool) -> str:
     return "I/O wait" if cpu_bound is False else "?"
 
 
-# The fix for each kind of loop block, in the words `trace`, the report and `audit` share.
+# The fix for each kind of loop block: the phrases `audit` findings lead with too
+# (`loopscope.trace.fixes`), so a measured block and a found call never advise differently.
 FIXES = {
-    "cpu-bound": "offload to a process pool",
+    "cpu-bound": FIX_CPU,
     "cpu-in-threads": "CPU work in other threads: offload the call (run_in_threadpool)",
-    "io-wait": "I/O wait: await an async driver or offload it",
-    "blocks-loop": "offload it or use an async API",
+    "io-wait": FIX_IO_WAIT,
+    "blocks-loop": FIX_UNKNOWN,
 }
 
 
