@@ -49,13 +49,16 @@ def test_all_users_are_released_at_the_same_instant(server: ServerProcess) -> No
 def test_two_hundred_concurrent_requests_are_not_capped_by_the_client(
     server: ServerProcess,
 ) -> None:
-    # httpx's default pool of 100 connections would make this take two naps or more.
+    # httpx's default pool of 100 connections would make half of them take two naps or more.
+    # A lone connection whose SYN the kernel dropped under load is retried a second later: a
+    # few such stragglers are the machine's, not the client's cap.
     requests = asyncio.run(
         run_load(server.url, uniform_scenario([Hit("GET", "/nap?ms=1000")], 200))
     )
     assert all(r.status == 200 for r in requests)
-    makespan = max(r.client_done_ns for r in requests) - min(r.client_send_ns for r in requests)
-    assert makespan / 1e9 < 1.75
+    start = min(r.sent_ns for r in requests)
+    in_one_nap = [r for r in requests if (r.done_ns - start) / 1e9 < 1.75]
+    assert len(in_one_nap) >= 190, sorted((r.done_ns - start) / 1e9 for r in requests)[-12:]
 
 
 def test_the_seed_scenario_sends_login_info_history_in_turn() -> None:
