@@ -14,6 +14,7 @@ on a reused connection before any byte of its answer is sent once more on a fres
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,8 +183,15 @@ async def run_load(
         tasks = [asyncio.create_task(user_loop(slots)) for slots in plan]
         # Let every user reach the barrier before any of them sends.
         await asyncio.sleep(0)
-        start.set()
-        await asyncio.gather(*tasks)
+        # The process the driver runs in may hold a large heap (a test suite, an analysis): a
+        # full collection of it would stall the driver's loop mid-run and delay every send.
+        # Frozen objects are left out of collections until the run is over.
+        gc.freeze()
+        try:
+            start.set()
+            await asyncio.gather(*tasks)
+        finally:
+            gc.unfreeze()
 
     if results and all(r.status is None for r in results):
         raise LoadError(
