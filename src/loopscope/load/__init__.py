@@ -4,7 +4,7 @@ Every request carries an `x-loopscope-request` id header, so the probe in the se
 records under the same id, and is stamped with `time.monotonic_ns()` at send, first byte and done.
 """
 
-from loopscope.load.driver import REQUEST_ID_HEADER, run_load
+from loopscope.load.driver import run_load
 from loopscope.load.scenarios import (
     Hit,
     Scenario,
@@ -15,7 +15,6 @@ from loopscope.load.scenarios import (
 )
 
 __all__ = [
-    "REQUEST_ID_HEADER",
     "Hit",
     "Scenario",
     "parse_hit",

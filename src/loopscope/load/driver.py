@@ -27,8 +27,6 @@ from loopscope.load.scenarios import Hit, Scenario
 from loopscope.trace.constants import REQUEST_HEADER
 from loopscope.trace.model import Request
 
-REQUEST_ID_HEADER = REQUEST_HEADER
-
 Progress = Callable[[int, int], None]
 
 
@@ -117,7 +115,7 @@ async def _send(sessions: _Sessions, base_url: str, slot: _Slot, timeout_s: floa
                 hit.method,
                 base_url + hit.path,
                 json=hit.json_body,
-                headers={REQUEST_ID_HEADER: slot.id},
+                headers={REQUEST_HEADER: slot.id},
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
                 trace_request_ctx=attempt,
             ) as response:

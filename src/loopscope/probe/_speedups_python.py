@@ -22,7 +22,7 @@ from time import monotonic_ns as _now
 from types import MethodType
 from typing import Any
 
-from loopscope.probe.context import sanitize_request_id
+from loopscope.probe.context import client_request_id
 from loopscope.probe.packed import NO_TEXT as NO_TEXT
 from loopscope.probe.packed import STEP
 
@@ -315,7 +315,7 @@ class RequestWatcher:
         recorder.used += 1
         try:
             serial = recorder.serial = recorder.serial + 1
-            client_id = self._client_id(scope.get("headers"))
+            client_id = client_request_id(scope.get("headers"), self.header)
             if client_id is not None:
                 taken = recorder.id_taken(client_id)
                 request_id = recorder.unique_id(client_id) if taken else client_id
@@ -345,15 +345,6 @@ class RequestWatcher:
             recorder.fail("middleware", exc)
             return None
         return watch
-
-    def _client_id(self, headers: Any) -> str | None:
-        try:
-            for name, value in headers:
-                if name == self.header:
-                    return sanitize_request_id(bytes(value).decode("latin-1"))
-        except (TypeError, ValueError):
-            pass  # not a list of pairs: the request still gets an id
-        return None
 
 
 class StallGate:

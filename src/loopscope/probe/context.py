@@ -32,12 +32,12 @@ def sanitize_request_id(raw: str) -> str | None:
     return cleaned or None
 
 
-def client_request_id(headers: Any) -> str | None:
-    """The sanitized `x-loopscope-request` id from ASGI `headers`, `None` where there is none
-    (the recorder then generates one)."""
+def client_request_id(headers: Any, header: bytes = REQUEST_HEADER) -> str | None:
+    """The sanitized id in the `header` (`x-loopscope-request`) of ASGI `headers`, `None` where
+    there is none (the recorder then generates one)."""
     try:
         for name, value in headers:
-            if name == REQUEST_HEADER:
+            if name == header:
                 return sanitize_request_id(bytes(value).decode("latin-1"))
     except (TypeError, ValueError):
         pass  # not a list of pairs: the request still gets an id

@@ -121,11 +121,6 @@ class Probe:
         """Whether the hot paths run in C (`loopscope.probe._speedups`), else in Python."""
         return self._loop_hooks.compiled
 
-    @property
-    def loop_observed(self) -> bool:
-        """Whether the app's loop has been seen (and is being watched)."""
-        return self._observed is not None
-
     def observe_loop(self) -> None:
         """Watch the running loop, if it is not the one watched already.
 

@@ -192,7 +192,6 @@ class Recorder:
         "pool_samples",
         "samples",
         "serial",
-        "stamps",
         "steps",
         "used",
         "watch_blocks",
@@ -219,7 +218,6 @@ class Recorder:
         self.gc_pauses: list[GcPause] = []
         self.samples: dict[int, StackSamples] = {}
         self.watch_blocks: list[LoopBlock] = []
-        self.stamps: dict[int, tuple[int, object]] = {}
 
     def fail(self, hook: str, exc: BaseException) -> None:
         """Count one of the probe's own failures, in `hook`; the first few distinct ones are
