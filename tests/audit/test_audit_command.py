@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEMO = Path(__file__).parents[2] / "src" / "loopscope" / "demo"
+REPOSITORY = Path(__file__).parents[2]
+DEMO = REPOSITORY / "src" / "loopscope" / "demo"
 
 
 def loopscope(*args: str) -> subprocess.CompletedProcess[str]:
@@ -16,6 +17,7 @@ def loopscope(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=REPOSITORY,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
     )
 
@@ -66,7 +68,9 @@ def test_sarif_is_version_2_1_0_with_a_rule_per_code() -> None:
     assert {r["ruleId"] for r in run["results"]} == rules == {"LS101", "LS103", "LS104", "LS201"}
     sleep = next(r for r in run["results"] if r["ruleId"] == "LS101")
     region = sleep["locations"][0]["physicalLocation"]
-    assert region["artifactLocation"]["uri"] == "db.py" and region["region"]["startLine"] == 70
+    # Run from the repository root, as CI does: URIs are relative to it, where GitHub looks.
+    assert region["artifactLocation"]["uri"] == "src/loopscope/demo/db.py"
+    assert region["region"]["startLine"] == 70
 
 
 def test_a_max_depth_below_one_is_a_usage_error() -> None:

@@ -16,6 +16,12 @@ from loopscope.audit.sources import discover, parse_all
 from loopscope.errors import UsageError
 
 
+def _place(where: str) -> tuple[str, int]:
+    """`path:line` as a sort key: line 9 before line 10."""
+    path, _, line = where.rpartition(":")
+    return path, int(line)
+
+
 def audit(root: Path, settings: AuditSettings | None = None) -> AuditResult:
     """Audit the Python sources under `root` without importing or running them.
 
@@ -70,12 +76,12 @@ def audit(root: Path, settings: AuditSettings | None = None) -> AuditResult:
                 findings.append(finding)
         for u in (u for f in visited for u in graph.sites(f).unresolved):
             unresolved[u.where + u.text] = u
-    findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.entry, f.where))
+    findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.entry, *_place(f.where)))
     return AuditResult(
         root=str(root),
         entries=[p.entry for p in points],
         findings=findings,
-        unresolved=sorted(unresolved.values(), key=lambda u: u.where),
+        unresolved=sorted(unresolved.values(), key=lambda u: _place(u.where)),
         problems=problems,
         files=len(files),
     )
