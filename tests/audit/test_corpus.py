@@ -90,6 +90,23 @@ EXPECTED: dict[str, set[tuple[str, str, str, str, str]]] = {
         ("error", "LS104", "async def save", "bad.py:18", "typing.BinaryIO.write"),
     },
     "hints": {("hint", "LS301", "GET /health", "bad.py:7", "bad.health")},
+    "context_managers": {
+        ("error", code, entry, f"bad.py:{line}", call)
+        for code, entry, line, call in [
+            ("LS108", "GET /semaphore", 29, "threading.Semaphore.acquire"),
+            ("LS108", "GET /bounded", 35, "threading.BoundedSemaphore.acquire"),
+            ("LS108", "GET /condition", 41, "threading.Condition.acquire"),
+            ("LS108", "GET /process-lock", 47, "multiprocessing.Lock.acquire"),
+            ("LS108", "GET /file-lock", 53, "filelock.FileLock.acquire"),
+            ("LS108", "GET /file-lock-inline", 59, "filelock.FileLock.acquire"),
+            ("LS103", "GET /commit", 65, "sqlite3.Connection.__exit__"),
+            ("LS106", "GET /socket", 71, "socket.create_connection"),
+            ("LS101", "GET /gate", 20, "time.sleep"),
+        ]
+    },
+    "instance_dependencies": sleeps(
+        ("TokenChecker.__call__", "bad.py:14"), ("RoleChecker.__call__", "bad.py:20")
+    ),
 }
 
 
@@ -139,6 +156,15 @@ def test_a_decorator_wrapper_and_a_loop_callback_are_part_of_the_chain(audit_of:
     assert chains["GET /report"][1] == "bad.py:79 Report.__init__"
 
 
+def test_a_with_block_on_a_project_class_runs_its_enter_on_the_loop(audit_of: Any) -> None:
+    chains = {f.entry: f.chain for f in audit_of(CORPUS / "context_managers").findings}
+    assert chains["GET /gate"] == (
+        "bad.py:76 gate",
+        "bad.py:77 Gate.__enter__",
+        "bad.py:20 time.sleep",
+    )
+
+
 def test_calls_that_cannot_be_resolved_are_listed_not_dropped(audit_of: Any) -> None:
     unresolved = {(u.where, u.text) for u in audit_of(CORPUS / "receivers").unresolved}
     assert ("bad.py:100", "HANDLERS[name]") in unresolved
@@ -147,7 +173,7 @@ def test_calls_that_cannot_be_resolved_are_listed_not_dropped(audit_of: Any) -> 
 def test_where_each_entry_runs(audit_of: Any) -> None:
     runs = {
         (e.kind, e.name): e.runs_on
-        for case in ("dependencies", "handlers", "offload", "middleware")
+        for case in ("dependencies", "handlers", "offload", "middleware", "instance_dependencies")
         for e in audit_of(CORPUS / case).entries
     }
     assert runs == {
@@ -184,4 +210,12 @@ def test_where_each_entry_runs(audit_of: Any) -> None:
         ("middleware", "stamp"): "event loop",
         ("middleware", "GoodTiming"): "event loop",
         ("middleware", "GoodAsgi"): "event loop",
+        ("dependency", "TokenChecker.__call__"): "event loop",
+        ("dependency", "RoleChecker.__call__"): "event loop",
+        ("route", "GET /inline"): "event loop",
+        ("route", "GET /named"): "event loop",
+        ("dependency", "SyncChecker.__call__"): "thread pool",
+        ("dependency", "SessionMaker.__call__"): "thread pool",
+        ("dependency", "AwaitingChecker.__call__"): "event loop",
+        ("route", "GET /good/instances"): "event loop",
     }

@@ -31,6 +31,13 @@ ONLY_LOOPSCOPE: dict[tuple[str, str], str] = {
     ("receivers", "bad.py:59"): "db.execute on `db: Annotated[Session, Depends(get_db)]`: "
     "hydroid lists it as unresolved (sqlalchemy is not installed); loopscope reads the "
     "annotation's import",
+    ("context_managers", "bad.py:47"): "`with` a multiprocessing lock: not in hydroid's "
+    "catalogue (it misses an explicit `multiprocessing.Lock().acquire()` too)",
+    ("context_managers", "bad.py:53"): f"`with` a FileLock instance: filelock {NOT_INSTALLED}",
+    ("context_managers", "bad.py:59"): "`with FileLock(...)`: hydroid lists the call as "
+    "unresolved (filelock is not installed); loopscope reads the import",
+    ("context_managers", "bad.py:65"): "`with conn:` on a sqlite3 connection commits on exit: "
+    "hydroid does not model `__exit__` (it does report an explicit `conn.commit()`)",
     ("demo", "db.py:70"): "time.sleep after sqlite3.connect in the same helper: hydroid "
     "reports the first blocking call of a chain only; loopscope reports every one",
     ("demo", "db.py:71"): "sqlite3 Cursor.execute: as above, hydroid stops at the first call",

@@ -49,6 +49,23 @@ def test_pyproject_adds_and_allows_blocking_calls(tmp_path: Path) -> None:
     assert [(f.code, f.call) for f in result.findings] == [("LS109", "vendor.fetch")]
 
 
+def test_pyproject_names_classes_whose_with_block_blocks(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom vendor import Gate, Other\napp = FastAPI()\n"
+        "GATE = Gate()\nOTHER = Other()\n\n"
+        "@app.get('/')\nasync def root():\n    with GATE:\n        pass\n"
+        "    with OTHER:\n        pass\n"
+    )
+    assert audit(tmp_path).findings == []
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.loopscope.audit]\nblocking-with = ["vendor.Gate"]\n'
+    )
+    result = audit(tmp_path, load_settings(tmp_path))
+    assert [(f.code, f.where, f.call) for f in result.findings] == [
+        ("LS109", "main.py:9", "vendor.Gate.__enter__")
+    ]
+
+
 def test_an_unknown_setting_is_a_usage_error_that_names_the_keys(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.loopscope.audit]\nblocking = ["x"]\n')
     with pytest.raises(UsageError, match=r"unknown key 'blocking'.*allow, blocking-cpu"):

@@ -55,6 +55,7 @@ LOCK = Sink(
     "waits on a thread lock, event, queue or future",
     "`asyncio.Lock`/`Event`/`Queue`, or `await asyncio.wrap_future(...)`",
 )
+FILE_LOCK = Sink("LS108", "io", "waits on a file lock", "`filelock.AsyncFileLock`")
 HASH = Sink("LS201", "cpu", "hashes a password (CPU-bound)", "a process pool")
 
 _PATH_METHODS = [
@@ -258,6 +259,25 @@ BLOCKING: dict[str, Sink] = {
 }
 """Qualified name (or `family.*`) → what blocking it is."""
 
+_LOCK_CLASSES = ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition")
+_FILE_LOCKS = ("FileLock", "SoftFileLock", "UnixFileLock", "WindowsFileLock", "BaseFileLock")
+
+BLOCKING_WITH: dict[str, tuple[str, Sink]] = {
+    **{f"threading.{cls}": ("acquire", LOCK) for cls in _LOCK_CLASSES},
+    **{f"multiprocessing.{cls}": ("acquire", LOCK) for cls in _LOCK_CLASSES},
+    **{f"filelock.{cls}": ("acquire", FILE_LOCK) for cls in _FILE_LOCKS},
+    # A DB-API connection as a context manager commits (or rolls back) on exit.
+    "sqlite3.Connection": ("__exit__", DATABASE),
+    "psycopg2.extensions.connection": ("__exit__", DATABASE),
+    "psycopg.Connection": ("__exit__", DATABASE),
+    "pymysql.connections.Connection": ("__exit__", DATABASE),
+    # A session or connection closes on exit, rolling back what is still open.
+    "sqlalchemy.orm.Session": ("__exit__", DATABASE),
+    "sqlalchemy.engine.Connection": ("__exit__", DATABASE),
+}
+"""Classes whose `with x:` blocks though no call is written: class → (the method that blocks,
+`__enter__`'s acquire or `__exit__`'s commit, and what blocking it is)."""
+
 # Where an engine reports a public callable under its implementation's module.
 _PRIVATE_HOMES: tuple[tuple[str, str], ...] = (
     ("_sqlite3.", "sqlite3."),
@@ -277,12 +297,17 @@ _PRIVATE_HOMES: tuple[tuple[str, str], ...] = (
     ("_thread.LockType.", "threading.Lock."),
     ("_thread.RLock.", "threading.RLock."),
     ("threading._RLock.", "threading.RLock."),
+    ("multiprocessing.synchronize.", "multiprocessing."),
+    ("multiprocessing.context.BaseContext.", "multiprocessing."),
+    ("filelock._unix.", "filelock."),
+    ("filelock._soft.", "filelock."),
+    ("filelock._api.", "filelock."),
+    ("sqlalchemy.engine.base.", "sqlalchemy.engine."),
     ("requests.api.", "requests."),
     ("requests.sessions.", "requests."),
     ("httpx._api.", "httpx."),
     ("httpx._client.", "httpx."),
     ("sqlalchemy.orm.session.", "sqlalchemy.orm."),
-    ("sqlalchemy.engine.base.", "sqlalchemy.engine."),
     ("redis.client.", "redis."),
     ("argon2._password_hasher.", "argon2."),
 )
@@ -317,16 +342,31 @@ class Catalogue:
         extra_io: tuple[str, ...] = (),
         extra_cpu: tuple[str, ...] = (),
         allow: tuple[str, ...] = (),
+        extra_with: tuple[str, ...] = (),
     ) -> None:
         self._sinks = dict(BLOCKING)
+        listed = Sink("LS109", "io", "blocks (listed in pyproject)", "an async API")
+        self._with = dict(BLOCKING_WITH)
+        for name in extra_with:
+            self._with[name] = ("__enter__", listed)
         for name in extra_io:
-            self._sinks[name] = Sink("LS109", "io", "blocks (listed in pyproject)", "an async API")
+            self._sinks[name] = listed
         for name in extra_cpu:
             self._sinks[name] = Sink("LS202", "cpu", "is CPU-bound (listed in pyproject)", "")
         self._allow = frozenset(allow)
         explicit = {name.rsplit(".", 1)[-1] for name in self._sinks if not name.endswith("*")}
         self.method_names = frozenset(explicit | FAMILY_METHODS)
         """Every method name a blocking call can have: calls by other names need no types."""
+
+    def with_sink(self, cls: str) -> tuple[str, Sink] | None:
+        """The blocking call made by `with x:` on an instance of class `cls`, as (its qualified
+        name, what blocking it is), or `None` when entering and leaving such a block is free."""
+        name = normalise(f"{cls}.__enter__").rsplit(".", 1)[0]
+        if name in self._with and name not in self._allow:
+            method, sink = self._with[name]
+            call = f"{name}.{method}"
+            return None if call in self._allow else (call, sink)
+        return None
 
     def sink(self, qualname: str) -> Sink | None:
         """What blocking `qualname` does, or `None` when it is not known to block."""

@@ -1,6 +1,6 @@
 """Audit settings: the command's options plus `[tool.loopscope.audit]` in the project's
-`pyproject.toml` (`blocking-io`, `blocking-cpu`, `allow`: lists of qualified names; `exclude`:
-globs of files to skip)."""
+`pyproject.toml` (`blocking-io`, `blocking-cpu`, `allow`: lists of qualified names;
+`blocking-with`: classes whose `with x:` blocks; `exclude`: globs of files to skip)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from loopscope.errors import UsageError
 
 DEFAULT_MAX_DEPTH = 32
-_KEYS = frozenset({"blocking-io", "blocking-cpu", "allow", "exclude"})
+_KEYS = frozenset({"blocking-io", "blocking-cpu", "blocking-with", "allow", "exclude"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,7 @@ class AuditSettings:
     max_depth: int = DEFAULT_MAX_DEPTH
     blocking_io: tuple[str, ...] = ()
     blocking_cpu: tuple[str, ...] = ()
+    blocking_with: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
@@ -57,6 +58,7 @@ def load_settings(root: Path, max_depth: int = DEFAULT_MAX_DEPTH) -> AuditSettin
         max_depth=max_depth,
         blocking_io=_names(table, "blocking-io", pyproject),
         blocking_cpu=_names(table, "blocking-cpu", pyproject),
+        blocking_with=_names(table, "blocking-with", pyproject),
         allow=_names(table, "allow", pyproject),
         exclude=_names(table, "exclude", pyproject),
     )

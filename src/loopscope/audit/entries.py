@@ -7,6 +7,8 @@ The rules (checked against FastAPI 0.165 / Starlette 1.10, see NOTES.md):
   `async def` is awaited on the event loop, a plain `def` is sent to the thread pool;
 - a sync generator dependency runs in the thread pool too (its exit on a one-token limiter);
 - a class used as a dependency is called through `__init__`, which is never a coroutine: pool;
+  an *instance* used as a dependency (`Depends(Checker())`) is called through its class's
+  `__call__`: on the loop when that is `async def`, in the pool when it is a plain `def`;
 - middleware (`BaseHTTPMiddleware.dispatch`, `@app.middleware`, pure ASGI `__call__`), lifespan,
   and `on_event`/`add_event_handler` handlers run on the loop — the exception: Starlette calls a
   sync startup/shutdown handler directly, on the loop, not in the pool;
@@ -183,7 +185,15 @@ class EntryFinder:
             dependency = inner.elts[0] if isinstance(inner, ast.Tuple) else None
         if dependency is None:
             return
-        for target in self._resolver.resolve(module, scope, dependency):
+        targets = list(self._resolver.resolve(module, scope, dependency))
+        if not any(isinstance(t, Function | Klass) for t in targets):
+            # An instance (`Depends(Checker())`, `Depends(checker)`): FastAPI calls its
+            # `__call__`, awaited on the loop when it is `async def`, else in the pool.
+            for cls in self._resolver.instances(module, scope, dependency):
+                method = self._resolver.method(cls, "__call__") if isinstance(cls, Klass) else None
+                if method is not None:
+                    targets.append(method)
+        for target in targets:
             if isinstance(target, Function):
                 runs = self._pool_unless_async(target)
                 if target.is_async and target.is_generator:

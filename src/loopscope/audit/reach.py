@@ -127,26 +127,36 @@ class CallGraph:
                             ):
                                 if isinstance(callback, Function):
                                     edges.append(Edge(call.lineno, callback))
-        sinks += self._held_locks(function)
+        with_edges, with_sinks = self._with_blocks(function)
+        edges += with_edges
+        sinks += with_sinks
         return CallSites(tuple(edges), tuple(sinks), tuple(unresolved))
 
-    def _held_locks(self, function: Function) -> list[SinkCall]:
-        """`with LOCK:` acquires a thread lock: a blocking call with no call in the source."""
+    def _with_blocks(self, function: Function) -> tuple[list[Edge], list[SinkCall]]:
+        """`with x:` runs `x`'s `__enter__` and `__exit__` with no call written: a project
+        class's are edges; a library class's are blocking when the catalogue says so (a thread
+        or file lock acquires, a DB connection commits)."""
+        edges: list[Edge] = []
         found: list[SinkCall] = []
         for node in own_nodes(function.node):
             if not isinstance(node, ast.With):
                 continue
             for item in node.items:
-                if isinstance(item.context_expr, ast.Call):
-                    continue  # `with open(...)`: the call itself is checked
-                for kind in self._resolver.instance_types(function.module, item.context_expr):
-                    for method in ("acquire", "__enter__"):
-                        name = normalise(f"{kind}.{method}")
-                        sink = self._catalogue.sink(name)
-                        if sink is not None:
-                            found.append(SinkCall(node.lineno, name, sink))
-                            break
-        return found
+                expr = item.context_expr
+                for cls in self._resolver.instances(function.module, function, expr):
+                    if isinstance(cls, Klass):
+                        for dunder in ("__enter__", "__exit__"):
+                            method = self._resolver.method(cls, dunder)
+                            if method is not None:
+                                edges.append(Edge(node.lineno, method))
+                        continue
+                    if not isinstance(cls, str):
+                        continue
+                    blocking = self._catalogue.with_sink(cls)
+                    if blocking is not None:
+                        found.append(SinkCall(node.lineno, *blocking))
+                        break
+        return edges, found
 
     def walk(self, starts: list[Function], max_depth: int) -> tuple[list[Reached], set[Function]]:
         """Every blocking call reachable from `starts` within `max_depth` calls, each with a

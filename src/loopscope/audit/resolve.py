@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jedi
 
-from loopscope.audit.index import Function, Klass, Module, ProjectIndex
+from loopscope.audit.index import Function, Klass, Module, ProjectIndex, own_nodes
 
 Target = Function | Klass | str
 """A project function, a project class (constructed), or a library callable's qualified name."""
@@ -62,6 +62,19 @@ def _annotation_name(annotation: ast.expr | None) -> list[str] | None:
         else:
             return dotted(annotation)
     return None
+
+
+def _parameters(function: Function) -> dict[str, ast.arg]:
+    args = function.node.args
+    return {a.arg: a for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+
+
+def _is_class(target: Target) -> bool:
+    """Whether `target` names a class: a project class, or a library name in CapWords (a
+    library callable's name is all we know of it when its package is not installed)."""
+    if isinstance(target, Klass):
+        return True
+    return isinstance(target, str) and target.rsplit(".", 1)[-1][:1].isupper()
 
 
 def _is_self(function: Function, name: str) -> bool:
@@ -136,14 +149,14 @@ class Resolver:
         if nested is not None and len(parts) == 1:
             return nested
         if len(parts) == 2 and binder is scope and _is_self(scope, parts[0]):
-            method = self._method(scope.owner, parts[1]) if scope.owner else None
+            method = self.method(scope.owner, parts[1]) if scope.owner else None
             if method is not None:
                 return method
         if parts[0] in binder.imports:
             return self._qualified(".".join([binder.imports[parts[0]], *parts[1:]]))
         return None
 
-    def _method(self, klass: Klass, name: str, depth: int = 0) -> Function | None:
+    def method(self, klass: Klass, name: str, depth: int = 0) -> Function | None:
         """`name` looked up on a project class and its project bases (first found wins)."""
         if name in klass.methods:
             return klass.methods[name]
@@ -151,7 +164,7 @@ class Resolver:
             parts = dotted(base)
             found = self._static_parts(klass.module, parts) if parts else None
             if isinstance(found, Klass) and depth < 16:
-                method = self._method(found, name, depth + 1)
+                method = self.method(found, name, depth + 1)
                 if method is not None:
                     return method
         return None
@@ -227,16 +240,50 @@ class Resolver:
                 targets.append(name.full_name)
         return targets
 
-    def instance_types(self, module: Module, expr: ast.expr) -> list[str]:
-        """The qualified class names of the values `expr` may hold (e.g. a module's lock)."""
+    def instances(self, module: Module, scope: Function | None, expr: ast.expr) -> list[Target]:
+        """The classes of the values `expr` may hold: project classes, or library classes by
+        qualified name (a module's lock, a parameter's annotation, `with FileLock(p):`)."""
+        if isinstance(expr, ast.Call):
+            return [t for t in self.resolve(module, scope, expr.func) if _is_class(t)]
+        found: list[Target] = []
         position = self._position(module, expr)
-        if position is None:
-            return []
-        try:
-            names = self._script(module).infer(*position)
-        except Exception:  # an engine failure on one expression must not stop the audit
-            return []
-        return [n.full_name for n in names if n.type == "instance" and n.full_name]
+        if position is not None:
+            try:
+                names = self._script(module).infer(*position)
+            except Exception:  # an engine failure on one expression must not stop the audit
+                names = []
+            for name in names:
+                if name.type != "instance":
+                    continue
+                path = name.module_path
+                project = None
+                if path is not None and name.line is not None:
+                    project = self._by_real.get((os.path.realpath(path), name.line))
+                if isinstance(project, Klass):
+                    found.append(project)
+                elif name.full_name:
+                    found.append(name.full_name)
+        if found or not isinstance(expr, ast.Name):
+            return found
+        # jedi cannot type a value of a library that is not installed: read the binding.
+        binder = self._bound_locally(scope, expr.id)
+        if binder is not None:
+            param = _parameters(binder).get(expr.id)
+            type_parts = _annotation_name(param.annotation if param else None)
+            if type_parts:
+                target = self._static_parts(binder.module, type_parts)
+                return [target] if target is not None and _is_class(target) else []
+            body = own_nodes(binder.node)
+        else:
+            body = list(module.file.tree.body)
+        for node in body:
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Call)
+                and any(isinstance(t, ast.Name) and t.id == expr.id for t in node.targets)
+            ):
+                return self.instances(module, binder, node.value)
+        return []
 
     def _annotated(self, module: Module, scope: Function | None, expr: ast.expr) -> Target | None:
         parts = dotted(expr)
@@ -245,9 +292,7 @@ class Resolver:
         owner = self._bound_locally(scope, parts[0])
         if owner is None:
             return None
-        args = owner.node.args
-        params = {a.arg: a for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
-        param = params.get(parts[0])
+        param = _parameters(owner).get(parts[0])
         type_parts = _annotation_name(param.annotation if param else None)
         if not type_parts:
             return None

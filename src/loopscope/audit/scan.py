@@ -35,7 +35,9 @@ def audit(root: Path, settings: AuditSettings | None = None) -> AuditResult:
         raise UsageError(f"{root} holds no Python file to audit.")
     files, problems = parse_all(root, paths)
     index = build_index(files)
-    catalogue = Catalogue(settings.blocking_io, settings.blocking_cpu, settings.allow)
+    catalogue = Catalogue(
+        settings.blocking_io, settings.blocking_cpu, settings.allow, settings.blocking_with
+    )
     resolver = Resolver(index, root, catalogue.method_names | frozenset(LOOP_CALLBACKS))
     graph = CallGraph(resolver, catalogue)
     points = EntryFinder(index, resolver).find()
