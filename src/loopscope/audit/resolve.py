@@ -104,6 +104,7 @@ class Resolver:
         self._project = jedi.Project(base, sys_path=paths, smart_sys_path=False)
         self._environment = jedi.InterpreterEnvironment()
         self._scripts: dict[Path, jedi.Script] = {}
+        self._state: object | None = None
         self._nested = {(f.outer.qualname, f.node.name): f for f in index.functions if f.outer}
         self._project_roots = frozenset(name.split(".")[0] for name in index.modules)
         self._by_real = {
@@ -197,9 +198,22 @@ class Resolver:
     def _script(self, module: Module) -> jedi.Script:
         path = module.file.path
         if path not in self._scripts:
-            self._scripts[path] = jedi.Script(
+            script = jedi.Script(
                 module.file.source, path=path, project=self._project, environment=self._environment
             )
+            # One inference state for every file, so what jedi learnt about a library
+            # (pydantic, typeshed's builtins) while typing one file serves all others; a new
+            # Script otherwise starts from nothing. jedi has no public API for this.
+            if self._state is None:
+                self._state = getattr(script, "_inference_state", None)
+            elif hasattr(script, "_inference_state"):
+                script._inference_state = self._state
+            self._scripts[path] = script
+        # jedi gives up on a syntax node inferred 300 times in one state's life: a limit meant
+        # for one query, so it is reset before each.
+        counts = getattr(self._state, "inferred_element_counts", None)
+        if isinstance(counts, dict):
+            counts.clear()
         return self._scripts[path]
 
     @staticmethod
