@@ -102,6 +102,8 @@ EXPECTED: dict[str, set[tuple[str, str, str, str, str]]] = {
             ("LS103", "GET /commit", 65, "sqlite3.Connection.__exit__"),
             ("LS106", "GET /socket", 71, "socket.create_connection"),
             ("LS101", "GET /gate", 20, "time.sleep"),
+            ("LS108", "GET /store", 86, "threading.RLock.acquire"),
+            ("LS108", "GET /store", 91, "threading.Lock.acquire"),
         ]
     },
     "instance_dependencies": sleeps(

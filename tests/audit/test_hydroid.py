@@ -38,6 +38,8 @@ ONLY_LOOPSCOPE: dict[tuple[str, str], str] = {
     "unresolved (filelock is not installed); loopscope reads the import",
     ("context_managers", "bad.py:65"): "`with conn:` on a sqlite3 connection commits on exit: "
     "hydroid does not model `__exit__` (it does report an explicit `conn.commit()`)",
+    ("context_managers", "bad.py:91"): "`with` a `threading.Lock`: not in hydroid's catalogue "
+    "(as catalogue bad.py:37; it does report the `RLock` at bad.py:86)",
     ("demo", "db.py:70"): "time.sleep after sqlite3.connect in the same helper: hydroid "
     "reports the first blocking call of a chain only; loopscope reports every one",
     ("demo", "db.py:71"): "sqlite3 Cursor.execute: as above, hydroid stops at the first call",

@@ -76,3 +76,25 @@ async def connect():
 async def gate():
     with Gate():
         return 1
+
+
+class Store:
+    def __init__(self):
+        self._lock = threading.RLock()
+
+    def get(self):
+        with self._lock:
+            return 1
+
+
+def guarded(lock: threading.Lock):
+    with lock:
+        return 2
+
+
+STORE = Store()
+
+
+@app.get("/store")
+async def store():
+    return STORE.get() + guarded(threading.Lock())
