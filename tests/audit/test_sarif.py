@@ -87,6 +87,15 @@ def test_the_log_meets_github_code_scanning_requirements(audit_of: Any) -> None:
     assert len(set(prints)) == len(prints) == 17
 
 
+def test_a_rule_takes_its_worst_result_level(audit_of: Any) -> None:
+    # LS101 in the handlers case: errors on request paths, warnings in lifespan/startup.
+    run = json.loads(to_sarif(audit_of(CORPUS / "handlers"), REPOSITORY))["runs"][0]
+    levels = {r["level"] for r in run["results"]}
+    assert levels == {"error", "warning"}
+    (rule,) = run["tool"]["driver"]["rules"]
+    assert rule["defaultConfiguration"]["level"] == "error"
+
+
 def test_uris_are_relative_to_the_repository_holding_the_audited_folder(tmp_path: Path) -> None:
     assert uri_prefix(DEMO, REPOSITORY) == ("src/loopscope/demo/", REPOSITORY)
     assert uri_prefix(REPOSITORY, REPOSITORY) == ("", REPOSITORY)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loopscope.trace.fixes import FIX_CPU, FIX_IO_WAIT
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -18,6 +20,20 @@ class Rule:
     name: str
     short: str
     full: str
+
+    @property
+    def fix(self) -> str:
+        """The fix for every finding with this code, in general terms (a finding names its own
+        alternative and entry point)."""
+        if self.code.startswith("LS3"):
+            return "make the route an `async def` so it skips the thread pool"
+        if self.code.startswith("LS2"):
+            return f"CPU-bound: {FIX_CPU} (or `await run_in_threadpool(...)` for short work)"
+        return (
+            f"{FIX_IO_WAIT}: await the async equivalent, wrap the call in "
+            "`await run_in_threadpool(...)`, or make the entry point a plain `def` so FastAPI "
+            "runs it in the thread pool"
+        )
 
 
 _LOOP = (

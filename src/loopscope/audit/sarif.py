@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 from loopscope import __version__
-from loopscope.audit.model import AuditResult, Finding
+from loopscope.audit.model import SEVERITY_RANK, AuditResult, Finding
 from loopscope.audit.rules import RULES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -92,8 +92,7 @@ def _result(finding: Finding, rule_index: int, prefix: str, fingerprint: str) ->
 
 def _rule(code: str, findings: list[Finding]) -> dict[str, object]:
     rule = RULES[code]
-    severity = max((f.severity for f in findings if f.code == code), key=list(_LEVEL).index)
-    fix = next(f.fix for f in findings if f.code == code)
+    severity = max((f.severity for f in findings if f.code == code), key=SEVERITY_RANK.__getitem__)
     return {
         "id": code,
         "name": rule.name,
@@ -101,8 +100,8 @@ def _rule(code: str, findings: list[Finding]) -> dict[str, object]:
         "fullDescription": {"text": rule.full},
         "defaultConfiguration": {"level": _LEVEL[severity]},
         "help": {
-            "text": f"{rule.full} For example: {fix}.",
-            "markdown": f"**{rule.short}.** {rule.full}\n\nFor example: {fix}.",
+            "text": f"{rule.full} Fix: {rule.fix}.",
+            "markdown": f"**{rule.short}.** {rule.full}\n\nFix: {rule.fix}.",
         },
         "properties": {"tags": _TAGS, "precision": "high"},
     }
