@@ -34,6 +34,15 @@ def test_broken_unreadable_and_huge_files_are_reported_and_the_rest_analysed(
     assert result.files == 1
 
 
+def test_a_symlink_loop_is_walked_once(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text(ROUTE)
+    (tmp_path / "app" / "again").symlink_to(tmp_path)
+    result = audit(tmp_path)
+    assert result.files == 1
+    assert [(f.where, f.call) for f in result.findings] == [("app/main.py:6", "time.sleep")]
+
+
 def test_max_depth_stops_following_calls(tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text(ROUTE)
     assert len(audit(tmp_path, load_settings(tmp_path, max_depth=2)).findings) == 1

@@ -41,7 +41,13 @@ def discover(root: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
     if root.is_file():
         return [root]
     found: list[Path] = []
+    seen: set[str] = set()  # real folders walked: a symlink back up the tree is walked once
     for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.endswith(".egg-info"))
         for name in files:
             if name.endswith(".py"):
