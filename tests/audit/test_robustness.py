@@ -25,8 +25,13 @@ def test_broken_unreadable_and_huge_files_are_reported_and_the_rest_analysed(
     (tmp_path / "broken.py").write_text("def oops(:\n    pass\n")
     (tmp_path / "latin1.py").write_bytes(b"name = '\xe9'\n")
     (tmp_path / "huge.py").write_text("x = 1\n" * (MAX_FILE_BYTES // 6 + 1))
+    # Generated code nested beyond what the parser, or the steps after it, can recurse into.
+    (tmp_path / "sum.py").write_text("async def f(x):\n    h(" + "+".join(["x"] * 400) + ")\n")
+    (tmp_path / "chain.py").write_text("async def f(x):\n    x" + ".y" * 3000 + "()\n")
     result = audit(tmp_path)
     reasons = {p.path: p.reason for p in result.problems}
+    assert reasons["sum.py"] == "skipped: nested 405 levels deep, over the 100-level limit"
+    assert reasons["chain.py"].startswith("skipped:")
     assert reasons["broken.py"].startswith("syntax error at line 1")
     assert reasons["latin1.py"].startswith("unreadable")
     assert reasons["huge.py"].startswith("skipped")

@@ -17,6 +17,11 @@ from loopscope.audit.model import SourceProblem
 MAX_FILE_BYTES = 2_000_000
 """Files larger than this are generated code, not a project's own: reported and skipped."""
 
+MAX_NESTING = 100
+"""Syntax trees deeper than this are generated code (hand-written code stays under 30 levels):
+reported and skipped, since the recursive steps after parsing (jedi, `ast.unparse`) would
+overflow Python's stack on them."""
+
 _SKIPPED_DIRS = frozenset(
     {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".tox",
      ".ruff_cache", ".pytest_cache", "build", "dist", ".eggs"}
@@ -33,6 +38,17 @@ class ParsedFile:
     lines: tuple[str, ...]
     source: str
     tree: ast.Module
+
+
+def nesting(tree: ast.AST) -> int:
+    """How many levels deep `tree` goes (walked without recursion, so any depth is safe)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def discover(root: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
@@ -103,6 +119,14 @@ def parse_all(root: Path, paths: list[Path]) -> tuple[list[ParsedFile], list[Sou
             at = f" at line {line}" if line else ""
             msg = getattr(exc, "msg", str(exc))
             problems.append(SourceProblem(rel, f"syntax error{at}: {msg}"))
+            continue
+        except (RecursionError, MemoryError):
+            problems.append(SourceProblem(rel, "skipped: too deeply nested for Python's parser"))
+            continue
+        levels = nesting(tree)
+        if levels > MAX_NESTING:
+            reason = f"skipped: nested {levels} levels deep, over the {MAX_NESTING}-level limit"
+            problems.append(SourceProblem(rel, reason))
             continue
         lines = tuple(source.splitlines())
         parsed.append(ParsedFile(module_name(root, path), path, rel, lines, source, tree))
