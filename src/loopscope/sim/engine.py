@@ -28,8 +28,8 @@ from typing import Any
 
 import simpy
 
-from loopscope.sim.phases import NS_PER_MS, Run, Trip, Wait, compile_recipe
-from loopscope.sim.primitives import Clock, Fused, Semaphore, Worker
+from loopscope.sim.phases import NS_PER_MS, Phase, Run, Trip, Wait, compile_recipe
+from loopscope.sim.primitives import Clock, Fused, Plenty, Semaphore, Worker
 from loopscope.sim.record import Recorder
 from loopscope.sim.settings import Load, ServerModel
 from loopscope.trace.model import PoolCall, Request, Segment, State
@@ -38,6 +38,12 @@ Proc = Generator[simpy.Event, Any, Any]
 _POOLS = {"pool": "pool", "executor": "executor", "thread": "own"}
 MAX_DELAYED = 50
 """At most this many delayed requests are named per loop block (bounded memory)."""
+
+
+def _kinds(phase: Phase) -> list[str]:
+    if type(phase) is Wait:
+        return [phase.kind]
+    return [kind for kind, _ in phase.steps]  # type: ignore[union-attr]
 
 
 @contextmanager
@@ -69,12 +75,21 @@ class Engine:
         self.server = server
         self.load = load
         self.rng = random.Random(load.seed)
-        self.cores = Semaphore(self.env, server.cores)
+        self.phases = {route: compile_recipe(r) for route, r in load.recipes.items()}
+        # Each worker's GIL lets one thread compute at a time; only a database step takes a core
+        # besides, so with a core per worker and no database the cores are never short.
+        database = any(
+            kind in ("db", "adb")
+            for phases in self.phases.values()
+            for phase in phases
+            for kind in _kinds(phase)
+        )
+        scarce = database or server.cores < server.workers
+        self.cores = Semaphore(self.env, server.cores) if scarce else Plenty(self.env, server.cores)
         self.client_free = 0
         self.workers = [
             Worker(self.env, i, server.threads, server.executor_size) for i in range(server.workers)
         ]
-        self.phases = {route: compile_recipe(r) for route, r in load.recipes.items()}
         self.switch = max(1, round(server.switch_ms * NS_PER_MS))
         self.block = round(server.block_ms * NS_PER_MS)
         self.sending = round(server.client_ms * NS_PER_MS)
@@ -134,7 +149,7 @@ class Engine:
 
     def _compute(self, worker: Worker, ns: int) -> Proc:
         env, gil, cores, switch = self.env, worker.gil, self.cores, self.switch
-        need_core = (cores,)
+        need_core = (cores,) if type(cores) is Semaphore else ()
         while ns > 0:
             piece = ns if ns <= switch else switch
             fused = None
@@ -234,8 +249,8 @@ class Engine:
             prefix = f"{worker.pid}/" if len(workers) > 1 else ""
             gil, loop = worker.gil, worker.loop
             # One hand-over stretch per request, reused: it waits in one queue at a time.
-            fused = Fused(0, (gil, cores))
-            handed = Fused(0, (cores,))
+            fused = Fused(0, (gil, cores) if type(cores) is Semaphore else (gil,))
+            handed = Fused(0, (cores,) if type(cores) is Semaphore else ())
             lane = f"request:{rid}"
             segs: list[Segment] = []
             mark = send

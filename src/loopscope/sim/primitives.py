@@ -98,19 +98,17 @@ class Semaphore:
     def release(self) -> None:
         """Give a unit back; the first waiter, if any, gets it at once."""
         waiters = self.waiters
-        if not waiters:
-            self.free += 1
-            return
         while waiters:
             event, tag, turns, fused = waiters.popleft()
             if turns > 1:
                 waiters.append((event, tag, turns - 1, fused))
                 continue
             if fused is not None and _take_all(fused.needs):
-                fused.started, fused.done = self.env._now, True
+                env = self.env
+                fused.started, fused.done = env._now, True
                 # What `Event.succeed` does, `ns` later (as SimPy's own `Timeout` does).
                 event._ok, event._value = True, None
-                self.env.schedule(event, delay=fused.ns)
+                env.schedule(event, delay=fused.ns)
                 return
             event.succeed()
             return
@@ -122,13 +120,31 @@ class Semaphore:
         return self.total - self.free
 
 
+class Plenty(Semaphore):
+    """Units that never run out: the cores, when there are at least as many as GIL holders
+    and nothing else (a database) takes one. Taking and giving back then cost nothing."""
+
+    __slots__ = ()
+
+    def try_acquire(self) -> bool:
+        """Always `True`: a unit is always free."""
+        return True
+
+    def release(self) -> None:
+        """Nothing to give back."""
+
+
 def _take_all(needs: tuple[Semaphore, ...]) -> bool:
-    # All or nothing: a unit taken before a busy one is given back.
-    for i, sem in enumerate(needs):
-        if not sem.try_acquire():
-            for taken in needs[:i]:
-                taken.release()
-            return False
+    # All or nothing (at most two: the GIL and a core): a unit taken before a busy one is given
+    # back.
+    if not needs:
+        return True
+    first = needs[0]
+    if not first.try_acquire():
+        return False
+    if len(needs) > 1 and not needs[1].try_acquire():
+        first.release()
+        return False
     return True
 
 
