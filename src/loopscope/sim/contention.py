@@ -5,8 +5,8 @@ waiting, and it cannot tell waiting on I/O from waiting for the GIL. Read as I/O
 `def` route traced beside another one would be fitted with a wait that the model then adds on top
 of the GIL contention it simulates itself: counted twice. So the fit takes out of each in-thread
 wait the CPU time that the same process's other threads (its loop and its other worker threads)
-spent during it: while they ran Python, this thread could not. The loop's own blocking calls
-are read the same way (a loop thread that waits for the GIL is not doing I/O either).
+spent during it: while they ran Python, this thread could not. The loop's runs are read the
+same way (a loop thread that waits for the GIL is neither running Python nor doing I/O).
 """
 
 from __future__ import annotations
@@ -63,11 +63,12 @@ class GilShare:
 
     def others_cpu_ns(self, request_id: str, seg: Segment) -> int:
         """CPU time of the rest of the process within `seg` (an `in-thread` segment of
-        `request_id`, or its `loop-blocked` one: then the loop's own work is not counted)."""
+        `request_id`, or one of its runs on the loop: then the loop's own work is not counted)."""
         pid = "" if self.trace.run.workers <= 1 else str(self.workers.get(request_id))
         stretches = self.busy.get(pid, [])
         starts = self.starts.get(pid, [])
-        me = "loop" if seg.state == "loop-blocked" else f"{request_id}@{seg.start_ns}"
+        on_loop = seg.state in ("on-loop", "loop-blocked")
+        me = "loop" if on_loop else f"{request_id}@{seg.start_ns}"
         first = bisect_left(starts, seg.start_ns - self.longest.get(pid, 0))
         total = 0.0
         for b in stretches[first:]:

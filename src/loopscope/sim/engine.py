@@ -57,12 +57,16 @@ def paused_collection() -> Iterator[None]:
     moves them, unscanned, to the oldest generation, which the collector visits rarely; the
     model's only cycles (SimPy's environment and its bound methods) are collected there."""
     collecting = gc.isenabled()
+    # Someone else's frozen objects (the load driver freezes its heap during a run) must stay
+    # frozen: then the new objects are left where they are.
+    ours = gc.get_freeze_count() == 0
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
-        gc.unfreeze()
+        if ours:
+            gc.freeze()
+            gc.unfreeze()
         if collecting:
             gc.enable()
 
