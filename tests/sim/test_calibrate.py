@@ -6,6 +6,7 @@ import pytest
 
 from loopscope.errors import UsageError
 from loopscope.sim import Load, ServerModel, apply_change, calibrate, parse_route, simulate
+from loopscope.sim.primitives import Clock
 from loopscope.sim.recipe import PoolStep, Step
 from loopscope.trace.model import Request, Run, Segment, Trace
 
@@ -104,3 +105,36 @@ def test_a_trace_with_only_the_clients_view_cannot_be_calibrated() -> None:
     trace = hand_built([("queued", 0, 5, None), ("queued", 5, 6, None)])
     with pytest.raises(UsageError, match="only the client's view"):
         calibrate(trace)
+
+
+def test_a_thread_waiting_for_the_gil_is_not_fitted_as_waiting_on_io() -> None:
+    # Two CPU-bound `def` requests side by side: each thread ran 10 ms of Python in 20 ms of
+    # wall time because the other held the GIL for the other 10 ms. None of it was I/O.
+    recipes = {"/d": parse_route("/d=cpu:0.5, pool(cpu:10), cpu:0.5")}
+    trace = simulate(ServerModel(), Load(recipes, (("/d",),) * 2))
+    walls = [
+        s.duration_ns / 1e6 for r in trace.requests for s in r.segments if s.state == "in-thread"
+    ]
+    assert max(walls) > 15  # the GIL stretched at least one of them
+    trips = [i for i in calibrate(trace).load.recipes["/d"].items if isinstance(i, PoolStep)]
+    assert trips[0] == PoolStep("pool", (Step("cpu", 10.0),))
+
+
+def test_a_wait_that_nothing_can_interrupt_gives_the_same_trace_as_an_event() -> None:
+    # `Clock.skip` moves the clock without an event when no other event is due: the trace must
+    # be the one an event per wait gives, stamp for stamp.
+    recipes = {
+        "/a": parse_route("/a=cpu:2, pool(cpu:3, io:40), cpu:1, await:30, cpu:0.5, io:25"),
+        "/b": parse_route("/b=cpu:1, executor(io:10), cpu:1, adb:2, db:1"),
+    }
+    load = Load(recipes, (("/a", "/b"), ("/b",), ("/a",)), rounds=3)
+    server = ServerModel(threads=2, client_ms=0.5, send_ms=1, reply_ms=0.7)
+    skipped = simulate(server, load)
+    never = pytest.MonkeyPatch()
+    never.setattr(Clock, "skip", lambda self, until: False)
+    try:
+        evented = simulate(server, load)
+    finally:
+        never.undo()
+    assert skipped.requests == evented.requests
+    assert skipped.lanes == evented.lanes

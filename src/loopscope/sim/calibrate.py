@@ -3,11 +3,13 @@
 A request's segments are read in order and turned into steps:
 
 - `on-loop` → `cpu` (the loop thread was running Python for this request);
-- `loop-blocked` → `cpu` for its measured CPU time, `io` for the rest (wall minus CPU);
+- `loop-blocked` → `cpu` for its measured CPU time, `io` for the rest (wall minus CPU), less
+  the CPU time the process's worker threads spent meanwhile (the GIL: `loopscope.sim.contention`);
 - `awaiting` → `await`; a `ready` or `pool-wait` straight after running on the loop and followed
   by running again is a checkpoint (`await:0`): the task gave the loop up and queued for it again;
 - `pool-wait` followed by `in-thread` → a trip: `pool(cpu, io)` (or `executor(...)` for threads
-  not named by anyio) with the thread's CPU time and wall minus CPU;
+  not named by anyio) with the thread's CPU time and wall minus CPU, less the CPU time the rest
+  of the process spent meanwhile (waiting for the GIL is not I/O; the model adds it itself);
 - `queued`, other `ready` and the token wait itself are queueing, which the model reproduces.
 
 Per route, the most common sequence of steps wins and each step's time is the median over the
@@ -22,6 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from loopscope.errors import UsageError
+from loopscope.sim.contention import GilShare
 from loopscope.sim.recipe import Item, PoolStep, Recipe, Step
 from loopscope.sim.settings import Load, ServerModel
 from loopscope.trace.model import Request, Trace
@@ -67,7 +70,10 @@ def _runnable(trace: Trace) -> dict[int, int]:
 
 
 def _tokens(
-    request: Request, threads: dict[tuple[str, int], str], runnable_ns: dict[int, int]
+    request: Request,
+    threads: dict[tuple[str, int], str],
+    runnable_ns: dict[int, int],
+    gil: GilShare,
 ) -> list[Token]:
     segs = sorted(request.segments, key=lambda s: s.start_ns)
     tokens: list[Token] = []
@@ -82,7 +88,8 @@ def _tokens(
             # waiting for a core: the model gives it back as CPU, not as a wait.
             runnable = runnable_ns.get(seg.start_ns, 0)
             cpu = min(ms, ((seg.cpu_ns or 0) + runnable) / MS)
-            tokens += [("cpu", cpu, cpu), ("io", ms - cpu, 0.0)]
+            wait = max(0.0, ms - cpu - gil.others_cpu_ns(request.id, seg) / MS)
+            tokens += [("cpu", cpu, cpu), ("io", wait, 0.0)]
         elif seg.state == "awaiting":
             tokens.append(("await", ms, 0.0))
         elif seg.state in ("ready", "pool-wait"):
@@ -92,7 +99,9 @@ def _tokens(
             thread = threads.get((request.id, seg.start_ns), "AnyIO worker thread")
             kind = "pool" if "AnyIO" in thread else "executor"
             cpu = min(ms, (seg.cpu_ns or 0) / MS)
-            tokens.append((kind, ms, cpu))
+            # The GIL held by the rest of the process is contention the model simulates itself.
+            wait = max(0.0, ms - cpu - gil.others_cpu_ns(request.id, seg) / MS)
+            tokens.append((kind, cpu + wait, cpu))
     return _merge(tokens)
 
 
@@ -132,6 +141,7 @@ def fit_recipes(trace: Trace) -> tuple[dict[str, Recipe], tuple[str, ...]]:
     """Each route's recipe from the trace's segments, and the routes that could not be fitted."""
     threads = _threads(trace)
     runnable = _runnable(trace)
+    gil = GilShare(trace)
     shapes: dict[str, list[list[Token]]] = defaultdict(list)
     methods: dict[str, str] = {}
     routes: list[str] = []
@@ -140,7 +150,7 @@ def fit_recipes(trace: Trace) -> tuple[dict[str, Recipe], tuple[str, ...]]:
             routes.append(request.route)
         methods.setdefault(request.route, request.method)
         if any(s.state not in ("queued",) for s in request.segments):
-            shapes[request.route].append(_tokens(request, threads, runnable))
+            shapes[request.route].append(_tokens(request, threads, runnable, gil))
     overhead = _unattributed_ms(trace)
     recipes: dict[str, Recipe] = {}
     for route in routes:

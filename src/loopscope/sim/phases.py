@@ -21,13 +21,8 @@ class Run:
 
     steps: tuple[tuple[str, int], ...]
     where: str
-
-    @property
-    def cpu_only(self) -> int:
-        """The run's time if it is one `cpu` step (the engine's fast path), else -1."""
-        if len(self.steps) == 1 and self.steps[0][0] == "cpu":
-            return self.steps[0][1]
-        return -1
+    cpu_only: int = -1
+    """The run's time if it is one `cpu` step (the engine's fast path), else -1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +79,9 @@ def compile_recipe(recipe: Recipe) -> tuple[Phase, ...]:
 
     def close_run() -> None:
         steps = [s for s in pending if s.ms > 0]
-        phases.append(Run(_merged(steps), _where(recipe.route, steps)))
+        merged = _merged(steps)
+        cpu_only = merged[0][1] if len(merged) == 1 and merged[0][0] == "cpu" else -1
+        phases.append(Run(merged, _where(recipe.route, steps), cpu_only))
         pending.clear()
 
     for item in recipe.items:

@@ -26,6 +26,13 @@ class Recorder:
         self.samples: list[PoolSample] = []
 
     def run(
+        self, loop_lane: str, lane: str, segs: list[Segment], rid: str, start: int, end: int
+    ) -> None:
+        """A run of `rid`'s steps on the loop from `start` to `end`, shorter than a block."""
+        segs.append(Segment(lane, "on-loop", start, end, None, None, rid))
+        self.lanes.append(Segment(loop_lane, "on-loop", start, end, None, None, rid))
+
+    def block(
         self,
         loop_lane: str,
         segs: list[Segment],
@@ -35,16 +42,12 @@ class Recorder:
         where: str,
         delayed: list[str],
     ) -> None:
-        """A run of `rid`'s steps on the loop over `span`."""
+        """A run of `rid`'s steps on the loop over `span` that blocked it, delaying `delayed`."""
         start, end = span
         lane = f"request:{rid}"
-        if end - start > self.block_ns:
-            segs.append(Segment(lane, "loop-blocked", start, end, cpu, where, rid))
-            self.lanes.append(Segment(loop_lane, "loop-blocked", start, end, cpu, where, rid))
-            self.blocks.append(LoopBlock(start, end, cpu, rid, where, [where], "code", delayed))
-        else:
-            segs.append(Segment(lane, "on-loop", start, end, None, None, rid))
-            self.lanes.append(Segment(loop_lane, "on-loop", start, end, None, None, rid))
+        segs.append(Segment(lane, "loop-blocked", start, end, cpu, where, rid))
+        self.lanes.append(Segment(loop_lane, "loop-blocked", start, end, cpu, where, rid))
+        self.blocks.append(LoopBlock(start, end, cpu, rid, where, [where], "code", delayed))
 
     def trip(
         self,

@@ -7,7 +7,7 @@ turns them into sentences.
 
 from __future__ import annotations
 
-from loopscope.sim.engine import Engine
+from loopscope.sim.engine import Engine, paused_collection
 from loopscope.sim.settings import Load, ServerModel
 from loopscope.trace.model import Run, Trace
 
@@ -41,8 +41,13 @@ def simulate(server: ServerModel, load: Load, mode: str = "sim", app: str = "mod
     """
     server.check()
     load.check()
-    engine = Engine(server, load)
-    engine.run()
+    with paused_collection():
+        engine = Engine(server, load)
+        engine.run()
+        return _trace(engine, server, load, mode, app)
+
+
+def _trace(engine: Engine, server: ServerModel, load: Load, mode: str, app: str) -> Trace:
     open_loop = load.rate is not None
     run = Run(
         mode=mode,
