@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-oldest lint typecheck pytest bench bench-instructions clean
+.PHONY: setup demo test test-oldest lint typecheck pytest bench bench-instructions clean robust fuzz
 
 setup: $(STAMP)
 
@@ -32,6 +32,15 @@ pytest: setup
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Faults and bad input, harder than `make test` runs them (both run by .ci/run): the CLI ended
+# mid-run by SIGKILL, SIGINT and SIGTERM beside a CPU hog, ten times each; the demo API fuzzed
+# with schemathesis, 1,000+ generated cases.
+robust: setup
+	LOOPSCOPE_ROBUST_REPEAT=10 $(BIN)/pytest -p no:cacheprovider tests/robust/test_no_orphans.py
+
+fuzz: setup
+	LOOPSCOPE_FUZZ_EXAMPLES=40 $(BIN)/pytest -p no:cacheprovider tests/robust/test_fuzz_demo.py
 
 # The real-app tests against the oldest FastAPI, Starlette, anyio and uvicorn that pyproject.toml
 # allows (the newest are what `setup` installs). Old Starlette imports a deprecated module name,
