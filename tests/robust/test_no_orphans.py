@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -69,13 +69,13 @@ def _server_of(cli: int) -> int | None:
     return None
 
 
-def _wait_for(predicate: object, timeout_s: float) -> bool:
+def _wait_for(predicate: Callable[[], object], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         time.sleep(0.05)
-    return bool(predicate())  # type: ignore[operator]
+    return bool(predicate())
 
 
 @pytest.fixture
@@ -123,7 +123,9 @@ def _end_cli_mid_run(sig: signal.Signals) -> None:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("cpu_hog")
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda sig: sig.name)
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda sig: sig.name
+)
 def test_the_demo_ended_mid_run_leaves_no_server_behind(sig: signal.Signals) -> None:
     for _ in range(REPEAT):
         _end_cli_mid_run(sig)
