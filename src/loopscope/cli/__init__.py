@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 
 from loopscope.cli._shared import err_console
-from loopscope.errors import LoopscopeError
+from loopscope.errors import EXIT_CODES, LoopscopeError
 
 # command name → "module:function"; a new command is a new module and a new row here.
 COMMANDS: dict[str, str] = {
@@ -32,6 +32,9 @@ COMMANDS: dict[str, str] = {
 app = typer.Typer(
     name="loopscope",
     help="Show, measure, predict and lint how a Python web server schedules requests.",
+    epilog="Exit codes: "
+    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+    + ". Errors are one line; --debug shows the traceback.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -205,15 +205,19 @@ class ServerProcess:
             tail,
         )
 
-    def check_alive(self) -> None:
-        """Raise `ServerDiedError` if the server has exited."""
+    def check_alive(self, during: str = "while it was being measured") -> None:
+        """Raise `ServerDiedError` if the server has exited (`during` says when, in the
+        message)."""
         if self._proc is not None and self._proc.poll() is not None:
             self.returncode = self._proc.returncode
             raise ServerDiedError(
-                f"The server for {self.settings.app} exited with code {self.returncode} while it "
-                "was being measured.",
+                f"The server for {self.settings.app} {_how_it_ended(self.returncode)} {during}.",
                 self.log_tail(),
             )
+
+    def is_alive(self) -> bool:
+        """Whether the server is still running (`False` before it starts and once stopped)."""
+        return self._proc is not None and self._proc.poll() is None
 
     def stop(self) -> int | None:
         """Stop the server (SIGTERM, then SIGKILL after the grace period); return its exit code.
@@ -296,3 +300,15 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _how_it_ended(returncode: int | None) -> str:
+    """`exited with code 3`, or `was killed by SIGSEGV (a crash in native code)`."""
+    if returncode is None or returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    crash = " (a crash in native code)" if -returncode in (signal.SIGSEGV, signal.SIGBUS) else ""
+    return f"was killed by {name}{crash}"
