@@ -63,4 +63,11 @@ def recorder_class(faults: frozenset[str]) -> type[Recorder]:
 
     namespace: dict[str, Any] = {"__slots__": ()}
     namespace.update({FAULTS[fault]: failing(fault) for fault in sorted(faults)})
+    if "request" in faults:
+        # The C watcher asks `id_taken` only of ids that start with the generated prefix: an
+        # empty prefix makes it ask of every request, as the Python twin always does.
+        def __init__(self: Recorder, max_events: int, id_prefix: str | None = None) -> None:
+            Recorder.__init__(self, max_events, id_prefix="")
+
+        namespace["__init__"] = __init__
     return type("FaultyRecorder", (Recorder,), namespace)
