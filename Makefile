@@ -57,6 +57,7 @@ test-oldest: setup
 bench: setup
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/probe_overhead.py
+	$(BIN)/python benchmarks/probe_memory.py
 	$(BIN)/python benchmarks/sim_bench.py
 	$(BIN)/python benchmarks/audit_bench.py
 
