@@ -16,12 +16,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from loopscope.server import ServerProcess, ServerSettings
 
 APPS = str(Path(__file__).parents[1] / "apps")
 REPEAT = int(os.environ.get("LOOPSCOPE_ROBUST_REPEAT", "1"))
@@ -192,3 +195,18 @@ def test_a_worker_whose_master_is_already_gone_does_not_serve(tmp_path: Path) ->
     subprocess.run([sys.executable, str(script), str(flag)], check=True, timeout=30)
     time.sleep(4.0)
     assert not flag.exists()
+
+
+def test_a_server_started_from_a_thread_that_ends_lives_on() -> None:
+    # The kernel's parent-death signal follows the thread that forked: a server started from a
+    # short-lived thread must not die with that thread.
+    server = ServerProcess(ServerSettings(app="server_apps:app", app_dir=APPS))
+    starter = threading.Thread(target=server.start)
+    starter.start()
+    starter.join(timeout=60)
+    try:
+        assert server.pid is not None
+        time.sleep(0.5)
+        assert httpx.get(server.url + "/", timeout=10).json()["pid"] == server.pid
+    finally:
+        server.close()
