@@ -136,3 +136,31 @@ def test_every_exit_code_is_documented_in_help() -> None:
     text = " ".join(run.stdout.split())
     for code, meaning in EXIT_CODES.items():
         assert f"{code} {' '.join(meaning.split())}" in text
+
+
+BUGGY = """
+import sys
+from loopscope import cli
+
+@cli.app.command("explode")
+def explode() -> None:
+    raise RuntimeError("a bug in a command")
+
+sys.argv = ["loopscope", *sys.argv[1:], "explode"]
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unexpected_error_is_one_line_unless_debug(debug: bool) -> None:
+    args = ["--debug"] if debug else []
+    run = subprocess.run(
+        [sys.executable, "-c", BUGGY, *args], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1
+    if debug:
+        assert "Traceback" in run.stderr
+    else:
+        said = _one_error(run, 1)
+        assert "RuntimeError: a bug in a command" in said
+        assert "--debug" in said

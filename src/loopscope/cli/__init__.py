@@ -92,3 +92,14 @@ def main() -> None:
             raise
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        # A bug of ours: one line that says so; the traceback is one --debug away.
+        if _state["debug"]:
+            raise
+        err_console.print(
+            f"[bold red]error:[/] loopscope failed unexpectedly ({escape(type(exc).__name__)}: "
+            f"{escape(str(exc))}). This is a bug: run again with --debug for the traceback, "
+            "and report it.",
+            highlight=False,
+        )
+        sys.exit(1)
