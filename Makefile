@@ -35,12 +35,16 @@ test: lint typecheck pytest
 
 # Faults and bad input, harder than `make test` runs them (both run by .ci/run): the CLI ended
 # mid-run by SIGKILL, SIGINT and SIGTERM beside a CPU hog, ten times each; the demo API fuzzed
-# with schemathesis, 1,000+ generated cases.
+# with schemathesis, 1,000+ generated cases (`make test` leaves the fuzz out).
 robust: setup
 	LOOPSCOPE_ROBUST_REPEAT=10 $(BIN)/pytest -p no:cacheprovider tests/robust/test_no_orphans.py
 
+# In a venv of its own: schemathesis brings `requests`, which the audit's tests need absent.
+FUZZ := .venv-fuzz
 fuzz: setup
-	LOOPSCOPE_FUZZ_EXAMPLES=40 $(BIN)/pytest -p no:cacheprovider tests/robust/test_fuzz_demo.py
+	test -x $(FUZZ)/bin/python || $(PYTHON) -m venv $(FUZZ)
+	$(FUZZ)/bin/python -m pip install --quiet -e '.[dev,fuzz]'
+	LOOPSCOPE_FUZZ_EXAMPLES=40 $(FUZZ)/bin/pytest -p no:cacheprovider tests/robust/test_fuzz_demo.py
 
 # The real-app tests against the oldest FastAPI, Starlette, anyio and uvicorn that pyproject.toml
 # allows (the newest are what `setup` installs). Old Starlette imports a deprecated module name,
@@ -66,4 +70,4 @@ bench-instructions: setup
 	benchmarks/probe_instructions.sh
 
 clean:
-	rm -rf $(VENV) $(OLDEST) .pytest_cache .mypy_cache .ruff_cache loopscope-report.html
+	rm -rf $(VENV) $(OLDEST) $(FUZZ) .pytest_cache .mypy_cache .ruff_cache loopscope-report.html
