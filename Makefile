@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-oldest lint typecheck pytest bench bench-instructions clean
+.PHONY: setup demo test test-oldest lint typecheck pytest bench bench-instructions clean robust fuzz
 
 setup: $(STAMP)
 
@@ -33,6 +33,19 @@ pytest: setup
 
 test: lint typecheck pytest
 
+# Faults and bad input, harder than `make test` runs them (both run by .ci/run): the CLI ended
+# mid-run by SIGKILL, SIGINT and SIGTERM beside a CPU hog, ten times each; the demo API fuzzed
+# with schemathesis, 1,000+ generated cases (`make test` leaves the fuzz out).
+robust: setup
+	LOOPSCOPE_ROBUST_REPEAT=10 $(BIN)/pytest -p no:cacheprovider tests/robust/test_no_orphans.py
+
+# In a venv of its own: schemathesis brings `requests`, which the audit's tests need absent.
+FUZZ := .venv-fuzz
+fuzz: setup
+	test -x $(FUZZ)/bin/python || $(PYTHON) -m venv $(FUZZ)
+	$(FUZZ)/bin/python -m pip install --quiet -e '.[dev,fuzz]'
+	LOOPSCOPE_FUZZ_EXAMPLES=40 $(FUZZ)/bin/pytest -p no:cacheprovider tests/robust/test_fuzz_demo.py
+
 # The real-app tests against the oldest FastAPI, Starlette, anyio and uvicorn that pyproject.toml
 # allows (the newest are what `setup` installs). Old Starlette imports a deprecated module name,
 # so deprecation warnings are not errors here.
@@ -48,6 +61,7 @@ test-oldest: setup
 bench: setup
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/probe_overhead.py
+	$(BIN)/python benchmarks/probe_memory.py
 	$(BIN)/python benchmarks/sim_bench.py
 	$(BIN)/python benchmarks/audit_bench.py
 
@@ -56,4 +70,4 @@ bench-instructions: setup
 	benchmarks/probe_instructions.sh
 
 clean:
-	rm -rf $(VENV) $(OLDEST) .pytest_cache .mypy_cache .ruff_cache loopscope-report.html
+	rm -rf $(VENV) $(OLDEST) $(FUZZ) .pytest_cache .mypy_cache .ruff_cache loopscope-report.html

@@ -60,6 +60,31 @@ def check_probe_hooks_removed() -> Iterator[None]:
     assert probe_callbacks() == [], "a probe callback is left in gc.callbacks"
 
 
+# The skip message of the browser tests (tests/report/test_browser.py) when Chromium is missing.
+BROWSER_MISSING = "Chromium is not installed"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
+    """Say once, loudly, at the end of the run (after the list of skips), that the browser tests
+    were skipped and how to get them: a line among the skips is easy to miss."""
+    yield
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if BROWSER_MISSING in str(getattr(report, "longrepr", ""))
+    ]
+    if skipped:
+        terminalreporter.write_sep("!", f"{len(skipped)} BROWSER TESTS SKIPPED", red=True)
+        terminalreporter.write_line(
+            "Chromium is missing, so the HTML report was not tested in a browser. Install it "
+            "with `apt-get install chromium` (as .ci/run does), or run .ci/run, where a missing "
+            "Chromium fails the run.",
+            red=True,
+            bold=True,
+        )
+
+
 @pytest.fixture(scope="module")
 def demo_server() -> Iterator[ServerProcess]:
     """The seed's app on a real uvicorn with no I/O delay: for behaviour, not timing."""

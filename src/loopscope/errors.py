@@ -20,6 +20,11 @@ raises them and converts third-party errors at the boundary with `raise ... from
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loopscope.trace.model import Trace
+
 
 class LoopscopeError(Exception):
     """Base of every error that loopscope reports to the user as a message, not a traceback."""
@@ -58,7 +63,15 @@ class ServerStartError(ServerError):
 
 
 class ServerDiedError(ServerError):
-    """Raised when the server process exits while loopscope is still using it."""
+    """Raised when the server process exits while loopscope is still using it.
+
+    `partial`, when set, is the `Trace` of what was measured before the server died (its
+    `run.partial` is true), for the caller to write before it reports the error.
+    """
+
+    def __init__(self, message: str, log_tail: str = "", partial: Trace | None = None) -> None:
+        super().__init__(message, log_tail)
+        self.partial = partial
 
 
 class LoadError(LoopscopeError):
@@ -86,3 +99,18 @@ class ReportError(LoopscopeError):
 class ChromiumNotFoundError(ReportError):
     """Raised when no Chromium executable is found for a screenshot; the message says how to
     install one."""
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "some requests failed (5xx or no answer; --allow-errors exits 0), or an unexpected error",
+    UsageError.exit_code: "bad input: an option, a mode, a hit, an output path",
+    ServerError.exit_code: "the app could not be run: it did not import, failed at startup, "
+    "never answered, its port was taken, or it died mid-run (what was measured is still written)",
+    LoadError.exit_code: "the load could not be sent: no request got an answer",
+    TraceError.exit_code: "a trace file could not be read or written: missing, empty, truncated, "
+    "foreign or of another version",
+    ReportError.exit_code: "a report could not be written or screenshotted",
+    130: "interrupted (Ctrl-C, SIGTERM, SIGHUP); the server was stopped",
+}
+"""Every exit code the `loopscope` command uses, with its meaning (shown in `--help`)."""

@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 
 from loopscope.cli._shared import err_console
-from loopscope.errors import LoopscopeError
+from loopscope.errors import EXIT_CODES, LoopscopeError
 
 # command name → "module:function"; a new command is a new module and a new row here.
 COMMANDS: dict[str, str] = {
@@ -32,6 +32,9 @@ COMMANDS: dict[str, str] = {
 app = typer.Typer(
     name="loopscope",
     help="Show, measure, predict and lint how a Python web server schedules requests.",
+    epilog="Exit codes: "
+    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+    + ". Errors are one line; --debug shows the traceback.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -89,3 +92,14 @@ def main() -> None:
             raise
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        # A bug of ours: one line that says so; the traceback is one --debug away.
+        if _state["debug"]:
+            raise
+        err_console.print(
+            f"[bold red]error:[/] loopscope failed unexpectedly ({escape(type(exc).__name__)}: "
+            f"{escape(str(exc))}). This is a bug: run again with --debug for the traceback, "
+            "and report it.",
+            highlight=False,
+        )
+        sys.exit(1)

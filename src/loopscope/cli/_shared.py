@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -68,9 +69,19 @@ def check_writable(path: Path, option: str) -> None:
         raise UsageError(f"{option} {path} is a directory; give a file name.")
     if not parent.is_dir():
         raise UsageError(f"{option} {path}: the directory {parent} does not exist.")
-    target = path if path.exists() else parent
-    if not os.access(target, os.W_OK):
-        raise UsageError(f"{option} {path} is not writable; choose another path.")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{option} {path} is not writable; choose another path.")
+        return
+    # A file is made in the directory for real, not judged by `os.access`: root passes every
+    # permission check, yet cannot write into /proc or a read-only mount.
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".loopscope-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"{option} {path} is not writable ({exc.strerror}); choose another path."
+        ) from exc
 
 
 def exit_on_failures(traces: Sequence[Trace], allow_errors: bool) -> None:

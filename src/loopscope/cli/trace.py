@@ -22,7 +22,7 @@ from loopscope.cli._shared import (
     write_html,
     write_outputs,
 )
-from loopscope.errors import UsageError
+from loopscope.errors import ServerDiedError, UsageError
 from loopscope.load import parse_hit, uniform_scenario
 from loopscope.measure.failures import Failure
 from loopscope.measure.run import describe_run, measure
@@ -105,16 +105,23 @@ def trace(
     with progress_bar() as bar:
         progress, stage = progress_callbacks(bar, "trace", scenario.total_requests)
         failures: list[Failure] = []
-        result = measure(
-            settings,
-            scenario,
-            run,
-            progress=progress,
-            stage=stage,
-            warmup=warmup,
-            warmup_unsafe=warmup_unsafe,
-            failures=failures,
-        )
+        died: ServerDiedError | None = None
+        try:
+            result = measure(
+                settings,
+                scenario,
+                run,
+                progress=progress,
+                stage=stage,
+                warmup=warmup,
+                warmup_unsafe=warmup_unsafe,
+                failures=failures,
+            )
+        except ServerDiedError as exc:
+            # What was measured before the crash is written and shown, then the error.
+            if exc.partial is None:
+                raise
+            result, died = exc.partial, exc
 
     # The files first: a measurement is worth keeping even if rendering it fails; the summary
     # is printed whatever happened to them.
@@ -131,6 +138,8 @@ def trace(
     )
     for part in trace_summary(result, failures):
         console.print(part)
+    if died is not None:
+        raise died
     if error is not None:
         raise typer.Exit(error.exit_code)
     exit_on_failures([result], allow_errors)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from loopscope import __version__
-from loopscope.errors import LoadError, ServerStartError, UsageError
+from loopscope.errors import LoadError, ServerDiedError, ServerStartError, UsageError
 from loopscope.load import Scenario, run_load, warmup_scenario
 from loopscope.load.driver import Progress
 from loopscope.measure.failures import (
@@ -83,26 +83,50 @@ def measure(
         if stage:
             stage("sending requests")
         started_ns = time.monotonic_ns()
-        requests: list[Request] = asyncio.run(run_load(server.url, scenario, progress))
-        server.check_alive()
+        try:
+            requests: list[Request] = asyncio.run(run_load(server.url, scenario, progress))
+        except LoadError as exc:
+            # Nothing answered: a dead server is the cause to report.
+            server.check_alive()
+            raise exc
+        # A server that died mid-run: what was measured until then is kept, marked partial.
+        died = _death(server)
         if stage:
             stage("stopping server")
         server.stop()
         records = server.probe_records()
+        if died is not None:
+            notes.append(
+                f"Partial run, cut short: {died[0].lower()}{died[1:]} Requests after that "
+                "got no answer."
+            )
         if settings.probe and not records:
             notes.append(
                 "The probe was asked for but wrote no record (the server may have been killed "
                 "before it could): this trace holds the client's view only."
             )
-        measured = dataclasses.replace(run, started_ns=started_ns, notes=notes)
+        measured = dataclasses.replace(
+            run, started_ns=started_ns, notes=notes, partial=died is not None
+        )
         trace = build_trace(measured, requests, records, since_ns=started_ns)
         # From the trace's requests: the probe's route templates and server end times.
         trace.run.failures = _failures(server, trace.requests, log_start)
         if failures is not None:
             failures.extend(trace.run.failures)
+        if died is not None:
+            raise ServerDiedError(died, server.log_tail(), partial=trace)
         return trace
     finally:
         server.close()
+
+
+def _death(server: ServerProcess) -> str | None:
+    """How the server died, as `ServerDiedError`'s message; `None` while it runs."""
+    try:
+        server.check_alive()
+    except ServerDiedError as exc:
+        return str(exc).split("\n", 1)[0]
+    return None
 
 
 def _start(server: ServerProcess) -> None:
@@ -130,7 +154,9 @@ def _warm_up(
         try:
             sent = asyncio.run(run_load(server.url, warm, id_prefix="W"))
         except LoadError as exc:
+            server.check_alive("during the warm-up, before anything was measured")
             raise LoadError(f"The warm-up failed: {exc}") from exc
+        server.check_alive("during the warm-up, before anything was measured")
         names = ", ".join(f"{h.method} {h.path}" for (h,) in warm.hits_by_user)
         notes.append(
             f"Warmed up (called once before the measurement, not shown): {names}; so "

@@ -6,6 +6,8 @@ The record's meaning is documented in `loopscope.probe`; its types are `loopscop
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from typing import TypeVar
 
 from loopscope.probe.blocks import (
     attribute_steps,
@@ -14,10 +16,22 @@ from loopscope.probe.blocks import (
     label_gc,
     mark_delayed,
 )
-from loopscope.probe.recorder import Recorder, Step
+from loopscope.probe.recorder import Recorder, RequestRecord, StackSamples, Step
 from loopscope.probe.segments import loop_lane, request_segments, thread_lanes, watched_segments
-from loopscope.trace.model import LoopBlock, PoolCall
+from loopscope.trace.model import LoopBlock, PoolCall, PoolSample, Segment
 from loopscope.trace.record import ProbeCounts, ServerRecord, ServerRequest
+
+T = TypeVar("T")
+
+
+def _part(recorder: Recorder, name: str, build: Callable[[], T], default: T) -> T:
+    """`build()`, or `default` with the failure counted as the probe's own (hook
+    `collect <name>`): one failing part of the record must not lose the rest."""
+    try:
+        return build()
+    except Exception as exc:
+        recorder.fail(f"collect {name}", exc)
+        return default
 
 
 def server_record(
@@ -30,27 +44,48 @@ def server_record(
     loops: int = 0,
     unobserved_loops: int = 0,
 ) -> ServerRecord:
-    """What `recorder` holds, as this process's `ServerRecord` (see `loopscope.probe`)."""
-    block_ns = int(block_ms * 1_000_000)
-    requests = recorder.request_records()
-    steps = attribute_steps(recorder.loop_steps(), requests)
-    pool = sorted(recorder.pool, key=lambda call: call.submitted_ns)
-    pauses = sorted(recorder.gc_pauses)
-    samples = dict(recorder.samples)
-    watched = list(recorder.watch_blocks) if not precise else []
-    for block in watched:
-        attribute_to_lone_request(block, requests)
+    """What `recorder` holds, as this process's `ServerRecord` (see `loopscope.probe`).
 
-    by_start: dict[int, LoopBlock] = {}
-    for step in steps:
-        if step[1] - step[0] > block_ns:
-            by_start[step[0]] = block_from_step(step, samples.get(step[0]))
-    blocks = sorted([*by_start.values(), *watched], key=lambda b: b.start_ns)
-    starts = [step[0] for step in steps]
-    arrivals = sorted((r.start_ns, request_id) for request_id, r in requests.items())
-    for block in blocks:
-        label_gc(block, pauses)
-        mark_delayed(block, steps, starts, arrivals, pool)
+    Built part by part: a part that fails (the requests, the loop steps, the pool, the blocks,
+    one request's segments, the lanes) is left empty and counted in `probe_errors`, with its
+    cause in `failures`; every other part is still recorded.
+    """
+    rec = recorder
+    block_ns = int(block_ms * 1_000_000)
+    requests: dict[str, RequestRecord] = _part(rec, "requests", rec.request_records, {})
+    steps: list[Step] = _part(
+        rec, "loop steps", lambda: attribute_steps(rec.loop_steps(), requests), []
+    )
+    pool: list[PoolCall] = _part(
+        rec, "thread pool", lambda: sorted(rec.pool, key=lambda c: c.submitted_ns), []
+    )
+    pauses: list[tuple[int, int]] = _part(rec, "gc", lambda: sorted(rec.gc_pauses), [])
+    samples: dict[int, StackSamples] = _part(rec, "stack samples", lambda: dict(rec.samples), {})
+
+    def watchdog_blocks() -> list[LoopBlock]:
+        watched = list(rec.watch_blocks) if not precise else []
+        for block in watched:
+            attribute_to_lone_request(block, requests)
+        return watched
+
+    watched: list[LoopBlock] = _part(rec, "watchdog", watchdog_blocks, [])
+
+    def loop_blocks() -> tuple[list[LoopBlock], dict[int, LoopBlock]]:
+        by_start: dict[int, LoopBlock] = {}
+        for step in steps:
+            if step[1] - step[0] > block_ns:
+                by_start[step[0]] = block_from_step(step, samples.get(step[0]))
+        blocks = sorted([*by_start.values(), *watched], key=lambda b: b.start_ns)
+        starts = [step[0] for step in steps]
+        arrivals = sorted((r.start_ns, request_id) for request_id, r in requests.items())
+        for block in blocks:
+            label_gc(block, pauses)
+            mark_delayed(block, steps, starts, arrivals, pool)
+        return blocks, by_start
+
+    nothing: tuple[list[LoopBlock], dict[int, LoopBlock]] = ([], {})
+    found = _part(rec, "loop blocks", loop_blocks, nothing)
+    blocks, by_start = found
 
     steps_of: dict[str, list[Step]] = defaultdict(list)
     for step in steps:
@@ -65,10 +100,17 @@ def server_record(
     for request_id, record in requests.items():
         own = steps_of.get(request_id, [])
         calls = calls_of.get(request_id, [])
-        if precise:
-            segments = request_segments(request_id, record, own, calls, by_start)
-        else:
-            segments = watched_segments(request_id, record, calls, watched)
+
+        def segments_of(
+            request_id: str = request_id,
+            record: RequestRecord = record,
+            own: list[Step] = own,
+            calls: list[PoolCall] = calls,
+        ) -> list[Segment]:
+            if precise:
+                return request_segments(request_id, record, own, calls, by_start)
+            return watched_segments(request_id, record, calls, watched)
+
         out_requests.append(
             ServerRequest(
                 id=request_id,
@@ -81,10 +123,14 @@ def server_record(
                 loop_steps=len(own) if precise else None,
                 longest_step_ns=max((s[1] - s[0] for s in own), default=None) if precise else None,
                 pool_hops=record.pool_hops,
-                segments=segments,
+                segments=_part(rec, "request segments", segments_of, []),
             )
         )
 
+    lanes: list[Segment] = _part(
+        rec, "lanes", lambda: loop_lane(pid, steps, by_start, watched) + thread_lanes(pool), []
+    )
+    pool_samples: list[PoolSample] = _part(rec, "pool samples", lambda: list(rec.pool_samples), [])
     return ServerRecord(
         pid=pid,
         loop=loop,
@@ -93,14 +139,14 @@ def server_record(
         requests=out_requests,
         loop_blocks=blocks,
         pool=pool,
-        pool_samples=list(recorder.pool_samples),
-        lanes=loop_lane(pid, steps, by_start, watched) + thread_lanes(pool),
+        pool_samples=pool_samples,
+        lanes=lanes,
         counts=ProbeCounts(
-            dropped_events=recorder.dropped,
-            probe_errors=recorder.errors,
+            dropped_events=rec.dropped,
+            probe_errors=rec.errors,
             steps=len(steps),
             loops=loops,
             unobserved_loops=unobserved_loops,
         ),
-        failures=recorder.failure_list(),
+        failures=rec.failure_list(),
     )

@@ -20,11 +20,11 @@ from loopscope.probe.asgi import ASGIApp, ProbeMiddleware
 from loopscope.probe.backend import load_backend
 from loopscope.probe.collect import server_record
 from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID
+from loopscope.probe.faults import faults_from_env, recorder_class
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.gcwatch import GcWatch
 from loopscope.probe.loop import LoopHooks
 from loopscope.probe.pool import PoolHooks
-from loopscope.probe.recorder import Recorder
 from loopscope.probe.routes import route_template
 from loopscope.probe.watchdog import Watchdog
 from loopscope.trace.constants import DEFAULT_BLOCK_MS
@@ -52,7 +52,8 @@ class Probe:
         self, *, block_ms: float, precise: bool | None, max_events: int, app_root: str | None
     ) -> None:
         self.block_ms = block_ms
-        self.recorder = Recorder(max_events)
+        # `LOOPSCOPE_PROBE_FAULTS` (tests, benchmarks) makes the recorder fail on purpose.
+        self.recorder = recorder_class(faults_from_env())(max_events)
         self.task_requests: dict[asyncio.Task[Any], str] = {}
         self._wanted_precise = precise
         self._precise: bool | None = None

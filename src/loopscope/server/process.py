@@ -8,7 +8,8 @@ server that answers is known to be ours.
 The server is a child in its own session (process group), so stopping it reaches every worker,
 and a Ctrl-C in the terminal reaches loopscope first, which then stops the server in order:
 SIGTERM (uvicorn's graceful shutdown, after which the probe writes its records), then SIGKILL
-after a grace period. An `atexit` hook is the last line of defence against orphans.
+after a grace period. However loopscope itself ends (`kill -9` included), the kernel kills the
+server with it (`loopscope.server.lifeline`); an `atexit` hook stays as a second defence.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from loopscope.errors import (
     TraceError,
     UsageError,
 )
-from loopscope.server import target
+from loopscope.server import lifeline, target
 from loopscope.server.kinds import SERVER_KINDS, server_kind
 from loopscope.server.ports import LOOPBACK, ensure_port_free, is_listening
 from loopscope.trace.constants import DEFAULT_BLOCK_MS
@@ -43,6 +45,11 @@ LoopName = Literal["asyncio", "uvloop"]
 HttpName = Literal["h11", "httptools"]
 
 _LOG_TAIL_LINES = 25
+# An interrupted run keeps nothing the server would write in a graceful stop (the probe's
+# record): it gets this long to run its shutdown, then is killed. A grace of seconds spent on a
+# server whose loop is blocked, plus a starved machine's own delays, once made a Ctrl-C take
+# more than 15 s.
+INTERRUPT_GRACE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -147,15 +154,19 @@ class ServerProcess:
         s = self.settings
         if s.port:
             ensure_port_free(s.host, s.port)
+        command, env = self.command(), self.environment()
         with self.log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.environment(),
-                cwd=s.app_dir or None,
-                start_new_session=True,
+            self._proc = lifeline.spawn(
+                lambda: subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    cwd=s.app_dir or None,
+                    start_new_session=True,
+                    preexec_fn=lifeline.child_setup(),
+                )
             )
         atexit.register(self._kill_quietly)
         self._wait_until_ready()
@@ -194,25 +205,36 @@ class ServerProcess:
             tail,
         )
 
-    def check_alive(self) -> None:
-        """Raise `ServerDiedError` if the server has exited."""
+    def check_alive(self, during: str = "while it was being measured") -> None:
+        """Raise `ServerDiedError` if the server has exited (`during` says when, in the
+        message)."""
         if self._proc is not None and self._proc.poll() is not None:
             self.returncode = self._proc.returncode
             raise ServerDiedError(
-                f"The server for {self.settings.app} exited with code {self.returncode} while it "
-                "was being measured.",
+                f"The server for {self.settings.app} {_how_it_ended(self.returncode)} {during}.",
                 self.log_tail(),
             )
 
+    def is_alive(self) -> bool:
+        """Whether the server is still running (`False` before it starts and once stopped)."""
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> int | None:
-        """Stop the server (SIGTERM, then SIGKILL after the grace period); return its exit code."""
+        """Stop the server (SIGTERM, then SIGKILL after the grace period); return its exit code.
+
+        Called while a Ctrl-C (`KeyboardInterrupt`) unwinds, the grace is at most
+        `INTERRUPT_GRACE_S`: nobody will read what a graceful stop would have saved.
+        """
         proc = self._proc
         if proc is None:
             return self.returncode
+        grace = self.settings.stop_grace_s
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            grace = min(grace, INTERRUPT_GRACE_S)
         if proc.poll() is None:
             self._signal_group(proc, signal.SIGTERM)
             try:
-                proc.wait(timeout=self.settings.stop_grace_s)
+                proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self._signal_group(proc, signal.SIGKILL)
                 proc.wait()
@@ -278,3 +300,15 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _how_it_ended(returncode: int | None) -> str:
+    """`exited with code 3`, or `was killed by SIGSEGV (a crash in native code)`."""
+    if returncode is None or returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    crash = " (a crash in native code)" if -returncode in (signal.SIGSEGV, signal.SIGBUS) else ""
+    return f"was killed by {name}{crash}"

@@ -19,6 +19,8 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.importer import import_from_string
 
+from loopscope.server.lifeline import die_with_parent
+
 ENV_APP = "LOOPSCOPE_APP"
 ENV_APP_DIR = "LOOPSCOPE_APP_DIR"
 ENV_FACTORY = "LOOPSCOPE_APP_FACTORY"
@@ -94,6 +96,8 @@ def _install_probe(out_dir: str) -> Any:
 
 def build_app() -> ASGIApp:
     """Install the probe if asked, import the user's app, and wrap it."""
+    # A worker of a multi-process server must not outlive its master, however the master ends.
+    die_with_parent()
     app_dir = os.environ.get(ENV_APP_DIR)
     if app_dir:
         sys.path.insert(0, app_dir)

@@ -60,14 +60,23 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file, turning I/O and syntax errors into `TraceError`s that name the file."""
     source = Path(path)
     try:
-        text = source.read_text()
+        text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise TraceError(f"Cannot read {source}: {exc.strerror}.") from exc
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(
+            f"{source} is not a loopscope trace: it is not UTF-8 text (byte {exc.start})."
+        ) from exc
+    if not text.strip():
+        raise TraceFormatError(f"{source} is empty: not a loopscope trace.")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        # An error at the very end: the writer stopped part-way (a full disk, a kill).
+        truncated = exc.pos >= len(text.rstrip())
+        cut = " It ends part-way: the file looks truncated." if truncated else ""
         raise TraceFormatError(
-            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).{cut}"
         ) from exc
 
 

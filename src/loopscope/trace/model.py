@@ -267,6 +267,9 @@ class Run:
     probe: dict[str, int] = field(default_factory=dict)
     probe_failures: list[ProbeFailure] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    # True when the run was cut short (the server died mid-run): the trace holds what was
+    # measured until then, and the notes say what happened.
+    partial: bool = False
 
 
 @dataclass(slots=True)

@@ -1,0 +1,51 @@
+"""Apps that fail the ways a user's app can: at startup, never ready, or dying mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def hello(request: Request) -> JSONResponse:
+    return JSONResponse({"hello": "world"})
+
+
+async def exit_now(request: Request) -> JSONResponse:
+    os._exit(7)
+
+
+async def segfault(request: Request) -> JSONResponse:
+    ctypes.string_at(0)  # reads address 0: SIGSEGV in native code
+    return JSONResponse({})
+
+
+ROUTES = [
+    Route("/", hello),
+    Route("/exit", exit_now, methods=["POST"]),
+    Route("/segv", segfault, methods=["POST"]),
+]
+app = Starlette(routes=ROUTES)
+
+
+@asynccontextmanager
+async def _database_down(app: Starlette) -> AsyncIterator[None]:
+    raise RuntimeError("the database is down")
+    yield
+
+
+@asynccontextmanager
+async def _forever(app: Starlette) -> AsyncIterator[None]:
+    await asyncio.sleep(3600)
+    yield
+
+
+raises_at_startup = Starlette(routes=ROUTES, lifespan=_database_down)
+never_ready = Starlette(routes=ROUTES, lifespan=_forever)
