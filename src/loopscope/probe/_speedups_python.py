@@ -66,7 +66,12 @@ class StepHook:
         self.recorder = recorder
         self.stamps: dict[int, tuple[int, object]] = {}  # id(handle) → (ready_ns, handle)
         self.stamp_limit = stamp_limit
+        # Under uvloop: when each request's task became runnable, by request id (TaskSoonHook).
+        self.task_ready: dict[str, int] = {}
+        self.current_request: Any = None  # the request of the task step now running
+        self._store: Callable[[int, int, int, int], None] = lambda *_: None
         self._run = self._make_run(original, recorder, var, timer_type, long_ns)
+        self._task_step = self._make_task_step(recorder, var)
 
     def __get__(self, handle: Any, owner: type | None = None) -> Any:
         return self if handle is None else MethodType(self._run, handle)
@@ -77,6 +82,12 @@ class StepHook:
     def forget_stamps(self) -> None:
         """Release every handle stamped as ready and not run yet."""
         self.stamps.clear()
+        self.task_ready.clear()
+
+    def coroutine(self, coro: Any) -> TimedCoroutine:
+        """`coro` wrapped so that each step of the task that runs it is timed as a loop step
+        (uvloop, whose handles cannot be wrapped: a task factory wraps each task's coroutine)."""
+        return TimedCoroutine(self._task_step, coro)
 
     def adopt_running_step(self) -> None:
         """The step now running (of a loop just chosen as `loop`) becomes the current step, to be
@@ -151,7 +162,124 @@ class StepHook:
                     except Exception as exc:
                         rec.fail("Handle._run", exc)
 
+        self._store = store
         return _run
+
+    def _make_task_step(self, rec: Any, var: Any) -> Callable[..., Any]:
+        hook = self
+        live = rec.live
+        ready_of = self.task_ready
+        pop_ready = ready_of.pop
+        wall = time.monotonic_ns
+
+        def task_step(advance: Callable[..., Any], *args: Any) -> Any:
+            if hook.loop is None:
+                return advance(*args)
+            request_id = var.get()
+            hook.current_request = request_id
+            start = wall()
+            hook.current_step = start
+            try:
+                return advance(*args)
+            finally:
+                end = wall()
+                hook.current_step = 0
+                hook.current_request = None
+                try:
+                    ready = ref = 0
+                    if request_id is not None:
+                        row = live.get(request_id)
+                        ref = row.serial if row is not None else rec.ref_of(request_id)
+                        ready = pop_ready(request_id, 0) if ready_of else 0
+                    hook._store(start, end, ref, ready)
+                except Exception as exc:
+                    rec.fail("task step", exc)
+
+        return task_step
+
+
+class TimedCoroutine:
+    """A task's coroutine whose every `send` and `throw` (one task step each) is timed by a
+    `StepHook`; anything else is the wrapped coroutine's (`cr_frame`, `__qualname__`...)."""
+
+    __slots__ = ("_coro", "_step")
+
+    def __init__(self, step: Callable[..., Any], coro: Any) -> None:
+        self._step = step
+        self._coro = coro
+
+    def send(self, value: Any) -> Any:
+        return self._step(self._coro.send, value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._step(self._coro.throw, *args)
+
+    def close(self) -> Any:
+        return self._coro.close()
+
+    def __await__(self) -> TimedCoroutine:
+        return self
+
+    def __iter__(self) -> TimedCoroutine:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._coro, name)
+
+    def __repr__(self) -> str:
+        return repr(self._coro)
+
+
+class TaskSoonHook:
+    """uvloop's `Loop.call_soon`: notes when a request's task became runnable (a future it
+    awaited was done, or it yielded), in the step hook's `task_ready`, by request id. Set on
+    `uvloop.Loop`, a Python subclass of the compiled loop, where asyncio's futures and tasks
+    look `call_soon` up."""
+
+    loop: Any  # the loop whose calls are stamped
+
+    def __init__(self, original: Any, steps: StepHook) -> None:
+        self.loop: Any = None
+        self.__wrapped__ = original
+        self._call_soon = self._make_call_soon(original, steps)
+
+    def __get__(self, loop: Any, owner: type | None = None) -> Any:
+        return self if loop is None else MethodType(self._call_soon, loop)
+
+    def __call__(self, loop: Any, callback: Any, *args: Any, context: Any = None) -> Any:
+        return self._call_soon(loop, callback, *args, context=context)
+
+    def _make_call_soon(self, original: Any, steps: StepHook) -> Callable[..., Any]:
+        from loopscope.probe.context import REQUEST_ID
+
+        hook = self
+        ready_of = steps.task_ready
+        limit = steps.stamp_limit
+        wall = time.monotonic_ns
+        var = REQUEST_ID
+
+        def call_soon(loop: Any, callback: Any, *args: Any, context: Any = None) -> Any:
+            handle = original(loop, callback, *args, context=context)
+            try:
+                if loop is hook.loop:
+                    request_id = var.get() if context is None else context.get(var)
+                    # The earliest call since the request's last step; none from within it.
+                    if (
+                        request_id is not None
+                        and request_id not in ready_of
+                        and not (steps.current_step and request_id == steps.current_request)
+                    ):
+                        if len(ready_of) > limit:
+                            ready_of.clear()
+                        ready_of[request_id] = wall()
+            except Exception as exc:
+                steps.recorder.fail("call_soon", exc)
+            return handle
+
+        return call_soon
 
 
 class SoonHook:

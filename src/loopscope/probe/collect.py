@@ -13,6 +13,7 @@ from loopscope.probe.blocks import (
     block_from_step,
     label_gc,
     mark_delayed,
+    outside_steps,
 )
 from loopscope.probe.recorder import Recorder, Step
 from loopscope.probe.segments import loop_lane, request_segments, thread_lanes, watched_segments
@@ -27,17 +28,22 @@ def server_record(
     loop: str,
     precise: bool,
     block_ms: float,
+    task_steps: bool = False,
     loops: int = 0,
     unobserved_loops: int = 0,
 ) -> ServerRecord:
-    """What `recorder` holds, as this process's `ServerRecord` (see `loopscope.probe`)."""
+    """What `recorder` holds, as this process's `ServerRecord` (see `loopscope.probe`).
+
+    `task_steps`: the steps are task steps (uvloop), and the watchdog's heartbeat ran beside
+    them; its blocks that lie mostly outside every timed step are kept, and counted as unseen.
+    """
     block_ns = int(block_ms * 1_000_000)
     requests = recorder.request_records()
     steps = attribute_steps(recorder.loop_steps(), requests)
     pool = sorted(recorder.pool, key=lambda call: call.submitted_ns)
     pauses = sorted(recorder.gc_pauses)
     samples = dict(recorder.samples)
-    watched = list(recorder.watch_blocks) if not precise else []
+    watched = list(recorder.watch_blocks) if not precise or task_steps else []
     for block in watched:
         attribute_to_lone_request(block, requests)
 
@@ -45,6 +51,9 @@ def server_record(
     for step in steps:
         if step[1] - step[0] > block_ns:
             by_start[step[0]] = block_from_step(step, samples.get(step[0]))
+    unseen_ns = 0
+    if task_steps:
+        watched, unseen_ns = outside_steps(watched, steps, block_ns)
     blocks = sorted([*by_start.values(), *watched], key=lambda b: b.start_ns)
     starts = [step[0] for step in steps]
     arrivals = sorted((r.start_ns, request_id) for request_id, r in requests.items())
@@ -66,7 +75,7 @@ def server_record(
         own = steps_of.get(request_id, [])
         calls = calls_of.get(request_id, [])
         if precise:
-            segments = request_segments(request_id, record, own, calls, by_start)
+            segments = request_segments(request_id, record, own, calls, by_start, watched)
         else:
             segments = watched_segments(request_id, record, calls, watched)
         out_requests.append(
@@ -101,6 +110,8 @@ def server_record(
             steps=len(steps),
             loops=loops,
             unobserved_loops=unobserved_loops,
+            unseen_blocks=len(watched) if task_steps else 0,
+            unseen_block_ns=unseen_ns,
         ),
         failures=recorder.failure_list(),
     )

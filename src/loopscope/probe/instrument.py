@@ -20,10 +20,11 @@ from loopscope.probe.asgi import ASGIApp, ProbeMiddleware
 from loopscope.probe.backend import load_backend
 from loopscope.probe.collect import server_record
 from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID
+from loopscope.probe.executors import ExecutorHooks
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.gcwatch import GcWatch
 from loopscope.probe.loop import LoopHooks
-from loopscope.probe.pool import PoolHooks
+from loopscope.probe.pool import PoolHooks, ThreadLabels
 from loopscope.probe.recorder import Recorder
 from loopscope.probe.routes import route_template
 from loopscope.probe.watchdog import Watchdog
@@ -56,6 +57,7 @@ class Probe:
         self.task_requests: dict[asyncio.Task[Any], str] = {}
         self._wanted_precise = precise
         self._precise: bool | None = None
+        self._task_steps = False  # precise by timing task steps (uvloop)
         self._loop_kind = "unknown"
         self._namer = FrameNamer(app_root)
         block_ns = int(block_ms * 1_000_000)
@@ -64,7 +66,9 @@ class Probe:
         self._loop_hooks = LoopHooks(
             self.recorder, long_step_ns=block_ns // 2, backend=self._backend
         )
-        self._pool_hooks = PoolHooks(self.recorder, self._count_hop, self._namer)
+        labels = ThreadLabels()
+        self._pool_hooks = PoolHooks(self.recorder, self._count_hop, self._namer, labels)
+        self._executor_hooks = ExecutorHooks(self.recorder, self._namer, labels)
         self._gc = GcWatch(self.recorder)
         self._watchdog: Watchdog | None = None
         self._observed: asyncio.AbstractEventLoop | None = None
@@ -86,7 +90,8 @@ class Probe:
 
     @property
     def precise(self) -> bool:
-        """Whether loop steps are being timed (pure asyncio loop and precise not turned off)."""
+        """Whether loop steps are being timed: every step of the pure asyncio loop, or every
+        task step under uvloop (precise not turned off)."""
         return bool(self._precise)
 
     def _install(self) -> None:
@@ -94,6 +99,7 @@ class Probe:
             if self._wanted_precise is not False:
                 self._loop_hooks.install()
             self._pool_hooks.install()
+            self._executor_hooks.install()
             self._gc.install()
         except BaseException:
             self._remove_hooks()
@@ -109,7 +115,7 @@ class Probe:
     def tracks_tasks(self) -> bool:
         """Whether the middleware must map tasks to requests: only the heartbeat watchdog
         (uvloop) needs it, as it cannot read a handle's context."""
-        return self._observed is not None and not self._precise
+        return self._observed is not None and (not self._precise or self._task_steps)
 
     @property
     def step_clock(self) -> Any:
@@ -150,17 +156,26 @@ class Probe:
             self._loops += 1
             kind = loop_kind(loop)
             self._loop_kind = kind if self._loop_kind in ("unknown", kind) else "mixed"
+            self._loop_hooks.unwatch_tasks()
             self._precise = kind == "asyncio" and self._wanted_precise is not False
-            self._loop_hooks.loop = loop if self._precise else None
+            # uvloop's handles are compiled: its tasks' steps are timed instead, and the
+            # watchdog's heartbeat keeps looking for blocks outside them.
+            self._task_steps = (
+                kind == "uvloop"
+                and self._wanted_precise is not False
+                and self._loop_hooks.watch_tasks(loop)
+            )
+            self._loop_hooks.loop = loop if self._precise or self._task_steps else None
             if self._precise:
                 self._loop_hooks.adopt_running_step()
+            self._precise = self._precise or self._task_steps
             self._gc.thread_id = threading.get_ident()
             self._watchdog = Watchdog(
                 self.recorder,
                 self._namer,
                 loop=loop,
                 block_ns=self._block_ns,
-                heartbeat=not self._precise,
+                heartbeat=not self._precise or self._task_steps,
                 current_request=self._current_request,
                 step_clock=self._loop_hooks.clock,
                 backend=self._backend,
@@ -212,6 +227,7 @@ class Probe:
             pid=os.getpid(),
             loop=self._loop_kind,
             precise=self.precise,
+            task_steps=self._task_steps,
             block_ms=self.block_ms,
             loops=self._loops,
             unobserved_loops=self.unobserved_loops,
@@ -224,6 +240,7 @@ class Probe:
     def _remove_hooks(self) -> None:
         self._loop_hooks.uninstall()
         self._pool_hooks.uninstall()
+        self._executor_hooks.uninstall()
         self._gc.uninstall()
 
     def uninstall(self) -> None:

@@ -24,13 +24,19 @@ callback in the handle's context, and hands a callback's exception to asyncio's 
 `_Rethrow.run`); `_call_soon` makes and queues the Handle. They do so only where the methods
 are asyncio's own: another tool's wrapper installed before the probe is called as it was.
 
-uvloop's `Handle` is compiled, so none of this sees anything there; the watchdog's heartbeat
-takes over (`loopscope.probe.watchdog`).
+uvloop's `Handle` is compiled, so none of this sees anything there. Tasks can be seen all the
+same (`watch_tasks`): a task factory wraps each new task's coroutine in the step hook's
+`TimedCoroutine`, whose every `send`/`throw` (one task step) is timed and recorded like a loop
+step, and `uvloop.Loop.call_soon` (a Python subclass of the compiled loop, where asyncio's
+futures and tasks look it up) is replaced by `TaskSoonHook`, which notes when a request's task
+became runnable. Callbacks outside tasks (protocols, transports, timers' own callbacks) stay
+unseen; the watchdog's heartbeat, which keeps running under uvloop, finds their blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import types
 from asyncio import base_events, events
 from collections.abc import Callable
 from types import ModuleType
@@ -95,6 +101,10 @@ class LoopHooks:
         self._backend = backend
         self._steps: Any = None  # the StepHook in place
         self._soon: Any = None  # the SoonHook in place
+        self._task_loop: Any = None  # the loop whose task factory is ours (uvloop)
+        self._factory: Any = None
+        self._previous_factory: Any = None
+        self._task_soon: tuple[type, Any] | None = None  # (loop class, TaskSoonHook)
 
     @property
     def compiled(self) -> bool:
@@ -152,8 +162,56 @@ class LoopHooks:
             self._originals[(owner, name)] = owner.__dict__[name]
             setattr(owner, name, hook)
 
+    def watch_tasks(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Time every step of the tasks `loop` creates from now on (for uvloop, whose handles
+        cannot be wrapped); `False` where the step hook is not in place."""
+        steps = self._steps
+        if steps is None or not hasattr(steps, "coroutine"):
+            return False
+        self.unwatch_tasks()
+        previous = loop.get_task_factory()
+        wrap = steps.coroutine
+
+        def task_factory(loop: Any, coro: Any, **kwargs: Any) -> Any:
+            # Only native coroutines: a generator-based or custom awaitable passes unwrapped.
+            if type(coro) is types.CoroutineType:
+                coro = wrap(coro)
+            if previous is not None:
+                return previous(loop, coro, **kwargs)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(task_factory)
+        self._task_loop, self._factory, self._previous_factory = loop, task_factory, previous
+        cls = type(loop)
+        if "call_soon" not in cls.__dict__ and hasattr(cls, "call_soon"):
+            # uvloop.Loop is a Python subclass of the compiled loop: the hook is set there and
+            # removed again, leaving the compiled method untouched.
+            soon = self._backend.TaskSoonHook(cls.call_soon, steps)
+            soon.loop = loop
+            cls.call_soon = soon  # type: ignore[method-assign]
+            self._task_soon = (cls, soon)
+        return True
+
+    def unwatch_tasks(self) -> None:
+        """Put back the task factory and `call_soon` that `watch_tasks` replaced."""
+        loop, self._task_loop = self._task_loop, None
+        if loop is not None and not loop.is_closed() and loop.get_task_factory() is self._factory:
+            loop.set_task_factory(self._previous_factory)
+        self._factory = self._previous_factory = None
+        if self._task_soon is not None:
+            cls, soon = self._task_soon
+            if cls.__dict__.get("call_soon") is soon:
+                delattr(cls, "call_soon")
+            self._task_soon = None
+
+    @property
+    def watching_tasks(self) -> bool:
+        """Whether task steps are being timed (`watch_tasks`)."""
+        return self._task_loop is not None
+
     def uninstall(self) -> None:
         """Restore every hooked attribute to the object it was before `install`."""
+        self.unwatch_tasks()
         for (owner, name), original in self._originals.items():
             setattr(owner, name, original)
         self._originals.clear()
