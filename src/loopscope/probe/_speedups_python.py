@@ -176,6 +176,9 @@ class StepHook:
             if hook.loop is None:
                 return advance(*args)
             request_id = var.get()
+            # The request's stamp, taken before the step: what the step does (a timer it sets,
+            # a future it completes) belongs to its next wake-up.
+            ready = pop_ready(request_id, 0) if ready_of and request_id is not None else 0
             hook.current_request = request_id
             start = wall()
             hook.current_step = start
@@ -186,11 +189,10 @@ class StepHook:
                 hook.current_step = 0
                 hook.current_request = None
                 try:
-                    ready = ref = 0
+                    ref = 0
                     if request_id is not None:
                         row = live.get(request_id)
                         ref = row.serial if row is not None else rec.ref_of(request_id)
-                        ready = pop_ready(request_id, 0) if ready_of else 0
                     hook._store(start, end, ref, ready)
                 except Exception as exc:
                     rec.fail("task step", exc)
@@ -266,15 +268,18 @@ class TaskSoonHook:
             try:
                 if loop is hook.loop:
                     request_id = var.get() if context is None else context.get(var)
-                    # The earliest call since the request's last step; none from within it.
-                    if (
-                        request_id is not None
-                        and request_id not in ready_of
-                        and not (steps.current_step and request_id == steps.current_request)
+                    # The earliest call since the request's last step; none from within it. A
+                    # stamp already there may be the due time of a timer the request set
+                    # (`loopscope.probe.loop`'s timer hooks), which may lie ahead.
+                    if request_id is not None and not (
+                        steps.current_step and request_id == steps.current_request
                     ):
-                        if len(ready_of) > limit:
-                            ready_of.clear()
-                        ready_of[request_id] = wall()
+                        now = wall()
+                        stamp = ready_of.get(request_id)
+                        if stamp is None or stamp > now:
+                            if stamp is None and len(ready_of) > limit:
+                                ready_of.clear()
+                            ready_of[request_id] = now
             except Exception as exc:
                 steps.recorder.fail("call_soon", exc)
             return handle

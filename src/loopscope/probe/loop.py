@@ -36,6 +36,8 @@ unseen; the watchdog's heartbeat, which keeps running under uvloop, finds their 
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 import types
 from asyncio import base_events, events
 from collections.abc import Callable
@@ -83,6 +85,36 @@ def is_asyncios_own(function: Any, module: Any) -> bool:
     tool's wrapper (which `functools.wraps` can make look like it, but not its code)."""
     code = getattr(function, "__code__", None)
     return code is not None and code.co_filename == getattr(module, "__file__", None)
+
+
+_TASK_WAKERS = ("call_soon", "call_at", "call_later")
+"""uvloop.Loop's methods replaced while its task steps are timed."""
+
+
+def _timer_hook(original: Any, steps: Any, loop: Any, *, absolute: bool) -> Any:
+    """uvloop's `call_at` or `call_later`, noting for a request that sets a timer (an
+    `asyncio.sleep`, a timeout) when the timer is due: the earliest moment its task may be
+    runnable again. Without it a sleep that ends while the loop is blocked would count as
+    awaited until the loop ran the timer's callback (uvloop's timers are compiled)."""
+    ready_of = steps.task_ready
+    var = REQUEST_ID
+
+    @functools.wraps(original)
+    def call_timer(self: Any, when: Any, callback: Any, *args: Any, context: Any = None) -> Any:
+        handle = original(self, when, callback, *args, context=context)
+        try:
+            if self is loop:
+                request_id = var.get() if context is None else context.get(var)
+                if request_id is not None:
+                    due = int(when * 1e9) if absolute else time.monotonic_ns() + int(when * 1e9)
+                    stamp = ready_of.get(request_id)
+                    if stamp is None or due < stamp:
+                        ready_of[request_id] = due
+        except Exception as exc:
+            steps.recorder.fail("call_later", exc)
+        return handle
+
+    return call_timer
 
 
 class LoopHooks:
@@ -183,12 +215,14 @@ class LoopHooks:
         loop.set_task_factory(task_factory)
         self._task_loop, self._factory, self._previous_factory = loop, task_factory, previous
         cls = type(loop)
-        if "call_soon" not in cls.__dict__ and hasattr(cls, "call_soon"):
-            # uvloop.Loop is a Python subclass of the compiled loop: the hook is set there and
-            # removed again, leaving the compiled method untouched.
+        if all(name not in cls.__dict__ for name in _TASK_WAKERS) and hasattr(cls, "call_at"):
+            # uvloop.Loop is a Python subclass of the compiled loop: the hooks are set there and
+            # removed again, leaving the compiled methods untouched.
             soon = self._backend.TaskSoonHook(cls.call_soon, steps)
             soon.loop = loop
             cls.call_soon = soon  # type: ignore[method-assign]
+            cls.call_at = _timer_hook(cls.call_at, steps, loop, absolute=True)  # type: ignore[method-assign]
+            cls.call_later = _timer_hook(cls.call_later, steps, loop, absolute=False)  # type: ignore[method-assign]
             self._task_soon = (cls, soon)
         return True
 
@@ -199,9 +233,10 @@ class LoopHooks:
             loop.set_task_factory(self._previous_factory)
         self._factory = self._previous_factory = None
         if self._task_soon is not None:
-            cls, soon = self._task_soon
-            if cls.__dict__.get("call_soon") is soon:
-                delattr(cls, "call_soon")
+            cls, _ = self._task_soon
+            for name in _TASK_WAKERS:
+                if name in cls.__dict__:
+                    delattr(cls, name)
             self._task_soon = None
 
     @property
