@@ -46,6 +46,9 @@ class StepHook:
     loop: Any  # the loop whose steps are recorded; None: none
     current_step: int  # start of the step now running, 0 between steps
     foreign_step: int  # start of the running step of a loop not watched, 0 between such steps
+    task_ready: dict[str, int]  # uvloop: when each request's task became runnable
+    current_request: Any  # the request of the task step now running, None between
+    stamp_limit: int  # past this many ready stamps, they are dropped wholesale
 
     def __init__(
         self,

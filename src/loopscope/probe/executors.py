@@ -28,9 +28,10 @@ from loopscope.probe.context import REQUEST_ID
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.pool import ThreadLabels, defined_at, describe_callable
 from loopscope.probe.recorder import Recorder
+from loopscope.trace.constants import AIOSQLITE_EXECUTOR
 from loopscope.trace.model import PoolCall
 
-AIOSQLITE = "aiosqlite"
+AIOSQLITE = AIOSQLITE_EXECUTOR
 """The executor name of aiosqlite's per-connection threads."""
 
 
