@@ -16,10 +16,7 @@ def _fetch(name: str) -> dict[str, str]:
 
 def render(rows: int) -> int:
     """CPU-bound page rendering."""
-    total = 0
-    for i in range(rows):  # mark: render-loop
-        total += i * i % 7
-    return total
+    return sum(i * i % 7 for i in range(rows))  # mark: render-loop
 
 
 def export(name: str) -> str:
