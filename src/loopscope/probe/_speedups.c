@@ -1357,20 +1357,29 @@ static PyTypeObject TimedCoroutineType = {
 
 /* ---- TaskSoonHook: uvloop's Loop.call_soon ---------------------------------------------- */
 
+/* What a TaskSoonHook replaces: call_soon, or a timer's call_at (absolute) or call_later. */
+#define WAKE_SOON 0
+#define WAKE_AT 1
+#define WAKE_LATER 2
+
 typedef struct {
     PyObject_HEAD
-    PyObject *original; /* the compiled loop's call_soon */
+    PyObject *original; /* the compiled loop's call_soon, call_at or call_later */
     StepHook *steps;    /* whose task_ready it fills */
     PyObject *loop;
+    int timer;          /* WAKE_SOON, WAKE_AT or WAKE_LATER */
     vectorcallfunc vectorcall;
 } TaskSoonHook;
 
 static PyObject *str_context_kw;
 
-/* Note that the request whose context `call_soon` was given (or the caller's) became runnable:
- * the earliest such call since the request's last task step, none from within that step. */
+/* Note that the request whose context `call_soon` was given (or the caller's) became runnable
+ * at `at`: the earliest such call since the request's last task step, none from within that
+ * step. A timer notes when it is due (`at`, maybe ahead), also from within the step that set it:
+ * the earliest moment the task may run again. */
 static void
-stamp_task_ready(TaskSoonHook *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+stamp_task_ready(TaskSoonHook *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                 long long at)
 {
     StepHook *steps = self->steps;
     PyObject *context = NULL;
@@ -1399,14 +1408,14 @@ stamp_task_ready(TaskSoonHook *self, PyObject *const *args, Py_ssize_t nargs, Py
         goto failed;
     }
     if (request_id == Py_None ||
-        (__atomic_load_n(&steps->current_step, __ATOMIC_RELAXED) &&
+        (self->timer == WAKE_SOON && __atomic_load_n(&steps->current_step, __ATOMIC_RELAXED) &&
          request_id == steps->current_request)) {
         Py_DECREF(request_id);
         return;
     }
     /* A stamp already there is an earlier call's, or the due time of a timer the request set
      * (`loopscope.probe.loop`'s timer hooks), which may lie ahead: the earlier one stands. */
-    long long now = clock_ns(CLOCK_MONOTONIC);
+    long long now = at;
     int done = 0;
     PyObject *stamp = PyDict_GetItemWithError(steps->task_ready, request_id);
     if (stamp == NULL && PyErr_Occurred()) {
@@ -1436,19 +1445,35 @@ task_soon_call(TaskSoonHook *self, PyObject *const *args, size_t nargsf, PyObjec
 {
     PyObject *handle = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (handle != NULL && nargs >= 1 && args[0] == self->loop) {
-        stamp_task_ready(self, args, nargs, kwnames);
+    if (handle == NULL || nargs < 1 || args[0] != self->loop) {
+        return handle;
     }
+    long long at = clock_ns(CLOCK_MONOTONIC);
+    if (self->timer != WAKE_SOON) {
+        double when = nargs >= 2 ? PyFloat_AsDouble(args[1]) : -1.0;
+        if (PyErr_Occurred() || !isfinite(when)) {
+            PyErr_Clear();
+            return handle;
+        }
+        /* A timer's `when` is loop.time(), i.e. time.monotonic(): the same clock. */
+        at = self->timer == WAKE_AT ? (long long)(when * 1e9) : at + (long long)(when * 1e9);
+    }
+    stamp_task_ready(self, args, nargs, kwnames, at);
     return with_pending(handle);
 }
 
 static PyObject *
 task_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"original", "steps", NULL};
+    static char *keywords[] = {"original", "steps", "timer", NULL};
     PyObject *original, *steps;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!", keywords, &original, &StepHookType,
-                                     &steps)) {
+    int timer = WAKE_SOON;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|i", keywords, &original, &StepHookType,
+                                     &steps, &timer)) {
+        return NULL;
+    }
+    if (timer < WAKE_SOON || timer > WAKE_LATER) {
+        PyErr_SetString(PyExc_ValueError, "timer must be 0 (call_soon), 1 (call_at) or 2");
         return NULL;
     }
     TaskSoonHook *self = (TaskSoonHook *)type->tp_alloc(type, 0);
@@ -1458,6 +1483,7 @@ task_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->original = Py_NewRef(original);
     self->steps = (StepHook *)Py_NewRef(steps);
     self->loop = Py_NewRef(Py_None);
+    self->timer = timer;
     self->vectorcall = (vectorcallfunc)task_soon_call;
     return (PyObject *)self;
 }
@@ -1497,8 +1523,9 @@ static PyMemberDef task_soon_members[] = {
 static PyTypeObject TaskSoonHookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.probe._speedups.TaskSoonHook",
-    .tp_doc = PyDoc_STR("TaskSoonHook(original, steps): in place of uvloop.Loop.call_soon, "
-                        "notes when a request's task became runnable, in steps.task_ready."),
+    .tp_doc = PyDoc_STR("TaskSoonHook(original, steps, timer=0): in place of uvloop.Loop's "
+                        "call_soon (timer 0), call_at (1) or call_later (2), notes when a "
+                        "request's task became (or may become) runnable, in steps.task_ready."),
     .tp_basicsize = sizeof(TaskSoonHook),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,

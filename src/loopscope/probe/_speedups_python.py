@@ -238,26 +238,35 @@ class TimedCoroutine:
         return repr(self._coro)
 
 
+WAKE_SOON, WAKE_AT, WAKE_LATER = 0, 1, 2
+"""What a `TaskSoonHook` replaces: `call_soon`, or a timer's `call_at` or `call_later`."""
+
+
 class TaskSoonHook:
-    """uvloop's `Loop.call_soon`: notes when a request's task became runnable (a future it
-    awaited was done, or it yielded), in the step hook's `task_ready`, by request id. Set on
+    """uvloop's `Loop.call_soon` (`timer=0`): notes when a request's task became runnable (a
+    future it awaited was done, or it yielded), in the step hook's `task_ready`, by request id;
+    or `call_at` (1) / `call_later` (2): notes when a timer the request set is due, the earliest
+    moment its task may run again (uvloop's timers are compiled: without it a sleep that ends
+    while the loop is blocked would count as awaited until the loop ran the timer). Set on
     `uvloop.Loop`, a Python subclass of the compiled loop, where asyncio's futures and tasks
-    look `call_soon` up."""
+    look these methods up."""
 
     loop: Any  # the loop whose calls are stamped
 
-    def __init__(self, original: Any, steps: StepHook) -> None:
+    def __init__(self, original: Any, steps: StepHook, timer: int = WAKE_SOON) -> None:
+        if timer not in (WAKE_SOON, WAKE_AT, WAKE_LATER):
+            raise ValueError("timer must be 0 (call_soon), 1 (call_at) or 2")
         self.loop: Any = None
         self.__wrapped__ = original
-        self._call_soon = self._make_call_soon(original, steps)
+        self._call = self._make_call(original, steps, timer)
 
     def __get__(self, loop: Any, owner: type | None = None) -> Any:
-        return self if loop is None else MethodType(self._call_soon, loop)
+        return self if loop is None else MethodType(self._call, loop)
 
-    def __call__(self, loop: Any, callback: Any, *args: Any, context: Any = None) -> Any:
-        return self._call_soon(loop, callback, *args, context=context)
+    def __call__(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._call(loop, *args, **kwargs)
 
-    def _make_call_soon(self, original: Any, steps: StepHook) -> Callable[..., Any]:
+    def _make_call(self, original: Any, steps: StepHook, timer: int) -> Callable[..., Any]:
         from loopscope.probe.context import REQUEST_ID
 
         hook = self
@@ -266,28 +275,30 @@ class TaskSoonHook:
         wall = time.monotonic_ns
         var = REQUEST_ID
 
-        def call_soon(loop: Any, callback: Any, *args: Any, context: Any = None) -> Any:
-            handle = original(loop, callback, *args, context=context)
+        def call(loop: Any, *args: Any, context: Any = None) -> Any:
+            handle = original(loop, *args, context=context)
             try:
                 if loop is hook.loop:
                     request_id = var.get() if context is None else context.get(var)
-                    # The earliest call since the request's last step; none from within it. A
-                    # stamp already there may be the due time of a timer the request set
-                    # (`loopscope.probe.loop`'s timer hooks), which may lie ahead.
-                    if request_id is not None and not (
-                        steps.current_step and request_id == steps.current_request
-                    ):
-                        now = wall()
+                    at = wall()
+                    if timer != WAKE_SOON:
+                        # A timer's `when` is loop.time(), i.e. time.monotonic(): one clock.
+                        due = int(args[0] * 1e9)
+                        at = due if timer == WAKE_AT else at + due
+                    # The earliest call since the request's last step; none from within it
+                    # but a timer's. A stamp already there may be a timer's, maybe ahead.
+                    own = steps.current_step and request_id == steps.current_request
+                    if request_id is not None and not (timer == WAKE_SOON and own):
                         stamp = ready_of.get(request_id)
-                        if stamp is None or stamp > now:
+                        if stamp is None or stamp > at:
                             if stamp is None and len(ready_of) > limit:
                                 ready_of.clear()
-                            ready_of[request_id] = now
+                            ready_of[request_id] = at
             except Exception as exc:
                 steps.recorder.fail("call_soon", exc)
             return handle
 
-        return call_soon
+        return call
 
 
 class SoonHook:

@@ -36,8 +36,6 @@ unseen; the watchdog's heartbeat, which keeps running under uvloop, finds their 
 from __future__ import annotations
 
 import asyncio
-import functools
-import time
 import types
 from asyncio import base_events, events
 from collections.abc import Callable
@@ -88,33 +86,8 @@ def is_asyncios_own(function: Any, module: Any) -> bool:
 
 
 _TASK_WAKERS = ("call_soon", "call_at", "call_later")
-"""uvloop.Loop's methods replaced while its task steps are timed."""
-
-
-def _timer_hook(original: Any, steps: Any, loop: Any, *, absolute: bool) -> Any:
-    """uvloop's `call_at` or `call_later`, noting for a request that sets a timer (an
-    `asyncio.sleep`, a timeout) when the timer is due: the earliest moment its task may be
-    runnable again. Without it a sleep that ends while the loop is blocked would count as
-    awaited until the loop ran the timer's callback (uvloop's timers are compiled)."""
-    ready_of = steps.task_ready
-    var = REQUEST_ID
-
-    @functools.wraps(original)
-    def call_timer(self: Any, when: Any, callback: Any, *args: Any, context: Any = None) -> Any:
-        handle = original(self, when, callback, *args, context=context)
-        try:
-            if self is loop:
-                request_id = var.get() if context is None else context.get(var)
-                if request_id is not None:
-                    due = int(when * 1e9) if absolute else time.monotonic_ns() + int(when * 1e9)
-                    stamp = ready_of.get(request_id)
-                    if stamp is None or due < stamp:
-                        ready_of[request_id] = due
-        except Exception as exc:
-            steps.recorder.fail("call_later", exc)
-        return handle
-
-    return call_timer
+"""uvloop.Loop's methods replaced while its task steps are timed, in the order of the
+`TaskSoonHook` modes (0: call_soon, 1: call_at, 2: call_later)."""
 
 
 class LoopHooks:
@@ -136,7 +109,7 @@ class LoopHooks:
         self._task_loop: Any = None  # the loop whose task factory is ours (uvloop)
         self._factory: Any = None
         self._previous_factory: Any = None
-        self._task_soon: tuple[type, Any] | None = None  # (loop class, TaskSoonHook)
+        self._wakers_on: type | None = None  # uvloop's loop class, while its methods are hooked
 
     @property
     def compiled(self) -> bool:
@@ -218,12 +191,11 @@ class LoopHooks:
         if all(name not in cls.__dict__ for name in _TASK_WAKERS) and hasattr(cls, "call_at"):
             # uvloop.Loop is a Python subclass of the compiled loop: the hooks are set there and
             # removed again, leaving the compiled methods untouched.
-            soon = self._backend.TaskSoonHook(cls.call_soon, steps)
-            soon.loop = loop
-            cls.call_soon = soon  # type: ignore[method-assign]
-            cls.call_at = _timer_hook(cls.call_at, steps, loop, absolute=True)  # type: ignore[method-assign]
-            cls.call_later = _timer_hook(cls.call_later, steps, loop, absolute=False)  # type: ignore[method-assign]
-            self._task_soon = (cls, soon)
+            for timer, name in enumerate(_TASK_WAKERS):
+                waker = self._backend.TaskSoonHook(getattr(cls, name), steps, timer)
+                waker.loop = loop
+                setattr(cls, name, waker)
+            self._wakers_on = cls
         return True
 
     def unwatch_tasks(self) -> None:
@@ -232,12 +204,11 @@ class LoopHooks:
         if loop is not None and not loop.is_closed() and loop.get_task_factory() is self._factory:
             loop.set_task_factory(self._previous_factory)
         self._factory = self._previous_factory = None
-        if self._task_soon is not None:
-            cls, _ = self._task_soon
+        if self._wakers_on is not None:
             for name in _TASK_WAKERS:
-                if name in cls.__dict__:
-                    delattr(cls, name)
-            self._task_soon = None
+                if name in self._wakers_on.__dict__:
+                    delattr(self._wakers_on, name)
+            self._wakers_on = None
 
     @property
     def watching_tasks(self) -> bool:
