@@ -61,7 +61,8 @@ def test_under_uvloop_the_block_is_found_at_its_line_with_task_steps_timed(
     busy = _block(record, "cpu-1")
     assert busy.where == marked_line("helpers", "busy-loop")
     assert busy.cpu_ns > 150_000_000 * 0.85
-    assert busy.cpu_ns > (busy.end_ns - busy.start_ns) * 0.3
+    # CPU, or ready to run while a busy machine ran something else: no waiting.
+    assert busy.cpu_ns + (busy.runnable_ns or 0) > (busy.end_ns - busy.start_ns) * 0.6
 
     # A full collection holds the GIL, so no heartbeat can even be posted: caught all the same.
     assert _block(record, "gc-collect").kind == "gc"

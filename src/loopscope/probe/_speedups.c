@@ -1539,6 +1539,136 @@ static PyTypeObject TaskSoonHookType = {
     .tp_members = task_soon_members,
 };
 
+/* ---- TaskFactory: every new task's coroutine wrapped in a TimedCoroutine (uvloop) -------- */
+
+typedef struct {
+    PyObject_HEAD
+    StepHook *steps;
+    PyObject *task_type; /* asyncio.Task */
+    PyObject *previous;  /* the loop's task factory before, or None */
+    vectorcallfunc vectorcall;
+} TaskFactory;
+
+static PyObject *str_loop_kw;
+
+/* factory(loop, coro, **kwargs): the loop's task factory. A native coroutine is wrapped; a
+ * generator-based one or another awaitable passes as it is. */
+static PyObject *
+factory_call(TaskFactory *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "task factory takes (loop, coro)");
+        return NULL;
+    }
+    PyObject *coro = args[1];
+    PyObject *wrapped = PyCoro_CheckExact(coro) ? step_hook_coroutine(self->steps, coro)
+                                                : Py_NewRef(coro);
+    if (wrapped == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    PyObject **call = PyMem_Malloc((size_t)(2 + nkw) * sizeof(PyObject *));
+    if (call == NULL) {
+        Py_DECREF(wrapped);
+        return PyErr_NoMemory();
+    }
+    if (self->previous != Py_None) { /* previous(loop, wrapped, **kwargs) */
+        call[0] = args[0];
+        call[1] = wrapped;
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            call[2 + i] = args[2 + i];
+        }
+        result = PyObject_Vectorcall(self->previous, call, 2, kwnames);
+    }
+    else { /* asyncio.Task(wrapped, loop=loop, **kwargs) */
+        PyObject *names = PyTuple_New(1 + nkw);
+        if (names != NULL) {
+            PyTuple_SET_ITEM(names, 0, Py_NewRef(str_loop_kw));
+            call[0] = wrapped;
+            call[1] = args[0];
+            for (Py_ssize_t i = 0; i < nkw; i++) {
+                PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+                call[2 + i] = args[2 + i];
+            }
+            result = PyObject_Vectorcall(self->task_type, call, 1, names);
+            Py_DECREF(names);
+        }
+    }
+    PyMem_Free(call);
+    Py_DECREF(wrapped);
+    return result;
+}
+
+static PyObject *
+factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *keywords[] = {"steps", "task_type", "previous", NULL};
+    PyObject *steps, *task_type, *previous = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|O", keywords, &StepHookType, &steps,
+                                     &task_type, &previous)) {
+        return NULL;
+    }
+    TaskFactory *self = (TaskFactory *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->steps = (StepHook *)Py_NewRef(steps);
+    self->task_type = Py_NewRef(task_type);
+    self->previous = Py_NewRef(previous);
+    self->vectorcall = (vectorcallfunc)factory_call;
+    return (PyObject *)self;
+}
+
+static int
+factory_traverse(TaskFactory *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->steps);
+    Py_VISIT(self->task_type);
+    Py_VISIT(self->previous);
+    return 0;
+}
+
+static int
+factory_clear(TaskFactory *self)
+{
+    Py_CLEAR(self->steps);
+    Py_CLEAR(self->task_type);
+    Py_CLEAR(self->previous);
+    return 0;
+}
+
+static void
+factory_dealloc(TaskFactory *self)
+{
+    PyObject_GC_UnTrack(self);
+    factory_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef factory_members[] = {
+    {"previous", T_OBJECT, offsetof(TaskFactory, previous), READONLY,
+     "The loop's task factory before this one, or None."},
+    {NULL},
+};
+
+static PyTypeObject TaskFactoryType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.probe._speedups.TaskFactory",
+    .tp_doc = PyDoc_STR("TaskFactory(steps, task_type, previous=None): a loop's task factory "
+                        "that wraps each new task's coroutine in steps.coroutine(coro)."),
+    .tp_basicsize = sizeof(TaskFactory),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = factory_new,
+    .tp_dealloc = (destructor)factory_dealloc,
+    .tp_traverse = (traverseproc)factory_traverse,
+    .tp_clear = (inquiry)factory_clear,
+    .tp_vectorcall_offset = offsetof(TaskFactory, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_members = factory_members,
+};
+
 /* ---- RequestWatcher: the ASGI middleware's per-request bookkeeping ----------------------- */
 
 #define MAX_REQUEST_ID 64 /* context.MAX_REQUEST_ID_LENGTH */
@@ -2303,6 +2433,7 @@ PyInit__speedups(void)
     INTERN(str_ready, "_ready");
     INTERN(str_append, "append");
     INTERN(str_context_kw, "context");
+    INTERN(str_loop_kw, "loop");
     if ((one = PyLong_FromLong(1)) == NULL ||
         (chunk = PyLong_FromLong(BUDGET_CHUNK)) == NULL) {
         return NULL;
@@ -2310,7 +2441,7 @@ PyInit__speedups(void)
     if (PyType_Ready(&StepHookType) < 0 || PyType_Ready(&SoonHookType) < 0 ||
         PyType_Ready(&RequestWatcherType) < 0 || PyType_Ready(&RequestWatchType) < 0 ||
         PyType_Ready(&StallGateType) < 0 || PyType_Ready(&TimedCoroutineType) < 0 ||
-        PyType_Ready(&TaskSoonHookType) < 0) {
+        PyType_Ready(&TaskSoonHookType) < 0 || PyType_Ready(&TaskFactoryType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -2323,6 +2454,7 @@ PyInit__speedups(void)
         PyModule_AddObjectRef(module, "StallGate", (PyObject *)&StallGateType) < 0 ||
         PyModule_AddObjectRef(module, "TimedCoroutine", (PyObject *)&TimedCoroutineType) < 0 ||
         PyModule_AddObjectRef(module, "TaskSoonHook", (PyObject *)&TaskSoonHookType) < 0 ||
+        PyModule_AddObjectRef(module, "TaskFactory", (PyObject *)&TaskFactoryType) < 0 ||
         PyModule_AddIntConstant(module, "TICKS_KEPT", TICKS_KEPT) < 0 ||
         PyModule_AddIntConstant(module, "BUDGET_CHUNK", BUDGET_CHUNK) < 0 ||
         PyModule_AddIntConstant(module, "NO_TEXT", NO_TEXT) < 0) {

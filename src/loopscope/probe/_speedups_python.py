@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from time import monotonic_ns as _now
-from types import MethodType
+from types import CoroutineType, MethodType
 from typing import Any
 
 from loopscope.probe.context import client_request_id
@@ -236,6 +236,26 @@ class TimedCoroutine:
 
     def __repr__(self) -> str:
         return repr(self._coro)
+
+
+class TaskFactory:
+    """A loop's task factory (`loop.set_task_factory`) that wraps each new task's native
+    coroutine in `steps.coroutine(coro)`, then makes the task as `previous` (the factory the
+    loop had) or `task_type` (`asyncio.Task`) would."""
+
+    previous: Any  # the loop's task factory before, or None
+
+    def __init__(self, steps: StepHook, task_type: Any, previous: Any = None) -> None:
+        self.previous = previous
+        self._wrap = steps.coroutine
+        self._task_type = task_type
+
+    def __call__(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
+        if type(coro) is CoroutineType:
+            coro = self._wrap(coro)
+        if self.previous is not None:
+            return self.previous(loop, coro, **kwargs)
+        return self._task_type(coro, loop=loop, **kwargs)
 
 
 WAKE_SOON, WAKE_AT, WAKE_LATER = 0, 1, 2

@@ -44,7 +44,8 @@ def server_record(
     pauses = sorted(recorder.gc_pauses)
     samples = dict(recorder.samples)
     watched = list(recorder.watch_blocks) if not precise or task_steps else []
-    for block in watched:
+    for block in watched if not task_steps else ():
+        # Under uvloop they are the loop ticker's: callbacks outside tasks, no request's.
         attribute_to_lone_request(block, requests)
 
     by_start: dict[int, LoopBlock] = {}

@@ -27,6 +27,7 @@ from loopscope.probe.loop import LoopHooks
 from loopscope.probe.pool import PoolHooks, ThreadLabels
 from loopscope.probe.recorder import Recorder
 from loopscope.probe.routes import route_template
+from loopscope.probe.ticker import LoopTicker
 from loopscope.probe.watchdog import Watchdog
 from loopscope.trace.constants import DEFAULT_BLOCK_MS
 from loopscope.trace.io import dump_record
@@ -58,6 +59,7 @@ class Probe:
         self._wanted_precise = precise
         self._precise: bool | None = None
         self._task_steps = False  # precise by timing task steps (uvloop)
+        self._ticker: LoopTicker | None = None  # blocks outside task steps (uvloop)
         self._loop_kind = "unknown"
         self._namer = FrameNamer(app_root)
         block_ns = int(block_ms * 1_000_000)
@@ -115,7 +117,7 @@ class Probe:
     def tracks_tasks(self) -> bool:
         """Whether the middleware must map tasks to requests: only the heartbeat watchdog
         (uvloop) needs it, as it cannot read a handle's context."""
-        return self._observed is not None and (not self._precise or self._task_steps)
+        return self._observed is not None and not self._precise
 
     @property
     def step_clock(self) -> Any:
@@ -169,13 +171,19 @@ class Probe:
             if self._precise:
                 self._loop_hooks.adopt_running_step()
             self._precise = self._precise or self._task_steps
+            if self._ticker is not None:
+                self._ticker.stop()
+                self._ticker = None
+            if self._task_steps:
+                self._ticker = LoopTicker(self.recorder, loop, self._block_ns)
+                self._ticker.start()
             self._gc.thread_id = threading.get_ident()
             self._watchdog = Watchdog(
                 self.recorder,
                 self._namer,
                 loop=loop,
                 block_ns=self._block_ns,
-                heartbeat=not self._precise or self._task_steps,
+                heartbeat=not self._precise,
                 current_request=self._current_request,
                 step_clock=self._loop_hooks.clock,
                 backend=self._backend,
@@ -248,6 +256,8 @@ class Probe:
         global _active
         if self._watchdog is not None:
             self._watchdog.stop()
+        if self._ticker is not None:
+            self._ticker.stop()
         self._remove_hooks()
         self._installed = False
         with _active_lock:

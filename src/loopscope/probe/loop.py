@@ -36,7 +36,6 @@ unseen; the watchdog's heartbeat, which keeps running under uvloop, finds their 
 from __future__ import annotations
 
 import asyncio
-import types
 from asyncio import base_events, events
 from collections.abc import Callable
 from types import ModuleType
@@ -175,16 +174,7 @@ class LoopHooks:
             return False
         self.unwatch_tasks()
         previous = loop.get_task_factory()
-        wrap = steps.coroutine
-
-        def task_factory(loop: Any, coro: Any, **kwargs: Any) -> Any:
-            # Only native coroutines: a generator-based or custom awaitable passes unwrapped.
-            if type(coro) is types.CoroutineType:
-                coro = wrap(coro)
-            if previous is not None:
-                return previous(loop, coro, **kwargs)
-            return asyncio.Task(coro, loop=loop, **kwargs)
-
+        task_factory = self._backend.TaskFactory(steps, asyncio.Task, previous)
         loop.set_task_factory(task_factory)
         self._task_loop, self._factory, self._previous_factory = loop, task_factory, previous
         cls = type(loop)

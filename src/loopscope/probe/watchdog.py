@@ -11,9 +11,6 @@ one of two things:
   later than the threshold, record a `LoopBlock` from the post to the run, split where the
   sampled request changed. A stall that holds the GIL starves this thread too, so it is
   recognised afterwards: the watchdog woke late while the loop thread's CPU clock ran on.
-  Under uvloop, where task steps are timed, a sample taken while a task step is stuck is also
-  that step's (its line and CPU, as in precise mode), and the heartbeat's blocks tell what
-  blocked the loop outside every task.
 
 Sampling reads `sys._current_frames()`, which costs the loop nothing (NOTES: ~0). The watchdog
 also reads the loop thread's CPU clock on every tick so that a stall's CPU time can be measured
@@ -218,26 +215,6 @@ class Watchdog:
             samples.note_runq(now, runq)
             samples.note_process_cpu(now, time.process_time_ns())
 
-    def _note_step_sample(
-        self,
-        step: int,
-        now: int,
-        sample: tuple[str | None, list[str], str | None],
-        runq: int | None,
-        process_cpu: int,
-    ) -> None:
-        samples = self._recorder.samples.get(step)
-        if samples is None:
-            samples = self._recorder.stall(step)
-            if samples is None:
-                return
-            samples.cpu_start_ns = self.cpu_at(step)
-        # The step may have ended while we looked; a late sample would blame the next step.
-        if self._clock.current_step == step:
-            samples.add(*sample, now)
-            samples.note_runq(now, runq)
-            samples.note_process_cpu(now, process_cpu)
-
     def _watch_heartbeat(self, now: int, cpu: int | None) -> None:
         pending = self._pending
         if pending is not None and pending.ran:
@@ -259,15 +236,9 @@ class Watchdog:
                 stretches.append(_Stretch(now, cpu, request_id))
             stretch = stretches[-1]
             stretch.last_ns, stretch.last_cpu = now, cpu
-            step = self._clock.current_step
-            where, stack, inner = self._namer.sample(self._loop_thread)
-            stretch.samples.add(where, stack, inner, time.monotonic_ns())
-            runq, process_cpu = self._runq(), time.process_time_ns()
-            stretch.samples.note_runq(now, runq)
-            stretch.samples.note_process_cpu(now, process_cpu)
-            if step and now - step > self._sample_after_ns:
-                # A timed task step (uvloop) is stuck: the same sample is its stall's.
-                self._note_step_sample(step, now, (where, stack, inner), runq, process_cpu)
+            self._sample_into(stretch.samples)
+            stretch.samples.note_runq(now, self._runq())
+            stretch.samples.note_process_cpu(now, time.process_time_ns())
 
     def _check_gil_stall(self, now: int, cpu: int | None) -> None:
         """Catch a stall that held the GIL (a big GC, a C extension) and so starved this thread.
