@@ -9,6 +9,9 @@ class StepHook:
     __wrapped__: Any
     current_step: int
     foreign_step: int
+    task_ready: dict[str, int]
+    current_request: Any
+    stamp_limit: int
     def __init__(
         self,
         original: Any,

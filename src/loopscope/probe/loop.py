@@ -170,7 +170,7 @@ class LoopHooks:
         """Time every step of the tasks `loop` creates from now on (for uvloop, whose handles
         cannot be wrapped); `False` where the step hook is not in place."""
         steps = self._steps
-        if steps is None or not hasattr(steps, "coroutine"):
+        if steps is None:
             return False
         self.unwatch_tasks()
         previous = loop.get_task_factory()
@@ -189,7 +189,8 @@ class LoopHooks:
         return True
 
     def unwatch_tasks(self) -> None:
-        """Put back the task factory and `call_soon` that `watch_tasks` replaced."""
+        """Put back the task factory and uvloop's `call_soon`, `call_at` and `call_later` that
+        `watch_tasks` replaced."""
         loop, self._task_loop = self._task_loop, None
         if loop is not None and not loop.is_closed() and loop.get_task_factory() is self._factory:
             loop.set_task_factory(self._previous_factory)

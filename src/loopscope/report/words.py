@@ -103,14 +103,16 @@ def thread_waits(work: tuple[ThreadWork, ...]) -> str:
     thread where it is worth a word."""
     said = []
     for w in work:
-        names = ", ".join(f"`{t}`" for t in w.threads[:THREADS_NAMED])
-        if len(w.threads) > THREADS_NAMED:
-            names += f" and {len(w.threads) - THREADS_NAMED} more"
         threads = "thread" if len(w.threads) == 1 else "threads"
-        text = (
-            f"waits {format_duration(w.per_request_ns)} in {threads} {names} "
-            f"(executor `{w.executor}`)"
-        )
+        if w.executor == AIOSQLITE_EXECUTOR:
+            # Threads named `Thread-7 (_connection_worker_thread)`: one per connection.
+            where = f"{len(w.threads)} connection {threads}"
+        else:
+            names = ", ".join(f"`{t}`" for t in w.threads[:THREADS_NAMED])
+            if len(w.threads) > THREADS_NAMED:
+                names += f" and {len(w.threads) - THREADS_NAMED} more"
+            where = f"{threads} {names}"
+        text = f"waits {format_duration(w.per_request_ns)} in {where} (executor `{w.executor}`)"
         if w.longest_wait_ns >= POOL_WAIT_NOTICE_NS:
             text += f" after up to {format_duration(w.longest_wait_ns)} waiting for a free thread"
         said.append(text)
