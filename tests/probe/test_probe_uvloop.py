@@ -82,4 +82,7 @@ def test_precise_false_uses_the_heartbeat_on_the_asyncio_loop_too(
     record = run_probed(tmp_path, scenario, precise=False)
     assert (record.loop, record.precise, record.counts.steps) == ("asyncio", False, 0)
     assert _block(record, "deep-1").where == marked_line("helpers", "deep-sleep")
-    assert [b for b in record.loop_blocks if b.request_id == "polite-1"] == []
+    # The sleeper's time is never blamed on the loop; an overloaded machine may stall the loop
+    # thread itself while the sleeper's task is current: a short block with no line of its own.
+    for block in (b for b in record.loop_blocks if b.request_id == "polite-1"):
+        assert block.where is None and block.duration_ns < 100_000_000, block
