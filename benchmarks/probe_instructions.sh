@@ -2,15 +2,17 @@
 # What the probe costs, counted: CPU instructions per request of a trivial `async def` route on a
 # real uvicorn, without and with the probe, by valgrind's callgrind. Instruction counts do not
 # depend on what else the machine is doing, so this is the repeatable side of `make bench`
-# (which measures time, side by side). Counting starts after 50 warm-up requests.
+# (which measures time, side by side). Counting starts after 50 warm-up requests. Counted on the
+# asyncio loop with h11 (every loop step timed) and on uvloop with httptools, as
+# `uvicorn[standard]` runs in production (every task step timed).
 #
 #   benchmarks/probe_instructions.sh [REQUESTS]        (default 1500; needs valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-1500}
 python=.venv/bin/python
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+work=${KEEP:-$(mktemp -d)}
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 client() { # PORT COUNT: keep-alive GETs of / with the standard library only
     "$python" - "$1" "$2" <<'PY'
@@ -24,10 +26,10 @@ for _ in range(int(sys.argv[2])):
 PY
 }
 
-count() { # NAME PROBE(0|1): prints instructions per request
-    local name=$1 probe=$2 port
+count() { # NAME PROBE(0|1) LOOP HTTP: prints instructions per request
+    local name=$1 probe=$2 loop=$3 http=$4 port
     port=$("$python" -c "from loopscope.server.ports import free_port; print(free_port())")
-    local env=(LOOPSCOPE_APP=trivial:app LOOPSCOPE_APP_DIR="$PWD/benchmarks/apps" LOOPSCOPE_LOOP=asyncio)
+    local env=(LOOPSCOPE_APP=trivial:app LOOPSCOPE_APP_DIR="$PWD/benchmarks/apps" LOOPSCOPE_LOOP="$loop")
     if [ "$probe" = 1 ]; then
         mkdir -p "$work/probe"
         # A threshold of 2 s keeps the watchdog's ticks (by the wall clock, which valgrind
@@ -36,7 +38,7 @@ count() { # NAME PROBE(0|1): prints instructions per request
     fi
     env "${env[@]}" valgrind --tool=callgrind --instr-atstart=no \
         --callgrind-out-file="$work/$name.out" "$python" -m uvicorn loopscope.server.target:app \
-        --host 127.0.0.1 --port "$port" --loop asyncio --http h11 --log-level warning \
+        --host 127.0.0.1 --port "$port" --loop "$loop" --http "$http" --log-level warning \
         >"$work/$name.log" 2>&1 &
     local server=$!
     for _ in $(seq 1 600); do
@@ -56,10 +58,15 @@ count() { # NAME PROBE(0|1): prints instructions per request
 }
 
 command -v valgrind >/dev/null || { echo "valgrind is not installed: apt-get install valgrind"; exit 1; }
-echo "probe instructions: trivial async route, uvicorn h11, $requests keep-alive requests (callgrind)"
-plain=$(count plain 0)
-probed=$(count probed 1)
+echo "probe instructions: trivial async route, $requests keep-alive requests (callgrind)"
 hooks=$("$python" -c "from loopscope.probe.backend import is_compiled, load_backend; print('C' if is_compiled(load_backend()) else 'pure Python')")
-echo "  without the probe: $plain instructions per request"
-echo "  with the probe:    $probed instructions per request (hot paths in $hooks)"
-echo "  added by the probe: $((probed - plain)) ($(( (probed - plain) * 1000 / plain / 10 )).$(( (probed - plain) * 1000 / plain % 10 ))%)"
+for setup in "asyncio h11" "uvloop httptools"; do
+    read -r loop http <<<"$setup"
+    plain=$(count "plain-$loop" 0 "$loop" "$http")
+    probed=$(count "probed-$loop" 1 "$loop" "$http")
+    echo "$loop ($http):"
+    echo "  without the probe: $plain instructions per request"
+    echo "  with the probe:    $probed instructions per request (hot paths in $hooks)"
+    share=$(awk -v a="$plain" -v b="$probed" 'BEGIN { printf "%.1f%%", (b - a) * 100 / a }')
+    echo "  added by the probe: $((probed - plain)) ($share)"
+done

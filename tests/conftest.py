@@ -9,10 +9,13 @@ from __future__ import annotations
 import gc
 from asyncio import base_events, events
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import aiosqlite.core
 import anyio.to_thread
 import pytest
+import uvloop
 
 from loopscope.demo import DemoSettings
 from loopscope.probe import active_probe
@@ -35,6 +38,17 @@ ORIGINALS = {
     ),
 }
 ORIGINAL_RUN_SYNC = anyio.to_thread.__dict__["run_sync"]
+ORIGINALS["ThreadPoolExecutor.submit"] = (
+    ThreadPoolExecutor,
+    "submit",
+    ThreadPoolExecutor.__dict__["submit"],
+)
+ORIGINALS["aiosqlite Connection._execute"] = (
+    aiosqlite.core.Connection,
+    "_execute",
+    aiosqlite.core.Connection.__dict__["_execute"],
+)
+UVLOOP_OWN = {"call_soon", "call_at", "call_later"} & set(vars(uvloop.Loop))
 
 
 def probe_callbacks() -> list[object]:
@@ -48,7 +62,8 @@ def probe_callbacks() -> list[object]:
 
 @pytest.fixture(autouse=True)
 def check_probe_hooks_removed() -> Iterator[None]:
-    """After each test: asyncio, anyio and gc are exactly as they were before any probe."""
+    """After each test: asyncio, anyio, gc, the executors, aiosqlite and uvloop are exactly
+    as they were before any probe."""
     yield
     leftover = active_probe()
     if leftover is not None:
@@ -57,6 +72,8 @@ def check_probe_hooks_removed() -> Iterator[None]:
     for name, (owner, attribute, original) in ORIGINALS.items():
         assert owner.__dict__[attribute] is original, f"{name} is still patched"
     assert anyio.to_thread.__dict__["run_sync"] is ORIGINAL_RUN_SYNC, "run_sync is still patched"
+    hooked = {"call_soon", "call_at", "call_later"} & set(vars(uvloop.Loop))
+    assert hooked == UVLOOP_OWN, "uvloop.Loop is still patched"
     assert probe_callbacks() == [], "a probe callback is left in gc.callbacks"
 
 

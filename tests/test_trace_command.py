@@ -89,7 +89,7 @@ def test_the_trace_file_keeps_the_json_contract(shop_trace: tuple[Trace, str]) -
     assert json.loads(json.dumps(trace.run.probe))["probe_errors"] == 0
 
 
-def test_under_uvloop_the_watchdog_still_finds_the_line_and_says_it_is_not_precise(
+def test_under_uvloop_task_steps_are_timed_and_the_line_is_found(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "uvloop.json"
@@ -102,10 +102,11 @@ def test_under_uvloop_the_watchdog_still_finds_the_line_and_says_it_is_not_preci
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "watchdog only" in result.stdout
+    assert "probe: precise" in result.stdout
+    assert "Under uvloop only task steps are timed" in result.stdout
     trace = load_trace(out)
-    assert trace.run.loop == "uvloop" and not trace.run.precise
-    assert any("per-step segments are not" in note for note in trace.run.notes)
+    assert trace.run.loop == "uvloop" and trace.run.precise
+    assert all(r.loop_steps for r in trace.requests)
     assert [b.where for b in trace.loop_blocks if b.kind == "code"] == ["shop/repo.py:9"]
 
 

@@ -385,7 +385,15 @@ def test_the_python_twin_has_the_c_extensions_api_one_for_one() -> None:
     exported = {name for name in public(_speedups) if not name.startswith("_")}
     assert exported <= public(_speedups_python)
     # RequestWatch is made by RequestWatcher.begin only; the C module does not export it.
-    for name in ("StepHook", "SoonHook", "RequestWatcher", "StallGate"):
+    for name in (
+        "StepHook",
+        "SoonHook",
+        "RequestWatcher",
+        "StallGate",
+        "TimedCoroutine",
+        "TaskSoonHook",
+        "TaskFactory",
+    ):
         c_type, twin = getattr(_speedups, name), getattr(_speedups_python, name)
         attributes = set(getattr(twin, "__annotations__", {}))
         assert public(c_type) <= public(twin) | attributes, name

@@ -140,7 +140,8 @@ def test_busy_loop_is_attributed_to_its_line_and_classified_as_cpu(
     wall = block.end_ns - block.start_ns
     # The route burns 150 ms of CPU; on a busy machine its wall time stretches, its CPU does not.
     assert block.cpu_ns is not None and block.cpu_ns > BLOCK_NS * 0.85
-    assert block.cpu_ns > wall * 0.3  # ≈ wall when the machine is idle, less when it is not
+    # ≈ wall when the machine is idle; on a busy one the rest is run-queue time, not waiting.
+    assert block.cpu_ns + (block.runnable_ns or 0) > wall * 0.6
 
 
 def test_asyncio_sleep_and_def_routes_do_not_block_the_loop(record: ServerRecord) -> None:

@@ -1,4 +1,5 @@
-"""Heartbeat mode: under uvloop (compiled handles) only the watchdog works, and it must suffice."""
+"""uvloop (compiled handles) in a real server: task steps are timed, and the watchdog's heartbeat
+still finds the blocks, their lines and their CPU time."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from loopscope.trace.model import LoopBlock
 from loopscope.trace.record import ServerRecord
@@ -39,11 +41,16 @@ def _block(record: ServerRecord, request_id: str) -> LoopBlock:
     return found[0]
 
 
-def test_under_uvloop_the_watchdog_still_finds_the_block_and_its_line(
-    tmp_path: Path, run_probed: RunProbed, marked_line: Callable[[str, str], str]
+@pytest.mark.parametrize("pure_python", [False, True], ids=["compiled", "pure-python"])
+def test_under_uvloop_the_block_is_found_at_its_line_with_task_steps_timed(
+    tmp_path: Path,
+    run_probed: RunProbed,
+    marked_line: Callable[[str, str], str],
+    pure_python: bool,
 ) -> None:
-    record = run_probed(tmp_path, _scenario, loop="uvloop")
-    assert (record.loop, record.precise, record.counts.steps) == ("uvloop", False, 0)
+    record = run_probed(tmp_path, _scenario, loop="uvloop", pure_python=pure_python)
+    assert (record.loop, record.precise) == ("uvloop", True)
+    assert record.counts.steps > 0
 
     slow = _block(record, "slow-1")
     assert slow.where == marked_line("blocking", "helper-sleep")
@@ -54,13 +61,14 @@ def test_under_uvloop_the_watchdog_still_finds_the_block_and_its_line(
     busy = _block(record, "cpu-1")
     assert busy.where == marked_line("helpers", "busy-loop")
     assert busy.cpu_ns > 150_000_000 * 0.85
-    assert busy.cpu_ns > (busy.end_ns - busy.start_ns) * 0.3
+    # CPU, or ready to run while a busy machine ran something else: no waiting.
+    assert busy.cpu_ns + (busy.runnable_ns or 0) > (busy.end_ns - busy.start_ns) * 0.6
 
     # A full collection holds the GIL, so no heartbeat can even be posted: caught all the same.
     assert _block(record, "gc-collect").kind == "gc"
 
     thread_pool = record.request("def-1")
-    assert thread_pool.loop_steps is None
+    assert thread_pool.loop_steps is not None and thread_pool.loop_steps >= 2
     assert {"pool-wait", "in-thread"} <= {s.state for s in thread_pool.segments}
 
 
@@ -74,4 +82,7 @@ def test_precise_false_uses_the_heartbeat_on_the_asyncio_loop_too(
     record = run_probed(tmp_path, scenario, precise=False)
     assert (record.loop, record.precise, record.counts.steps) == ("asyncio", False, 0)
     assert _block(record, "deep-1").where == marked_line("helpers", "deep-sleep")
-    assert [b for b in record.loop_blocks if b.request_id == "polite-1"] == []
+    # The sleeper's time is never blamed on the loop; an overloaded machine may stall the loop
+    # thread itself while the sleeper's task is current: a short block with no line of its own.
+    for block in (b for b in record.loop_blocks if b.request_id == "polite-1"):
+        assert block.where is None and block.duration_ns < 100_000_000, block

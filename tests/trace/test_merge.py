@@ -105,6 +105,8 @@ def test_two_workers_records_merge_into_one_trace_on_one_clock() -> None:
         "steps": 12,
         "loops": 2,
         "unobserved_loops": 0,
+        "unseen_blocks": 0,
+        "unseen_block_ns": 0,
     }
     assert trace.run.probe_failures == [ProbeFailure("watchdog", "OSError(5)", count=3)]
     assert trace.run.loop == "mixed"

@@ -11,8 +11,14 @@ probe.uninstall()
 ```
 
 `with loopscope.probe.installed(...) as probe:` (or `with install(...) as probe:`) uninstalls on
-exit. Under the pure asyncio loop every loop step is timed (`precise: true`); under uvloop only a
-watchdog thread runs, which still finds loop blocks and their line. The probe imports only
+exit. Under the pure asyncio loop every loop step is timed (`precise: true`); under uvloop, whose
+handles are compiled, every task step is (`precise: true` too): a task factory wraps each task's
+coroutine, and uvloop's `call_soon`/`call_at`/`call_later` note when a request's task became
+runnable. What stays unseen under uvloop, callbacks outside tasks, is found by the loop's own
+ticker (`counts.unseen_blocks`, `unseen_block_ns`; see `docs/probe.md`). Every thread a request
+waits on is recorded: anyio's pool, `asyncio.to_thread`, `loop.run_in_executor` (the default or
+an app's own executor) and aiosqlite's connection threads (`PoolCall.executor`). The probe
+imports only
 `loopscope.trace`, `loopscope.errors`, the standard library and anyio, never raises into the app
 (its own failures are counted, the first few kept with their cause), and stores at most
 `max_events` records. It watches every event loop that serves the app, one after another.
@@ -31,14 +37,19 @@ load driver's).
   `.2`, `.3`...) or a generated `s<pid>-<n>`; `route` the route template, else the path; `status`
   from `http.response.start` (null if the app sent none); `server_start_ns` the middleware's
   first sight, `server_end_ns` the last message handed to the server (null: running);
-  `loop_steps`/`longest_step_ns` (null when not precise); `pool_hops` (calls through
-  `anyio.to_thread.run_sync`); `segments` on lane `request:<id>`, ordered, non-overlapping.
+  `loop_steps`/`longest_step_ns` (null when not precise; task steps under uvloop); `pool_hops`
+  (calls through `anyio.to_thread.run_sync`); `segments` on lane `request:<id>`, ordered,
+  non-overlapping.
 - `loop_blocks` (`LoopBlock`, by `start_ns`), `pool` (`PoolCall`, by `submitted_ns`; `thread` is
-  `"<name> #<n>"`), `pool_samples` (the default limiter at each submit, start and finish),
+  `"<name> #<n>"` for anyio's workers, the thread's own name for an executor's, `reports_0`;
+  `executor` is `None` for anyio's pool, else the executor's `thread_name_prefix` or
+  `aiosqlite`, with its `capacity`), `pool_samples` (anyio's limiter at each submit, start and
+  finish),
   `lanes` (`loop:<pid>`, then `thread:<name> #<n>` segments).
 - `counts`: events dropped past the budget, the probe's own errors, loop steps recorded, loops
-  watched one after another and loops that ran while another was watched; `failures`: the first
-  few of the probe's own errors with their hook and cause.
+  watched one after another and loops that ran while another was watched, and under uvloop the
+  loop blocks (and their time) outside every timed task step; `failures`: the first few of the
+  probe's own errors with their hook and cause.
 
 Request segments: in precise mode they cover `server_start_ns`→`server_end_ns` with the states
 `on-loop`, `loop-blocked` (a step longer than `block_ms`; `cpu_ns` and `where` set), `awaiting`,

@@ -555,8 +555,12 @@ typedef struct {
     long long foreign_step; /* start of the running step of a loop not (yet) watched */
     int inline_run;       /* whether to do the original's work (it is asyncio's own) */
     Py_ssize_t room; /* events taken from the budget and not used yet; below 0: steps to drop */
+    PyObject *task_ready; /* uvloop: when each request's task became runnable, by request id */
+    PyObject *current_request; /* the request of the task step now running (None between) */
     vectorcallfunc vectorcall;
 } StepHook;
+
+static PyTypeObject TimedCoroutineType;
 
 /* When `handle` became runnable, 0 where unknown. Its stamp is taken even when it is `wanted`
  * no more (its request id was reset meanwhile), so that the table lets go of it. */
@@ -584,12 +588,24 @@ ready_of(StepHook *self, PyObject *handle, int wanted)
     return ready;
 }
 
+static void record_ready_step(StepHook *self, long long start, long long end,
+                              PyObject *request_id, long long ready, const char *hook);
+
 static void
 record_step(StepHook *self, PyObject *handle, long long start, long long end,
             PyObject *request_id)
 {
+    record_ready_step(self, start, end, request_id,
+                      ready_of(self, handle, request_id != Py_None), "Handle._run");
+}
+
+/* Store one step that became runnable at `ready` (0: unknown); failures are counted as
+ * `hook`'s. */
+static void
+record_ready_step(StepHook *self, long long start, long long end, PyObject *request_id,
+                  long long ready, const char *hook)
+{
     long long cpu_end = end - start > self->long_ns ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
-    long long ready = ready_of(self, handle, request_id != Py_None);
     if (self->room < 0) { /* the budget is spent: drop a chunk of steps before asking again */
         self->room++;
         bump(self->recorder, str_dropped);
@@ -600,7 +616,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
         self->room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
         Py_XDECREF(granted);
         if (PyErr_Occurred() || self->room < 0) {
-            bump_after_clear(self->recorder, "Handle._run");
+            bump_after_clear(self->recorder, hook);
             self->room = 0;
         }
         if (self->room == 0) {
@@ -626,7 +642,7 @@ record_step(StepHook *self, PyObject *handle, long long start, long long end,
         return;
     }
 failed:
-    bump_after_clear(self->recorder, "Handle._run");
+    bump_after_clear(self->recorder, hook);
 }
 
 /* handle._<slot>, borrowed, for an exact Handle or TimerHandle; NULL when it cannot be read so. */
@@ -852,6 +868,12 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->current_step = 0;
     self->foreign_step = 0;
     self->room = 0;
+    self->current_request = Py_NewRef(Py_None);
+    self->task_ready = PyDict_New();
+    if (self->task_ready == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
     self->vectorcall = (vectorcallfunc)step_hook_call;
     return (PyObject *)self;
 }
@@ -874,6 +896,8 @@ step_hook_traverse(StepHook *self, visitproc visit, void *arg)
     Py_VISIT(self->loop);
     Py_VISIT(self->layout.handle_type);
     Py_VISIT(self->layout.timer_type);
+    Py_VISIT(self->task_ready);
+    Py_VISIT(self->current_request);
     return 0;
 }
 
@@ -893,6 +917,8 @@ step_hook_clear(StepHook *self)
     Py_CLEAR(self->loop);
     Py_CLEAR(self->layout.handle_type);
     Py_CLEAR(self->layout.timer_type);
+    Py_CLEAR(self->task_ready);
+    Py_CLEAR(self->current_request);
     return 0;
 }
 
@@ -909,12 +935,37 @@ static PyObject *
 step_hook_forget_stamps(StepHook *self, PyObject *Py_UNUSED(ignored))
 {
     stamps_clear(&self->stamps);
+    if (self->task_ready != NULL) {
+        PyDict_Clear(self->task_ready);
+    }
     Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject_HEAD
+    StepHook *hook;
+    PyObject *coro;
+} TimedCoroutine;
+
+static PyObject *
+step_hook_coroutine(StepHook *self, PyObject *coro)
+{
+    TimedCoroutine *timed = PyObject_GC_New(TimedCoroutine, &TimedCoroutineType);
+    if (timed == NULL) {
+        return NULL;
+    }
+    timed->hook = (StepHook *)Py_NewRef(self);
+    timed->coro = Py_NewRef(coro);
+    PyObject_GC_Track(timed);
+    return (PyObject *)timed;
 }
 
 static PyMethodDef step_hook_methods[] = {
     {"forget_stamps", (PyCFunction)step_hook_forget_stamps, METH_NOARGS,
      "forget_stamps(): release every handle stamped as ready and not run yet."},
+    {"coroutine", (PyCFunction)step_hook_coroutine, METH_O,
+     "coroutine(coro): `coro` wrapped so that each step of the task that runs it is timed as "
+     "a loop step (uvloop: a task factory wraps each task's coroutine)."},
     {"adopt_running_step", (PyCFunction)step_hook_adopt, METH_NOARGS,
      "adopt_running_step(): the step now running (of a loop just chosen as `loop`) becomes "
      "the current step, to be recorded when it ends."},
@@ -928,6 +979,12 @@ static PyMemberDef step_hook_members[] = {
     {"foreign_step", T_LONGLONG, offsetof(StepHook, foreign_step), READONLY,
      "Start of the running step of a loop that is not watched, 0 between such steps."},
     {"__wrapped__", T_OBJECT, offsetof(StepHook, original), READONLY, "The original."},
+    {"task_ready", T_OBJECT, offsetof(StepHook, task_ready), READONLY,
+     "uvloop: when each request's task became runnable (monotonic ns), by request id."},
+    {"current_request", T_OBJECT, offsetof(StepHook, current_request), READONLY,
+     "The request of the task step now running, None between task steps."},
+    {"stamp_limit", T_PYSSIZET, offsetof(StepHook, stamps.limit), READONLY,
+     "Past this many ready stamps, they are dropped wholesale."},
     {NULL},
 };
 
@@ -1115,6 +1172,501 @@ static PyTypeObject SoonHookType = {
     .tp_call = PyVectorcall_Call,
     .tp_descr_get = hook_descr_get,
     .tp_members = soon_hook_members,
+};
+
+/* ---- TimedCoroutine: a task's coroutine, each step timed (uvloop) ------------------------ */
+
+/* uvloop's handles are compiled, so its loop steps cannot be wrapped; a task's steps can: a
+ * task factory wraps each new task's coroutine in a TimedCoroutine, whose `send` and `throw`
+ * (one task step each, called by asyncio's C Task) are timed and recorded as loop steps, with
+ * the ready time the TaskSoonHook noted for the request. Anything else is the coroutine's. */
+
+/* Run one step (`send(value)`, or `throw(*args)` when `args` is not NULL) of the coroutine. */
+static PyObject *
+advance(TimedCoroutine *self, PyObject *value, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (args == NULL) {
+        PyObject *result;
+        PySendResult sent = PyIter_Send(self->coro, value, &result);
+        if (sent == PYGEN_NEXT) {
+            return result;
+        }
+        if (sent == PYGEN_RETURN) {
+            /* A coroutine's return is StopIteration(value) to the task, as from gen.send. */
+            if (result == Py_None) {
+                PyErr_SetNone(PyExc_StopIteration);
+            }
+            else {
+                PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+                if (stop != NULL) {
+                    PyErr_SetObject(PyExc_StopIteration, stop);
+                    Py_DECREF(stop);
+                }
+            }
+            Py_DECREF(result);
+        }
+        return NULL;
+    }
+    PyObject *throw = PyObject_GetAttrString(self->coro, "throw");
+    if (throw == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_Vectorcall(throw, args, nargs, NULL);
+    Py_DECREF(throw);
+    return result;
+}
+
+static PyObject *
+timed_step(TimedCoroutine *self, PyObject *value, PyObject *const *args, Py_ssize_t nargs)
+{
+    StepHook *hook = self->hook;
+    if (hook->loop == Py_None) {
+        return advance(self, value, args, nargs);
+    }
+    PyObject *request_id = NULL;
+    if (PyContextVar_Get(hook->var, Py_None, &request_id) < 0) {
+        bump_after_clear(hook->recorder, "task step");
+        request_id = Py_NewRef(Py_None);
+    }
+    /* The request's stamp, taken before the step: what the step does (a timer it sets, a
+     * future it completes) belongs to its next wake-up. */
+    long long ready = 0;
+    if (request_id != Py_None && PyDict_GET_SIZE(hook->task_ready) > 0) {
+        PyObject *stamp = PyDict_GetItemWithError(hook->task_ready, request_id);
+        if (stamp != NULL) {
+            ready = PyLong_AsLongLong(stamp);
+            if (PyDict_DelItem(hook->task_ready, request_id) < 0 || PyErr_Occurred()) {
+                bump_after_clear(hook->recorder, "task step");
+                ready = 0;
+            }
+        }
+        else if (PyErr_Occurred()) {
+            bump_after_clear(hook->recorder, "task step");
+        }
+    }
+    Py_XSETREF(hook->current_request, Py_NewRef(request_id));
+    long long start = clock_ns(CLOCK_MONOTONIC);
+    __atomic_store_n(&hook->current_step, start, __ATOMIC_RELAXED);
+
+    PyObject *result = advance(self, value, args, nargs);
+
+    long long end = clock_ns(CLOCK_MONOTONIC);
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* the coroutine's, if it raised or returned */
+    __atomic_store_n(&hook->current_step, 0, __ATOMIC_RELAXED);
+    Py_XSETREF(hook->current_request, Py_NewRef(Py_None));
+    record_ready_step(hook, start, end, request_id, ready, "task step");
+    Py_DECREF(request_id);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return with_pending(result);
+}
+
+static PyObject *
+timed_send(TimedCoroutine *self, PyObject *value)
+{
+    return timed_step(self, value, NULL, 0);
+}
+
+static PyObject *
+timed_throw(TimedCoroutine *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return timed_step(self, NULL, args, nargs);
+}
+
+static PyObject *
+timed_next(TimedCoroutine *self)
+{
+    return timed_step(self, Py_None, NULL, 0);
+}
+
+static PyObject *
+timed_close(TimedCoroutine *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyObject_CallMethod(self->coro, "close", NULL);
+}
+
+static PyObject *
+timed_getattro(TimedCoroutine *self, PyObject *name)
+{
+    PyObject *found = PyObject_GenericGetAttr((PyObject *)self, name);
+    if (found != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        return found;
+    }
+    PyErr_Clear();
+    return PyObject_GetAttr(self->coro, name); /* cr_frame, cr_running, __qualname__... */
+}
+
+static PyObject *
+timed_repr(TimedCoroutine *self)
+{
+    return PyObject_Repr(self->coro);
+}
+
+static int
+timed_traverse(TimedCoroutine *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->hook);
+    Py_VISIT(self->coro);
+    return 0;
+}
+
+static int
+timed_clear(TimedCoroutine *self)
+{
+    Py_CLEAR(self->hook);
+    Py_CLEAR(self->coro);
+    return 0;
+}
+
+static void
+timed_dealloc(TimedCoroutine *self)
+{
+    PyObject_GC_UnTrack(self);
+    timed_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyMethodDef timed_methods[] = {
+    {"send", (PyCFunction)timed_send, METH_O, "send(value): one task step, timed."},
+    {"throw", (PyCFunction)(void (*)(void))timed_throw, METH_FASTCALL,
+     "throw(...): one task step that raises in the coroutine, timed."},
+    {"close", (PyCFunction)timed_close, METH_NOARGS, "close(): the coroutine's close()."},
+    {NULL},
+};
+
+static PyAsyncMethods timed_async = {
+    .am_await = PyObject_SelfIter,
+};
+
+static PyTypeObject TimedCoroutineType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.probe._speedups.TimedCoroutine",
+    .tp_doc = PyDoc_STR("A task's coroutine whose every step is timed (StepHook.coroutine)."),
+    .tp_basicsize = sizeof(TimedCoroutine),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)timed_dealloc,
+    .tp_traverse = (traverseproc)timed_traverse,
+    .tp_clear = (inquiry)timed_clear,
+    .tp_getattro = (getattrofunc)timed_getattro,
+    .tp_repr = (reprfunc)timed_repr,
+    .tp_as_async = &timed_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)timed_next,
+    .tp_methods = timed_methods,
+};
+
+/* ---- TaskSoonHook: uvloop's Loop.call_soon ---------------------------------------------- */
+
+/* What a TaskSoonHook replaces: call_soon, or a timer's call_at (absolute) or call_later. */
+#define WAKE_SOON 0
+#define WAKE_AT 1
+#define WAKE_LATER 2
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *original; /* the compiled loop's call_soon, call_at or call_later */
+    StepHook *steps;    /* whose task_ready it fills */
+    PyObject *loop;
+    int timer;          /* WAKE_SOON, WAKE_AT or WAKE_LATER */
+    vectorcallfunc vectorcall;
+} TaskSoonHook;
+
+static PyObject *str_context_kw;
+
+/* Note that the request whose context `call_soon` was given (or the caller's) became runnable
+ * at `at`: the earliest such call since the request's last task step, none from within that
+ * step. A timer notes when it is due (`at`, maybe ahead), also from within the step that set it:
+ * the earliest moment the task may run again. */
+static void
+stamp_task_ready(TaskSoonHook *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                 long long at)
+{
+    StepHook *steps = self->steps;
+    PyObject *context = NULL;
+    if (kwnames != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, i), str_context_kw) == 0) {
+                context = args[nargs + i];
+            }
+        }
+    }
+    PyObject *request_id = NULL;
+    if (context != NULL && context != Py_None) {
+        if (!PyContext_CheckExact(context)) {
+            return;
+        }
+        request_id = PyObject_GetItem(context, steps->var);
+        if (request_id == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                goto failed;
+            }
+            PyErr_Clear();
+            return;
+        }
+    }
+    else if (PyContextVar_Get(steps->var, Py_None, &request_id) < 0) {
+        goto failed;
+    }
+    if (request_id == Py_None ||
+        (self->timer == WAKE_SOON && __atomic_load_n(&steps->current_step, __ATOMIC_RELAXED) &&
+         request_id == steps->current_request)) {
+        Py_DECREF(request_id);
+        return;
+    }
+    /* A stamp already there is an earlier call's, or the due time of a timer the request set
+     * (`loopscope.probe.loop`'s timer hooks), which may lie ahead: the earlier one stands. */
+    long long now = at;
+    int done = 0;
+    PyObject *stamp = PyDict_GetItemWithError(steps->task_ready, request_id);
+    if (stamp == NULL && PyErr_Occurred()) {
+        done = -1;
+    }
+    else if (stamp == NULL || PyLong_AsLongLong(stamp) > now) {
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        if (stamp == NULL && PyDict_GET_SIZE(steps->task_ready) > steps->stamps.limit) {
+            PyDict_Clear(steps->task_ready);
+        }
+        PyObject *ready = PyLong_FromLongLong(now);
+        done = ready != NULL ? PyDict_SetItem(steps->task_ready, request_id, ready) : -1;
+        Py_XDECREF(ready);
+    }
+    Py_DECREF(request_id);
+    if (done >= 0) {
+        return;
+    }
+failed:
+    bump_after_clear(steps->recorder, "call_soon");
+}
+
+static PyObject *
+task_soon_call(TaskSoonHook *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *handle = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (handle == NULL || nargs < 1 || args[0] != self->loop) {
+        return handle;
+    }
+    long long at = clock_ns(CLOCK_MONOTONIC);
+    if (self->timer != WAKE_SOON) {
+        double when = nargs >= 2 ? PyFloat_AsDouble(args[1]) : -1.0;
+        if (PyErr_Occurred() || !isfinite(when)) {
+            PyErr_Clear();
+            return handle;
+        }
+        /* A timer's `when` is loop.time(), i.e. time.monotonic(): the same clock. */
+        at = self->timer == WAKE_AT ? (long long)(when * 1e9) : at + (long long)(when * 1e9);
+    }
+    stamp_task_ready(self, args, nargs, kwnames, at);
+    return with_pending(handle);
+}
+
+static PyObject *
+task_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *keywords[] = {"original", "steps", "timer", NULL};
+    PyObject *original, *steps;
+    int timer = WAKE_SOON;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|i", keywords, &original, &StepHookType,
+                                     &steps, &timer)) {
+        return NULL;
+    }
+    if (timer < WAKE_SOON || timer > WAKE_LATER) {
+        PyErr_SetString(PyExc_ValueError, "timer must be 0 (call_soon), 1 (call_at) or 2");
+        return NULL;
+    }
+    TaskSoonHook *self = (TaskSoonHook *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->original = Py_NewRef(original);
+    self->steps = (StepHook *)Py_NewRef(steps);
+    self->loop = Py_NewRef(Py_None);
+    self->timer = timer;
+    self->vectorcall = (vectorcallfunc)task_soon_call;
+    return (PyObject *)self;
+}
+
+static int
+task_soon_traverse(TaskSoonHook *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->steps);
+    Py_VISIT(self->loop);
+    return 0;
+}
+
+static int
+task_soon_clear(TaskSoonHook *self)
+{
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->steps);
+    Py_CLEAR(self->loop);
+    return 0;
+}
+
+static void
+task_soon_dealloc(TaskSoonHook *self)
+{
+    PyObject_GC_UnTrack(self);
+    task_soon_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef task_soon_members[] = {
+    {"loop", T_OBJECT, offsetof(TaskSoonHook, loop), 0, "The loop whose calls are stamped."},
+    {"__wrapped__", T_OBJECT, offsetof(TaskSoonHook, original), READONLY, "The original."},
+    {NULL},
+};
+
+static PyTypeObject TaskSoonHookType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.probe._speedups.TaskSoonHook",
+    .tp_doc = PyDoc_STR("TaskSoonHook(original, steps, timer=0): in place of uvloop.Loop's "
+                        "call_soon (timer 0), call_at (1) or call_later (2), notes when a "
+                        "request's task became (or may become) runnable, in steps.task_ready."),
+    .tp_basicsize = sizeof(TaskSoonHook),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = task_soon_new,
+    .tp_dealloc = (destructor)task_soon_dealloc,
+    .tp_traverse = (traverseproc)task_soon_traverse,
+    .tp_clear = (inquiry)task_soon_clear,
+    .tp_vectorcall_offset = offsetof(TaskSoonHook, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = hook_descr_get,
+    .tp_members = task_soon_members,
+};
+
+/* ---- TaskFactory: every new task's coroutine wrapped in a TimedCoroutine (uvloop) -------- */
+
+typedef struct {
+    PyObject_HEAD
+    StepHook *steps;
+    PyObject *task_type; /* asyncio.Task */
+    PyObject *previous;  /* the loop's task factory before, or None */
+    vectorcallfunc vectorcall;
+} TaskFactory;
+
+static PyObject *str_loop_kw;
+
+/* factory(loop, coro, **kwargs): the loop's task factory. A native coroutine is wrapped; a
+ * generator-based one or another awaitable passes as it is. */
+static PyObject *
+factory_call(TaskFactory *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "task factory takes (loop, coro)");
+        return NULL;
+    }
+    PyObject *coro = args[1];
+    PyObject *wrapped = PyCoro_CheckExact(coro) ? step_hook_coroutine(self->steps, coro)
+                                                : Py_NewRef(coro);
+    if (wrapped == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    PyObject **call = PyMem_Malloc((size_t)(2 + nkw) * sizeof(PyObject *));
+    if (call == NULL) {
+        Py_DECREF(wrapped);
+        return PyErr_NoMemory();
+    }
+    if (self->previous != Py_None) { /* previous(loop, wrapped, **kwargs) */
+        call[0] = args[0];
+        call[1] = wrapped;
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            call[2 + i] = args[2 + i];
+        }
+        result = PyObject_Vectorcall(self->previous, call, 2, kwnames);
+    }
+    else { /* asyncio.Task(wrapped, loop=loop, **kwargs) */
+        PyObject *names = PyTuple_New(1 + nkw);
+        if (names != NULL) {
+            PyTuple_SET_ITEM(names, 0, Py_NewRef(str_loop_kw));
+            call[0] = wrapped;
+            call[1] = args[0];
+            for (Py_ssize_t i = 0; i < nkw; i++) {
+                PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+                call[2 + i] = args[2 + i];
+            }
+            result = PyObject_Vectorcall(self->task_type, call, 1, names);
+            Py_DECREF(names);
+        }
+    }
+    PyMem_Free(call);
+    Py_DECREF(wrapped);
+    return result;
+}
+
+static PyObject *
+factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *keywords[] = {"steps", "task_type", "previous", NULL};
+    PyObject *steps, *task_type, *previous = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|O", keywords, &StepHookType, &steps,
+                                     &task_type, &previous)) {
+        return NULL;
+    }
+    TaskFactory *self = (TaskFactory *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->steps = (StepHook *)Py_NewRef(steps);
+    self->task_type = Py_NewRef(task_type);
+    self->previous = Py_NewRef(previous);
+    self->vectorcall = (vectorcallfunc)factory_call;
+    return (PyObject *)self;
+}
+
+static int
+factory_traverse(TaskFactory *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->steps);
+    Py_VISIT(self->task_type);
+    Py_VISIT(self->previous);
+    return 0;
+}
+
+static int
+factory_clear(TaskFactory *self)
+{
+    Py_CLEAR(self->steps);
+    Py_CLEAR(self->task_type);
+    Py_CLEAR(self->previous);
+    return 0;
+}
+
+static void
+factory_dealloc(TaskFactory *self)
+{
+    PyObject_GC_UnTrack(self);
+    factory_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef factory_members[] = {
+    {"previous", T_OBJECT, offsetof(TaskFactory, previous), READONLY,
+     "The loop's task factory before this one, or None."},
+    {NULL},
+};
+
+static PyTypeObject TaskFactoryType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.probe._speedups.TaskFactory",
+    .tp_doc = PyDoc_STR("TaskFactory(steps, task_type, previous=None): a loop's task factory "
+                        "that wraps each new task's coroutine in steps.coroutine(coro)."),
+    .tp_basicsize = sizeof(TaskFactory),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = factory_new,
+    .tp_dealloc = (destructor)factory_dealloc,
+    .tp_traverse = (traverseproc)factory_traverse,
+    .tp_clear = (inquiry)factory_clear,
+    .tp_vectorcall_offset = offsetof(TaskFactory, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_members = factory_members,
 };
 
 /* ---- RequestWatcher: the ASGI middleware's per-request bookkeeping ----------------------- */
@@ -1880,13 +2432,16 @@ PyInit__speedups(void)
     INTERN(str_serial, "serial");
     INTERN(str_ready, "_ready");
     INTERN(str_append, "append");
+    INTERN(str_context_kw, "context");
+    INTERN(str_loop_kw, "loop");
     if ((one = PyLong_FromLong(1)) == NULL ||
         (chunk = PyLong_FromLong(BUDGET_CHUNK)) == NULL) {
         return NULL;
     }
     if (PyType_Ready(&StepHookType) < 0 || PyType_Ready(&SoonHookType) < 0 ||
         PyType_Ready(&RequestWatcherType) < 0 || PyType_Ready(&RequestWatchType) < 0 ||
-        PyType_Ready(&StallGateType) < 0) {
+        PyType_Ready(&StallGateType) < 0 || PyType_Ready(&TimedCoroutineType) < 0 ||
+        PyType_Ready(&TaskSoonHookType) < 0 || PyType_Ready(&TaskFactoryType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1897,6 +2452,9 @@ PyInit__speedups(void)
         PyModule_AddObjectRef(module, "SoonHook", (PyObject *)&SoonHookType) < 0 ||
         PyModule_AddObjectRef(module, "RequestWatcher", (PyObject *)&RequestWatcherType) < 0 ||
         PyModule_AddObjectRef(module, "StallGate", (PyObject *)&StallGateType) < 0 ||
+        PyModule_AddObjectRef(module, "TimedCoroutine", (PyObject *)&TimedCoroutineType) < 0 ||
+        PyModule_AddObjectRef(module, "TaskSoonHook", (PyObject *)&TaskSoonHookType) < 0 ||
+        PyModule_AddObjectRef(module, "TaskFactory", (PyObject *)&TaskFactoryType) < 0 ||
         PyModule_AddIntConstant(module, "TICKS_KEPT", TICKS_KEPT) < 0 ||
         PyModule_AddIntConstant(module, "BUDGET_CHUNK", BUDGET_CHUNK) < 0 ||
         PyModule_AddIntConstant(module, "NO_TEXT", NO_TEXT) < 0) {

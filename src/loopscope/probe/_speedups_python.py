@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from time import monotonic_ns as _now
-from types import MethodType
+from types import CoroutineType, MethodType
 from typing import Any
 
 from loopscope.probe.context import client_request_id
@@ -46,6 +46,9 @@ class StepHook:
     loop: Any  # the loop whose steps are recorded; None: none
     current_step: int  # start of the step now running, 0 between steps
     foreign_step: int  # start of the running step of a loop not watched, 0 between such steps
+    task_ready: dict[str, int]  # uvloop: when each request's task became runnable
+    current_request: Any  # the request of the task step now running, None between
+    stamp_limit: int  # past this many ready stamps, they are dropped wholesale
 
     def __init__(
         self,
@@ -66,7 +69,12 @@ class StepHook:
         self.recorder = recorder
         self.stamps: dict[int, tuple[int, object]] = {}  # id(handle) → (ready_ns, handle)
         self.stamp_limit = stamp_limit
+        # Under uvloop: when each request's task became runnable, by request id (TaskSoonHook).
+        self.task_ready: dict[str, int] = {}
+        self.current_request: Any = None  # the request of the task step now running
+        self._store: Callable[[int, int, int, int], None] = lambda *_: None
         self._run = self._make_run(original, recorder, var, timer_type, long_ns)
+        self._task_step = self._make_task_step(recorder, var)
 
     def __get__(self, handle: Any, owner: type | None = None) -> Any:
         return self if handle is None else MethodType(self._run, handle)
@@ -77,6 +85,12 @@ class StepHook:
     def forget_stamps(self) -> None:
         """Release every handle stamped as ready and not run yet."""
         self.stamps.clear()
+        self.task_ready.clear()
+
+    def coroutine(self, coro: Any) -> TimedCoroutine:
+        """`coro` wrapped so that each step of the task that runs it is timed as a loop step
+        (uvloop, whose handles cannot be wrapped: a task factory wraps each task's coroutine)."""
+        return TimedCoroutine(self._task_step, coro)
 
     def adopt_running_step(self) -> None:
         """The step now running (of a loop just chosen as `loop`) becomes the current step, to be
@@ -151,7 +165,160 @@ class StepHook:
                     except Exception as exc:
                         rec.fail("Handle._run", exc)
 
+        self._store = store
         return _run
+
+    def _make_task_step(self, rec: Any, var: Any) -> Callable[..., Any]:
+        hook = self
+        live = rec.live
+        ready_of = self.task_ready
+        pop_ready = ready_of.pop
+        wall = time.monotonic_ns
+
+        def task_step(advance: Callable[..., Any], *args: Any) -> Any:
+            if hook.loop is None:
+                return advance(*args)
+            request_id = var.get()
+            # The request's stamp, taken before the step: what the step does (a timer it sets,
+            # a future it completes) belongs to its next wake-up.
+            ready = pop_ready(request_id, 0) if ready_of and request_id is not None else 0
+            hook.current_request = request_id
+            start = wall()
+            hook.current_step = start
+            try:
+                return advance(*args)
+            finally:
+                end = wall()
+                hook.current_step = 0
+                hook.current_request = None
+                try:
+                    ref = 0
+                    if request_id is not None:
+                        row = live.get(request_id)
+                        ref = row.serial if row is not None else rec.ref_of(request_id)
+                    hook._store(start, end, ref, ready)
+                except Exception as exc:
+                    rec.fail("task step", exc)
+
+        return task_step
+
+
+class TimedCoroutine:
+    """A task's coroutine whose every `send` and `throw` (one task step each) is timed by a
+    `StepHook`; anything else is the wrapped coroutine's (`cr_frame`, `__qualname__`...)."""
+
+    __slots__ = ("_coro", "_step")
+
+    def __init__(self, step: Callable[..., Any], coro: Any) -> None:
+        self._step = step
+        self._coro = coro
+
+    def send(self, value: Any) -> Any:
+        return self._step(self._coro.send, value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._step(self._coro.throw, *args)
+
+    def close(self) -> Any:
+        return self._coro.close()
+
+    def __await__(self) -> TimedCoroutine:
+        return self
+
+    def __iter__(self) -> TimedCoroutine:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._coro, name)
+
+    def __repr__(self) -> str:
+        return repr(self._coro)
+
+
+class TaskFactory:
+    """A loop's task factory (`loop.set_task_factory`) that wraps each new task's native
+    coroutine in `steps.coroutine(coro)`, then makes the task as `previous` (the factory the
+    loop had) or `task_type` (`asyncio.Task`) would."""
+
+    previous: Any  # the loop's task factory before, or None
+
+    def __init__(self, steps: StepHook, task_type: Any, previous: Any = None) -> None:
+        self.previous = previous
+        self._wrap = steps.coroutine
+        self._task_type = task_type
+
+    def __call__(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
+        if type(coro) is CoroutineType:
+            coro = self._wrap(coro)
+        if self.previous is not None:
+            return self.previous(loop, coro, **kwargs)
+        return self._task_type(coro, loop=loop, **kwargs)
+
+
+WAKE_SOON, WAKE_AT, WAKE_LATER = 0, 1, 2
+"""What a `TaskSoonHook` replaces: `call_soon`, or a timer's `call_at` or `call_later`."""
+
+
+class TaskSoonHook:
+    """uvloop's `Loop.call_soon` (`timer=0`): notes when a request's task became runnable (a
+    future it awaited was done, or it yielded), in the step hook's `task_ready`, by request id;
+    or `call_at` (1) / `call_later` (2): notes when a timer the request set is due, the earliest
+    moment its task may run again (uvloop's timers are compiled: without it a sleep that ends
+    while the loop is blocked would count as awaited until the loop ran the timer). Set on
+    `uvloop.Loop`, a Python subclass of the compiled loop, where asyncio's futures and tasks
+    look these methods up."""
+
+    loop: Any  # the loop whose calls are stamped
+
+    def __init__(self, original: Any, steps: StepHook, timer: int = WAKE_SOON) -> None:
+        if timer not in (WAKE_SOON, WAKE_AT, WAKE_LATER):
+            raise ValueError("timer must be 0 (call_soon), 1 (call_at) or 2")
+        self.loop: Any = None
+        self.__wrapped__ = original
+        self._call = self._make_call(original, steps, timer)
+
+    def __get__(self, loop: Any, owner: type | None = None) -> Any:
+        return self if loop is None else MethodType(self._call, loop)
+
+    def __call__(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._call(loop, *args, **kwargs)
+
+    def _make_call(self, original: Any, steps: StepHook, timer: int) -> Callable[..., Any]:
+        from loopscope.probe.context import REQUEST_ID
+
+        hook = self
+        ready_of = steps.task_ready
+        limit = steps.stamp_limit
+        wall = time.monotonic_ns
+        var = REQUEST_ID
+
+        def call(loop: Any, *args: Any, context: Any = None) -> Any:
+            handle = original(loop, *args, context=context)
+            try:
+                if loop is hook.loop:
+                    request_id = var.get() if context is None else context.get(var)
+                    at = wall()
+                    if timer != WAKE_SOON:
+                        # A timer's `when` is loop.time(), i.e. time.monotonic(): one clock.
+                        due = int(args[0] * 1e9)
+                        at = due if timer == WAKE_AT else at + due
+                    # The earliest call since the request's last step; none from within it
+                    # but a timer's. A stamp already there may be a timer's, maybe ahead.
+                    own = steps.current_step and request_id == steps.current_request
+                    if request_id is not None and not (timer == WAKE_SOON and own):
+                        stamp = ready_of.get(request_id)
+                        if stamp is None or stamp > at:
+                            if stamp is None and len(ready_of) > limit:
+                                ready_of.clear()
+                            ready_of[request_id] = at
+            except Exception as exc:
+                steps.recorder.fail("call_soon", exc)
+            return handle
+
+        return call
 
 
 class SoonHook:

@@ -123,3 +123,30 @@ def mark_delayed(
             found.add(call.request_id)
     found.discard(block.request_id or "")
     block.delayed = sorted(found)
+
+
+def outside_steps(
+    watched: list[LoopBlock], steps: list[Step], block_ns: int
+) -> tuple[list[LoopBlock], int]:
+    """The heartbeat's blocks that timed task steps do not explain, and their time outside them.
+
+    Under uvloop only task steps are timed; the heartbeat finds every block. One whose time
+    outside every timed step exceeds the threshold was (mostly) a callback outside tasks: it is
+    kept; the others are the long task steps' own blocks, already recorded with their line.
+    """
+    spans = sorted((start, end) for start, end, _, _, _ in steps)
+    starts = [start for start, _ in spans]
+    kept: list[LoopBlock] = []
+    unseen = 0
+    for block in watched:
+        covered = 0
+        i = max(0, bisect.bisect_left(starts, block.start_ns) - 1)
+        while i < len(spans) and spans[i][0] < block.end_ns:
+            start, end = spans[i]
+            covered += max(0, min(end, block.end_ns) - max(start, block.start_ns))
+            i += 1
+        outside = block.duration_ns - covered
+        if outside > block_ns:
+            kept.append(block)
+            unseen += outside
+    return kept, unseen

@@ -15,6 +15,7 @@ from loopscope.probe.blocks import (
     block_from_step,
     label_gc,
     mark_delayed,
+    outside_steps,
 )
 from loopscope.probe.recorder import Recorder, RequestRecord, StackSamples, Step
 from loopscope.probe.segments import loop_lane, request_segments, thread_lanes, watched_segments
@@ -41,6 +42,7 @@ def server_record(
     loop: str,
     precise: bool,
     block_ms: float,
+    task_steps: bool = False,
     loops: int = 0,
     unobserved_loops: int = 0,
 ) -> ServerRecord:
@@ -49,6 +51,9 @@ def server_record(
     Built part by part: a part that fails (the requests, the loop steps, the pool, the blocks,
     one request's segments, the lanes) is left empty and counted in `probe_errors`, with its
     cause in `failures`; every other part is still recorded.
+
+    `task_steps`: the steps are task steps (uvloop), and the watchdog's heartbeat ran beside
+    them; its blocks that lie mostly outside every timed step are kept, and counted as unseen.
     """
     rec = recorder
     block_ns = int(block_ms * 1_000_000)
@@ -62,13 +67,17 @@ def server_record(
     pauses: list[tuple[int, int]] = _part(rec, "gc", lambda: sorted(rec.gc_pauses), [])
     samples: dict[int, StackSamples] = _part(rec, "stack samples", lambda: dict(rec.samples), {})
 
-    def watchdog_blocks() -> list[LoopBlock]:
-        watched = list(rec.watch_blocks) if not precise else []
+    def watchdog_blocks() -> tuple[list[LoopBlock], int]:
+        watched = list(rec.watch_blocks) if not precise or task_steps else []
+        if task_steps:
+            # Under uvloop they are the loop ticker's: callbacks outside tasks, no request's.
+            return outside_steps(watched, steps, block_ns)
         for block in watched:
             attribute_to_lone_request(block, requests)
-        return watched
+        return watched, 0
 
-    watched: list[LoopBlock] = _part(rec, "watchdog", watchdog_blocks, [])
+    no_blocks: tuple[list[LoopBlock], int] = ([], 0)
+    watched, unseen_ns = _part(rec, "watchdog", watchdog_blocks, no_blocks)
 
     def loop_blocks() -> tuple[list[LoopBlock], dict[int, LoopBlock]]:
         by_start: dict[int, LoopBlock] = {}
@@ -108,7 +117,7 @@ def server_record(
             calls: list[PoolCall] = calls,
         ) -> list[Segment]:
             if precise:
-                return request_segments(request_id, record, own, calls, by_start)
+                return request_segments(request_id, record, own, calls, by_start, watched)
             return watched_segments(request_id, record, calls, watched)
 
         out_requests.append(
@@ -147,6 +156,8 @@ def server_record(
             steps=len(steps),
             loops=loops,
             unobserved_loops=unobserved_loops,
+            unseen_blocks=len(watched) if task_steps else 0,
+            unseen_block_ns=unseen_ns,
         ),
         failures=rec.failure_list(),
     )

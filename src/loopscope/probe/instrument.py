@@ -20,12 +20,14 @@ from loopscope.probe.asgi import ASGIApp, ProbeMiddleware
 from loopscope.probe.backend import load_backend
 from loopscope.probe.collect import server_record
 from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID
+from loopscope.probe.executors import ExecutorHooks
 from loopscope.probe.faults import faults_from_env, recorder_class
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.gcwatch import GcWatch
 from loopscope.probe.loop import LoopHooks
-from loopscope.probe.pool import PoolHooks
+from loopscope.probe.pool import PoolHooks, ThreadLabels
 from loopscope.probe.routes import route_template
+from loopscope.probe.ticker import LoopTicker
 from loopscope.probe.watchdog import Watchdog
 from loopscope.trace.constants import DEFAULT_BLOCK_MS
 from loopscope.trace.io import dump_record
@@ -57,6 +59,8 @@ class Probe:
         self.task_requests: dict[asyncio.Task[Any], str] = {}
         self._wanted_precise = precise
         self._precise: bool | None = None
+        self._task_steps = False  # precise by timing task steps (uvloop)
+        self._ticker: LoopTicker | None = None  # blocks outside task steps (uvloop)
         self._loop_kind = "unknown"
         self._namer = FrameNamer(app_root)
         block_ns = int(block_ms * 1_000_000)
@@ -65,7 +69,9 @@ class Probe:
         self._loop_hooks = LoopHooks(
             self.recorder, long_step_ns=block_ns // 2, backend=self._backend
         )
-        self._pool_hooks = PoolHooks(self.recorder, self._count_hop, self._namer)
+        labels = ThreadLabels()
+        self._pool_hooks = PoolHooks(self.recorder, self._count_hop, self._namer, labels)
+        self._executor_hooks = ExecutorHooks(self.recorder, self._namer, labels)
         self._gc = GcWatch(self.recorder)
         self._watchdog: Watchdog | None = None
         self._observed: asyncio.AbstractEventLoop | None = None
@@ -87,7 +93,8 @@ class Probe:
 
     @property
     def precise(self) -> bool:
-        """Whether loop steps are being timed (pure asyncio loop and precise not turned off)."""
+        """Whether loop steps are being timed: every step of the pure asyncio loop, or every
+        task step under uvloop (precise not turned off)."""
         return bool(self._precise)
 
     def _install(self) -> None:
@@ -95,6 +102,7 @@ class Probe:
             if self._wanted_precise is not False:
                 self._loop_hooks.install()
             self._pool_hooks.install()
+            self._executor_hooks.install()
             self._gc.install()
         except BaseException:
             self._remove_hooks()
@@ -151,10 +159,25 @@ class Probe:
             self._loops += 1
             kind = loop_kind(loop)
             self._loop_kind = kind if self._loop_kind in ("unknown", kind) else "mixed"
+            self._loop_hooks.unwatch_tasks()
             self._precise = kind == "asyncio" and self._wanted_precise is not False
-            self._loop_hooks.loop = loop if self._precise else None
+            # uvloop's handles are compiled: its tasks' steps are timed instead, and the
+            # watchdog's heartbeat keeps looking for blocks outside them.
+            self._task_steps = (
+                kind == "uvloop"
+                and self._wanted_precise is not False
+                and self._loop_hooks.watch_tasks(loop)
+            )
+            self._loop_hooks.loop = loop if self._precise or self._task_steps else None
             if self._precise:
                 self._loop_hooks.adopt_running_step()
+            self._precise = self._precise or self._task_steps
+            if self._ticker is not None:
+                self._ticker.stop()
+                self._ticker = None
+            if self._task_steps:
+                self._ticker = LoopTicker(self.recorder, loop, self._block_ns)
+                self._ticker.start()
             self._gc.thread_id = threading.get_ident()
             self._watchdog = Watchdog(
                 self.recorder,
@@ -213,6 +236,7 @@ class Probe:
             pid=os.getpid(),
             loop=self._loop_kind,
             precise=self.precise,
+            task_steps=self._task_steps,
             block_ms=self.block_ms,
             loops=self._loops,
             unobserved_loops=self.unobserved_loops,
@@ -225,6 +249,7 @@ class Probe:
     def _remove_hooks(self) -> None:
         self._loop_hooks.uninstall()
         self._pool_hooks.uninstall()
+        self._executor_hooks.uninstall()
         self._gc.uninstall()
 
     def uninstall(self) -> None:
@@ -232,6 +257,8 @@ class Probe:
         global _active
         if self._watchdog is not None:
             self._watchdog.stop()
+        if self._ticker is not None:
+            self._ticker.stop()
         self._remove_hooks()
         self._installed = False
         with _active_lock:

@@ -24,8 +24,13 @@ callback in the handle's context, and hands a callback's exception to asyncio's 
 `_Rethrow.run`); `_call_soon` makes and queues the Handle. They do so only where the methods
 are asyncio's own: another tool's wrapper installed before the probe is called as it was.
 
-uvloop's `Handle` is compiled, so none of this sees anything there; the watchdog's heartbeat
-takes over (`loopscope.probe.watchdog`).
+uvloop's `Handle` is compiled, so none of this sees anything there. Tasks can be seen all the
+same (`watch_tasks`): a task factory wraps each new task's coroutine in the step hook's
+`TimedCoroutine`, whose every `send`/`throw` (one task step) is timed and recorded like a loop
+step, and `uvloop.Loop.call_soon` (a Python subclass of the compiled loop, where asyncio's
+futures and tasks look it up) is replaced by `TaskSoonHook`, which notes when a request's task
+became runnable. Callbacks outside tasks (protocols, transports, timers' own callbacks) stay
+unseen; the watchdog's heartbeat, which keeps running under uvloop, finds their blocks.
 """
 
 from __future__ import annotations
@@ -79,6 +84,11 @@ def is_asyncios_own(function: Any, module: Any) -> bool:
     return code is not None and code.co_filename == getattr(module, "__file__", None)
 
 
+_TASK_WAKERS = ("call_soon", "call_at", "call_later")
+"""uvloop.Loop's methods replaced while its task steps are timed, in the order of the
+`TaskSoonHook` modes (0: call_soon, 1: call_at, 2: call_later)."""
+
+
 class LoopHooks:
     """The step hooks around asyncio's handle execution, and their exact undoing.
 
@@ -95,6 +105,10 @@ class LoopHooks:
         self._backend = backend
         self._steps: Any = None  # the StepHook in place
         self._soon: Any = None  # the SoonHook in place
+        self._task_loop: Any = None  # the loop whose task factory is ours (uvloop)
+        self._factory: Any = None
+        self._previous_factory: Any = None
+        self._wakers_on: type | None = None  # uvloop's loop class, while its methods are hooked
 
     @property
     def compiled(self) -> bool:
@@ -152,8 +166,49 @@ class LoopHooks:
             self._originals[(owner, name)] = owner.__dict__[name]
             setattr(owner, name, hook)
 
+    def watch_tasks(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Time every step of the tasks `loop` creates from now on (for uvloop, whose handles
+        cannot be wrapped); `False` where the step hook is not in place."""
+        steps = self._steps
+        if steps is None:
+            return False
+        self.unwatch_tasks()
+        previous = loop.get_task_factory()
+        task_factory = self._backend.TaskFactory(steps, asyncio.Task, previous)
+        loop.set_task_factory(task_factory)
+        self._task_loop, self._factory, self._previous_factory = loop, task_factory, previous
+        cls = type(loop)
+        if all(name not in cls.__dict__ for name in _TASK_WAKERS) and hasattr(cls, "call_at"):
+            # uvloop.Loop is a Python subclass of the compiled loop: the hooks are set there and
+            # removed again, leaving the compiled methods untouched.
+            for timer, name in enumerate(_TASK_WAKERS):
+                waker = self._backend.TaskSoonHook(getattr(cls, name), steps, timer)
+                waker.loop = loop
+                setattr(cls, name, waker)
+            self._wakers_on = cls
+        return True
+
+    def unwatch_tasks(self) -> None:
+        """Put back the task factory and uvloop's `call_soon`, `call_at` and `call_later` that
+        `watch_tasks` replaced."""
+        loop, self._task_loop = self._task_loop, None
+        if loop is not None and not loop.is_closed() and loop.get_task_factory() is self._factory:
+            loop.set_task_factory(self._previous_factory)
+        self._factory = self._previous_factory = None
+        if self._wakers_on is not None:
+            for name in _TASK_WAKERS:
+                if name in self._wakers_on.__dict__:
+                    delattr(self._wakers_on, name)
+            self._wakers_on = None
+
+    @property
+    def watching_tasks(self) -> bool:
+        """Whether task steps are being timed (`watch_tasks`)."""
+        return self._task_loop is not None
+
     def uninstall(self) -> None:
         """Restore every hooked attribute to the object it was before `install`."""
+        self.unwatch_tasks()
         for (owner, name), original in self._originals.items():
             setattr(owner, name, original)
         self._originals.clear()

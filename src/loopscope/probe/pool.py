@@ -3,8 +3,9 @@
 Starlette and FastAPI look up `anyio.to_thread.run_sync` as a module attribute at call time
 (`starlette/concurrency.py`, `fastapi/concurrency.py`, `starlette/responses.py`), so replacing that
 attribute sees every `def` endpoint, sync dependency, sync background task and file response.
-Code that imported `run_sync` by name before the probe was installed, `asyncio.to_thread` and
-`loop.run_in_executor` are not seen.
+Code that imported `run_sync` by name before the probe was installed is not seen;
+`asyncio.to_thread`, `loop.run_in_executor` and aiosqlite's threads are
+`loopscope.probe.executors`'.
 """
 
 from __future__ import annotations
@@ -60,14 +61,23 @@ class ThreadLabels:
 
     def __init__(self) -> None:
         self._labels: weakref.WeakKeyDictionary[threading.Thread, str] = weakref.WeakKeyDictionary()
+        self._given: set[str] = set()
         self._counter = itertools.count(1)
+        self._lock = threading.Lock()  # called from many worker threads at once
 
-    def current(self) -> str:
-        """The label of the calling thread, `<name> #<n>`."""
+    def current(self, *, numbered: bool = True) -> str:
+        """The label of the calling thread: `<name> #<n>`, or with `numbered=False` its own
+        name (an executor's `reports_0`) unless another thread had that name already."""
         thread = threading.current_thread()
         label = self._labels.get(thread)
         if label is None:
-            label = self._labels[thread] = f"{thread.name} #{next(self._counter)}"
+            with self._lock:
+                if numbered or thread.name in self._given:
+                    label = f"{thread.name} #{next(self._counter)}"
+                else:
+                    label = thread.name
+                self._given.add(label)
+                self._labels[thread] = label
         return label
 
 
@@ -79,11 +89,12 @@ class PoolHooks:
         recorder: Recorder,
         requests_hop: Callable[[str], None],
         namer: FrameNamer | None = None,
+        labels: ThreadLabels | None = None,
     ) -> None:
         self._recorder = recorder
         self._count_hop = requests_hop
         self._namer = namer
-        self._labels = ThreadLabels()
+        self._labels = labels if labels is not None else ThreadLabels()
         self._original: Any = None
 
     @property

@@ -107,11 +107,13 @@ def request_segments(
     steps: list[Step],
     calls: list[PoolCall],
     blocks: dict[int, LoopBlock],
+    unseen: list[LoopBlock] | None = None,
 ) -> list[Segment]:
-    """The precise-mode lane of one request, covering `server_start_ns`→`server_end_ns`."""
+    """The precise-mode lane of one request, covering `server_start_ns`→`server_end_ns`;
+    `unseen` are blocks outside every timed step (uvloop's callbacks outside tasks)."""
     begin = record.start_ns
     finish = record.end_ns or max([begin] + [step[1] for step in steps])
-    painter = _Painter(request_id, calls, list(blocks.values()))
+    painter = _Painter(request_id, calls, [*blocks.values(), *(unseen or [])])
     cursor = begin
     for start, end, _, _, ready in steps:
         s, e = max(start, cursor), min(end, finish)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from loopscope.measure.failures import Failure, status_counts
 from loopscope.report import failures as failing
+from loopscope.report.executors import executor_lines
 from loopscope.report.simulated import describe_note
 from loopscope.report.words import (
     MAIN_STORY_SHARE,
@@ -186,6 +187,7 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
         else:
             line += "no request waited for a token."
         out.append(line)
+    out += executor_lines(trace)
     table = Table(title="Verdicts", title_justify="left", show_header=False)
     table.add_column("route", style="bold", overflow="fold")
     table.add_column("verdict", overflow="fold")

@@ -7,7 +7,13 @@ for how long, and who waited for it, so a reader can match the run to the seed's
 
 from __future__ import annotations
 
-from loopscope.report.words import MAIN_STORY_SHARE, NOT_SAMPLED, format_duration, place
+from loopscope.report.words import (
+    MAIN_STORY_SHARE,
+    NOT_SAMPLED,
+    executor_line,
+    format_duration,
+    place,
+)
 from loopscope.trace.analysis import (
     UNKNOWN_WHERE,
     BlockGroup,
@@ -20,6 +26,7 @@ from loopscope.trace.analysis import (
     time_by_state,
     top_loop_blocks,
 )
+from loopscope.trace.executors import executors
 from loopscope.trace.model import PoolCall, Trace
 from loopscope.trace.saturation import (
     peak_concurrency,
@@ -180,6 +187,16 @@ def _held_up(trace: Trace) -> tuple[set[str], set[str]]:
 
 def _thread_pool(trace: Trace) -> list[str]:
     pool = pool_saturation(trace)
+    used = executors(trace)
+    if used and not pool.used:
+        names = ", ".join(f"`{u.name}`" for u in used)
+        sentences = [
+            f"The requests' blocking work ran in the threads of {names}; the event loop stayed "
+            "free to take requests from the accept queue."
+        ]
+        sentences += [f"Executor `{u.name}`: {executor_line(u)}." for u in used]
+        sentences.append(f"{_overlap(trace)}; {_finishes(trace)}.")
+        return sentences
     tokens = f" ({_count(pool.total_tokens, 'token')})" if pool.total_tokens else ""
     sentences = [
         f"The requests' blocking work ran in worker threads of the thread pool{tokens}; the "
@@ -213,6 +230,7 @@ def _thread_pool(trace: Trace) -> list[str]:
     later = _later_hop_wait(trace, notable)
     if later:
         sentences.append(later)
+    sentences += [f"Executor `{u.name}`: {executor_line(u)}." for u in used]
     return sentences
 
 
@@ -225,7 +243,7 @@ def _later_hop_wait(trace: Trace, notable: float) -> str:
     """
     calls: dict[str, list[PoolCall]] = {}
     for call in sorted(trace.pool, key=lambda c: c.submitted_ns):
-        if call.request_id is not None:
+        if call.request_id is not None and call.executor is None:
             calls.setdefault(call.request_id, []).append(call)
     worst: tuple[int, str, int] | None = None
     for request_id, trips in calls.items():

@@ -13,7 +13,13 @@ from loopscope.report import failures as failing
 from loopscope.report.explain import explain
 from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
 from loopscope.report.simulated import describe_note
-from loopscope.report.words import format_duration, place, verdict_text
+from loopscope.report.words import (
+    executor_line,
+    format_duration,
+    place,
+    unseen_note,
+    verdict_text,
+)
 from loopscope.trace.analysis import (
     has_server_data,
     latency_percentiles,
@@ -24,6 +30,7 @@ from loopscope.trace.analysis import (
     time_by_state,
     top_loop_blocks,
 )
+from loopscope.trace.executors import executors
 from loopscope.trace.model import Trace
 from loopscope.trace.saturation import (
     pool_saturation,
@@ -146,6 +153,9 @@ def _facts(trace: Trace) -> list[tuple[str, str]]:
         facts.append(("loop-block threshold", f"{run.block_ms:g} ms"))
     if run.source == "measured":
         facts.append(("probe", "precise" if run.precise else "watchdog or none"))
+        unseen = unseen_note(run)
+        if unseen:
+            facts.append(("not seen", unseen))
         errors = run.probe.get("probe_errors", 0)
         if errors:
             causes = "; ".join(f"{f.hook}: {f.error} ×{f.count}" for f in run.probe_failures)
@@ -173,14 +183,16 @@ def _states(trace: Trace) -> list[dict[str, str]]:
 
 def _pool(trace: Trace) -> list[tuple[str, str]]:
     pool = pool_saturation(trace)
+    rows = [(f"executor `{u.name}`", executor_line(u)) for u in executors(trace)]
     if not pool.used:
-        return []
+        return rows
     return [
         ("tokens", "–" if pool.total_tokens is None else str(pool.total_tokens)),
         ("calls", str(pool.calls)),
         ("peak tokens borrowed", str(pool.peak_borrowed)),
         ("peak tasks waiting for a token", str(pool.peak_waiting)),
         ("time with every token in use", format_duration(pool.full_ns)),
+        *rows,
     ]
 
 

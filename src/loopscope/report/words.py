@@ -8,8 +8,15 @@ turn them into words here, so that they never advise differently.
 from __future__ import annotations
 
 from loopscope.trace.analysis import UNKNOWN_WHERE
+from loopscope.trace.constants import AIOSQLITE_EXECUTOR
+from loopscope.trace.executors import ExecutorUse, ThreadWork
 from loopscope.trace.fixes import FIX_CPU, FIX_IO_WAIT, FIX_UNKNOWN
+from loopscope.trace.model import Run
+from loopscope.trace.saturation import POOL_WAIT_NOTICE_NS
 from loopscope.trace.verdicts import Verdict
+
+THREADS_NAMED = 3
+"""A verdict names at most this many of a route's threads."""
 
 NOT_SAMPLED = "a line not sampled (no stack sample caught the loop while it was stuck)"
 """What is said where no stack sample named a line: never a guess."""
@@ -90,8 +97,73 @@ def pool_parts(verdict: Verdict) -> str:
     return f"in the thread pool: {', '.join(parts)}; the rest on the event loop"
 
 
+def thread_waits(work: tuple[ThreadWork, ...]) -> str:
+    """What a route waited on in executors' threads, per request that used each:
+    "waits 120 ms in thread `reports_0` (executor `reports`)"; with the longest wait for a free
+    thread where it is worth a word."""
+    said = []
+    for w in work:
+        threads = "thread" if len(w.threads) == 1 else "threads"
+        if w.executor == AIOSQLITE_EXECUTOR:
+            # Threads named `Thread-7 (_connection_worker_thread)`: one per connection.
+            where = f"{len(w.threads)} connection {threads}"
+        else:
+            names = ", ".join(f"`{t}`" for t in w.threads[:THREADS_NAMED])
+            if len(w.threads) > THREADS_NAMED:
+                names += f" and {len(w.threads) - THREADS_NAMED} more"
+            where = f"{threads} {names}"
+        text = f"waits {format_duration(w.per_request_ns)} in {where} (executor `{w.executor}`)"
+        if w.longest_wait_ns >= POOL_WAIT_NOTICE_NS:
+            text += f" after up to {format_duration(w.longest_wait_ns)} waiting for a free thread"
+        said.append(text)
+    return "; ".join(said)
+
+
+def executor_line(use: ExecutorUse) -> str:
+    """One executor in the thread-pool section: `reports: 2 threads, 8 calls, peak 2 busy, 3
+    waited for a free thread (up to 118 ms)`."""
+    if use.name == AIOSQLITE_EXECUTOR:
+        capacity = f"1 thread per connection, {len(use.threads)} connections"
+    else:
+        capacity = "? threads" if use.capacity is None else _count(use.capacity, "thread")
+    waited = (
+        f"{use.waits} waited for a free thread (up to {format_duration(use.longest_wait_ns)})"
+        if use.waits
+        else "none waited for a free thread"
+    )
+    return f"{capacity}, {_count(use.calls, 'call')}, peak {use.peak_busy} busy, {waited}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def unseen_note(run: Run) -> str | None:
+    """What the probe could not see under uvloop, counted; `None` elsewhere."""
+    if run.loop != "uvloop" or not run.precise:
+        return None
+    blocks = run.probe.get("unseen_blocks", 0)
+    found = (
+        f"{_count(blocks, 'loop block')} ({format_duration(run.probe.get('unseen_block_ns', 0))}) "
+        "lay outside every task step"
+        if blocks
+        else "no loop block lay outside every task step"
+    )
+    return (
+        "Under uvloop only task steps are timed; callbacks outside tasks (protocols, "
+        f"transports, timers) are seen only by the watchdog: {found}."
+    )
+
+
 def verdict_text(verdict: Verdict) -> str:
     """One route's verdict in plain words, with the fix where there is one."""
+    text = _verdict_text(verdict)
+    if verdict.threads and verdict.kind != "offloaded":
+        text += f"; {thread_waits(verdict.threads)}"
+    return text
+
+
+def _verdict_text(verdict: Verdict) -> str:
     threshold = f" ({verdict.block_ms:g} ms)" if verdict.block_ms else ""
     total = format_duration(verdict.total_ns)
     kind = verdict.kind
@@ -119,6 +191,8 @@ def verdict_text(verdict: Verdict) -> str:
         )
     if kind == "thread-pool":
         return f"no loop blocks over the threshold{threshold}; {pool_parts(verdict)}"
+    if kind == "offloaded":
+        return f"{thread_waits(verdict.threads)}; no loop blocks over the threshold{threshold}"
     if kind == "event-loop":
         return f"runs on the event loop; no loop blocks over the threshold{threshold}"
     return "client view only: no server-side data was recorded for this route"

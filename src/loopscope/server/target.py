@@ -85,10 +85,10 @@ def package_root(app: str) -> str | None:
 def _install_probe(out_dir: str) -> Any:
     from loopscope.probe import install
 
-    loop = os.environ.get(ENV_LOOP, "asyncio")
+    # precise=None: every loop step under asyncio, every task step under uvloop.
     probe = install(
         block_ms=float(os.environ.get(ENV_BLOCK_MS, "20")),
-        precise=None if loop == "asyncio" else False,
+        precise=None,
         app_root=os.environ.get(ENV_APP_DIR) or package_root(os.environ[ENV_APP]),
     )
     return probe

@@ -16,3 +16,6 @@ short enough to catch a blocking call that users feel."""
 ANYIO_DEFAULT_TOKENS = 40
 """anyio's default thread-pool limiter (`CapacityLimiter(40)`), which FastAPI and Starlette use
 for every `def` endpoint, dependency and `run_in_threadpool` call."""
+
+AIOSQLITE_EXECUTOR = "aiosqlite"
+"""The executor name of aiosqlite's threads (one per connection) in `PoolCall.executor`."""

@@ -168,11 +168,14 @@ class LoopBlock:
 
 @dataclass(slots=True)
 class PoolCall:
-    """One trip through the thread pool (`anyio.to_thread.run_sync`).
+    """One trip to a worker thread: anyio's thread pool (`anyio.to_thread.run_sync`), an
+    executor (`asyncio.to_thread`, `loop.run_in_executor`) or a driver's own thread (aiosqlite).
 
     `submitted_ns` → `started_ns` is the token (and thread) wait; `started_ns` → `finished_ns`
     the run in `thread`; `resumed_ns`, where known, is when the awaiting task ran again; `where`
     is where `func` is defined (`users.py:42`), for the app's and installed libraries' code.
+    `executor` names the executor (its `thread_name_prefix`, e.g. `reports`, or `aiosqlite`;
+    `None`: anyio's thread pool) and `capacity` its number of threads, where known.
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -186,6 +189,8 @@ class PoolCall:
     cpu_ns: int | None = None
     resumed_ns: int | None = None
     where: str | None = None
+    executor: str | None = None
+    capacity: int | None = None
 
 
 @dataclass(slots=True)

@@ -50,7 +50,9 @@ class ServerRequest:
 class ProbeCounts:
     """How much the probe recorded and how much it could not: events dropped past its budget,
     its own failures, loop steps recorded, event loops watched one after another, and loops
-    that served the app while another was watched (not recorded)."""
+    that served the app while another was watched (not recorded). Under uvloop, where only task
+    steps are timed, `unseen_blocks` and `unseen_block_ns` count the loop blocks (and their
+    time) the watchdog found outside every timed task step: callbacks outside tasks."""
 
     __pydantic_config__ = PYDANTIC_CONFIG
 
@@ -59,6 +61,8 @@ class ProbeCounts:
     steps: int = 0
     loops: int = 0
     unobserved_loops: int = 0
+    unseen_blocks: int = 0
+    unseen_block_ns: int = 0
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """The thread pool in a `Trace`: tokens in use, who waited for one, and for how long.
 
 Pure functions over the trace's limiter samples, its pool calls, or failing those the requests'
-`pool-wait`/`in-thread` segments; no I/O.
+`pool-wait`/`in-thread` segments; no I/O. This is anyio's thread pool (the calls with no
+`executor`); executors and drivers' threads are `loopscope.trace.executors`'.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from loopscope.trace.analysis import span_ns
-from loopscope.trace.model import State, Trace
+from loopscope.trace.model import PoolCall, State, Trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +90,11 @@ def _pool_intervals(
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(running, waiting) intervals of every pool call; unfinished ones run to `end_ns`."""
     if trace.pool:
+        calls = _anyio_calls(trace)
         running = [
-            (c.started_ns, c.finished_ns or end_ns) for c in trace.pool if c.started_ns is not None
+            (c.started_ns, c.finished_ns or end_ns) for c in calls if c.started_ns is not None
         ]
-        waiting = [(c.submitted_ns, c.started_ns or end_ns) for c in trace.pool]
+        waiting = [(c.submitted_ns, c.started_ns or end_ns) for c in calls]
         return running, waiting
     by_state: dict[State, list[tuple[int, int]]] = defaultdict(list)
     for request in trace.requests:
@@ -101,13 +103,17 @@ def _pool_intervals(
     return by_state["in-thread"], by_state["pool-wait"]
 
 
+def _anyio_calls(trace: Trace) -> list[PoolCall]:
+    return [c for c in trace.pool if c.executor is None]
+
+
 def _pool_waits(trace: Trace) -> tuple[PoolWaits, ...]:
     waits: dict[str, list[int]] = defaultdict(list)
     calls: dict[str, int] = defaultdict(int)
     # The segments, where painted, are the better witness: the probe has already told a wait for
     # a token from a wait for a blocked loop (`ready`), which the raw calls cannot.
     painted = any(s.state in ("pool-wait", "in-thread") for r in trace.requests for s in r.segments)
-    for call in trace.pool:
+    for call in _anyio_calls(trace):
         if call.request_id is not None:
             calls[call.request_id] += 1
             if not painted and call.started_ns is not None:

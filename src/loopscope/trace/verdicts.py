@@ -14,6 +14,7 @@ from loopscope.trace.analysis import (
     group_blocks,
     loop_blocks,
 )
+from loopscope.trace.executors import ThreadWork, thread_work
 from loopscope.trace.model import LoopBlock, Trace
 from loopscope.trace.saturation import PoolWaits, pool_saturation
 
@@ -25,6 +26,7 @@ VerdictKind = Literal[
     "gc",
     "pool-wait",
     "thread-pool",
+    "offloaded",
     "event-loop",
     "client-only",
 ]
@@ -53,7 +55,9 @@ class Verdict:
     `pool-wait` they are its waits for a token and `longest_ns` the longest one; `inner` is the
     installed library's line below `where` that did the work. `block_ms` is the
     run's loop-block threshold, where one was set. `in_pool` names which parts of the route ran
-    in the thread pool (the rest ran on the event loop).
+    in the thread pool (the rest ran on the event loop). `threads` is what the route waited on
+    in executors and drivers' threads (`asyncio.to_thread`, an app's own executor, aiosqlite);
+    `offloaded` is the kind of a route that did so with no loop block and no anyio pool trip.
     """
 
     route: str
@@ -65,6 +69,7 @@ class Verdict:
     block_ms: float | None = None
     inner: str | None = None
     in_pool: tuple[PoolPart, ...] = ()
+    threads: tuple[ThreadWork, ...] = ()
 
 
 def verdicts(trace: Trace) -> list[Verdict]:
@@ -95,10 +100,13 @@ def verdicts(trace: Trace) -> list[Verdict]:
             served.add(request.endpoint)
     block_ms = trace.run.block_ms
     parts = _pool_parts(trace, route_of)
+    work = thread_work(trace)
     result = []
     for route in dict.fromkeys(route_of.values()):
         if blocks[route]:
             verdict = _block_verdict(route, blocks[route], block_ms)
+        elif work.get(route) and not parts.get(route):
+            verdict = Verdict(route, "offloaded", block_ms=block_ms)
         elif pool[route] and handoff_only:
             verdict = Verdict(route, "thread-pool", block_ms=block_ms)
         elif pool[route]:
@@ -107,13 +115,17 @@ def verdicts(trace: Trace) -> list[Verdict]:
             verdict = Verdict(route, "event-loop", block_ms=block_ms)
         else:
             verdict = Verdict(route, "client-only")
-        result.append(dataclasses.replace(verdict, in_pool=parts.get(route, ())))
+        result.append(
+            dataclasses.replace(verdict, in_pool=parts.get(route, ()), threads=work.get(route, ()))
+        )
     return result
 
 
 def _pool_parts(trace: Trace, route_of: dict[str, str]) -> dict[str, tuple[PoolPart, ...]]:
     counts: dict[str, Counter[tuple[str, str | None]]] = defaultdict(Counter)
     for call in trace.pool:
+        if call.executor is not None:  # an executor's, not anyio's pool
+            continue
         route = route_of.get(call.request_id or "")
         if route is not None:
             counts[route][(call.func, call.where)] += 1
