@@ -14,12 +14,14 @@ from loopscope.report import failures as failing
 from loopscope.report.simulated import describe_note
 from loopscope.report.words import (
     MAIN_STORY_SHARE,
+    accept_queue_sentence,
     block_kind,
     format_duration,
     place,
     verdict_text,
+    worker_sentences,
 )
-from loopscope.trace import analysis, saturation, verdicts
+from loopscope.trace import analysis, processes, saturation, verdicts
 from loopscope.trace.model import Trace
 
 NS_PER_S = 1_000_000_000
@@ -124,9 +126,16 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
     if run.source == "simulated":
         mode = "none: [bold yellow]simulated[/] by loopscope's model, not measured"
     out.append(
-        f"[bold]{escape(run.app)}[/] on uvicorn ({run.loop}, {run.workers} worker(s), "
-        f"{run.threads} thread tokens), {len(trace.requests)} requests, probe: {mode}"
+        f"[bold]{escape(run.app)}[/] on {escape(run.server)} ({escape(run.loop)}, "
+        f"{escape(run.http)}, {run.workers} worker(s), {run.threads} thread tokens), "
+        f"{len(trace.requests)} requests, probe: {mode}"
     )
+    spread = processes.worker_spread(trace)
+    if spread is not None and (len(spread.workers) > 1 or spread.died):
+        out.extend(escape(sentence) for sentence in worker_sentences(spread))
+    queue = processes.accept_queue_stats(trace)
+    if queue is not None:
+        out.append(escape(accept_queue_sentence(queue)))
     latency = Table(title="Latency per route (client side)", title_justify="left")
     for column in ("route", "count", "p50", "p90", "p99", "max", "status"):
         latency.add_column(

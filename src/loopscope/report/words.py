@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from loopscope.trace.analysis import UNKNOWN_WHERE
 from loopscope.trace.fixes import FIX_CPU, FIX_IO_WAIT, FIX_UNKNOWN
+from loopscope.trace.processes import QueueStats, WorkerShare, WorkerSpread
 from loopscope.trace.verdicts import Verdict
 
 NOT_SAMPLED = "a line not sampled (no stack sample caught the loop while it was stuck)"
@@ -122,3 +123,69 @@ def verdict_text(verdict: Verdict) -> str:
     if kind == "event-loop":
         return f"runs on the event loop; no loop blocks over the threshold{threshold}"
     return "client view only: no server-side data was recorded for this route"
+
+
+UNEVEN_SPREAD = 1.5
+"""A worker that served this many times an even share of the requests makes the spread
+uneven: worth a sentence."""
+
+
+def _seconds(ns: int) -> str:
+    return f"{ns / 1e9:.2f} s"
+
+
+def worker_sentences(spread: WorkerSpread) -> list[str]:
+    """How the requests spread over the worker processes, and which died and were replaced:
+    `Requests served per worker process: pid 812: 24, pid 813: 16.`"""
+    workers = spread.workers
+
+    def tag(worker: WorkerShare) -> str:
+        if worker.died:
+            return " (died)"
+        return " (replacement)" if worker in spread.replacements else ""
+
+    counts = ", ".join(f"pid {w.pid}: {w.served}{tag(w)}" for w in workers)
+    sentences = [f"Requests served per worker process: {counts}."]
+    alive_from_start = [w for w in workers if not w.died and w not in spread.replacements]
+    if len(alive_from_start) > 1 and spread.busiest_ratio >= UNEVEN_SPREAD:
+        busiest = max(workers, key=lambda w: w.served)
+        total = sum(w.served for w in workers)
+        sentences.append(
+            f"Uneven spread: pid {busiest.pid} served {busiest.served} of {total} "
+            f"({spread.busiest_ratio:.1f}× an even share). The workers share one listening "
+            "socket; the worker whose loop wakes first accepts every connection then waiting, "
+            "and a keep-alive connection stays with it."
+        )
+    for worker in spread.died:
+        lost = (
+            ""
+            if worker.recorded
+            else "; its probe record was lost with it: what it served shows the client's view only"
+        )
+        sentences.append(f"Worker pid {worker.pid} died at {_seconds(worker.ended_ns or 0)}{lost}.")
+    for worker in spread.replacements:
+        sentences.append(
+            f"Worker pid {worker.pid} started at {_seconds(worker.started_ns or 0)}, after the "
+            f"run began (a replacement), and served {worker.served} requests."
+        )
+    if spread.unattributed:
+        sentences.append(
+            f"{spread.unattributed} requests were seen by no worker's probe (the client's view "
+            "only)."
+        )
+    return sentences
+
+
+def accept_queue_sentence(stats: QueueStats) -> str:
+    """The accept queue as sampled: `peak 5 connections waiting at 0.53 s (backlog 2048)`."""
+    every = f", sampled every {stats.period_ms:g} ms" if stats.period_ms else ""
+    if stats.peak == 0:
+        return (
+            f"Accept queue (kernel{every}): always empty: the server accepted every connection "
+            "within a sampling period; requests that waited did so on accepted connections."
+        )
+    return (
+        f"Accept queue (kernel{every}): peak {stats.peak} connection"
+        f"{'s' * (stats.peak != 1)} waiting at {_seconds(stats.peak_at_ns)} (backlog "
+        f"{stats.backlog}); not empty for {format_duration(stats.nonempty_ns)}."
+    )

@@ -26,6 +26,7 @@ ENV_THREADS = "LOOPSCOPE_THREADS"
 ENV_PROBE_OUT = "LOOPSCOPE_PROBE_OUT"
 ENV_BLOCK_MS = "LOOPSCOPE_BLOCK_MS"
 ENV_LOOP = "LOOPSCOPE_LOOP"
+ENV_WORKERS_OUT = "LOOPSCOPE_WORKERS_OUT"
 
 
 class ThreadTokens:
@@ -83,10 +84,11 @@ def package_root(app: str) -> str | None:
 def _install_probe(out_dir: str) -> Any:
     from loopscope.probe import install
 
-    loop = os.environ.get(ENV_LOOP, "asyncio")
+    # Precise wherever the probe can be: it decides from the loop it finds running, which with
+    # `--loop auto` only the server knows.
     probe = install(
         block_ms=float(os.environ.get(ENV_BLOCK_MS, "20")),
-        precise=None if loop == "asyncio" else False,
+        precise=None,
         app_root=os.environ.get(ENV_APP_DIR) or package_root(os.environ[ENV_APP]),
     )
     return probe
@@ -111,6 +113,12 @@ def build_app() -> ASGIApp:
     tokens = os.environ.get(ENV_THREADS)
     if tokens:
         wrapped = ThreadTokens(wrapped, int(tokens))
+    facts_dir = os.environ.get(ENV_WORKERS_OUT)
+    if facts_dir:
+        from loopscope.server.facts import WorkerFacts
+
+        # Outermost, so that the server's own module is the caller it sees.
+        wrapped = WorkerFacts(wrapped, facts_dir)
     return wrapped
 
 
