@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich import box
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from loopscope.measure.failures import Failure, status_counts
 from loopscope.report import failures as failing
@@ -18,6 +20,7 @@ from loopscope.report.words import (
     block_kind,
     format_duration,
     place,
+    times,
     verdict_text,
     worker_sentences,
 )
@@ -51,19 +54,24 @@ def what_happened(trace: Trace) -> str:
     # Waves of I/O time only mean something when the I/O dwarfs the per-request overhead.
     if io_s < 0.05:
         return f"{n} requests finished within {span:.2f} s{note}"
+    ratio = times(span / io_s)
     waves = max(1, round(span / io_s))
     cause = _cause(trace)
     if waves == 1:
-        return f"all {n} overlapped: the last finished at {span:.2f} s ≈ 1× the I/O time{note}"
+        return f"all {n} overlapped: the last finished at {span:.2f} s, {ratio} the I/O time{note}"
     if waves >= n:
-        done = ", ".join(f"{t:.1f}" for t in sorted(finish_times_s(trace)))
+        done = ", ".join(f"{t:.2f}" for t in sorted(finish_times_s(trace)))
         return (
-            f"requests ran one after another (finished at {done} s){cause}{note}"
+            f"requests ran one after another (finished at {done} s, the last at {ratio} the "
+            f"I/O time){cause}{note}"
             if len(set(round(t / io_s) for t in finish_times_s(trace))) > 1
-            else f"requests were served one at a time; all finished at ≈{span:.2f} s "
-            f"({waves}× the I/O time){cause}{note}"
+            else f"requests were served one at a time; all finished at {span:.2f} s "
+            f"({ratio} the I/O time){cause}{note}"
         )
-    return f"requests ran in {waves} waves; the last finished at {span:.2f} s{cause}{note}"
+    return (
+        f"requests ran in {waves} waves; the last finished at {span:.2f} s ({ratio} the I/O "
+        f"time){cause}{note}"
+    )
 
 
 def _cause(trace: Trace) -> str:
@@ -158,9 +166,9 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
     groups = analysis.top_loop_blocks(trace)
     if groups:
         table = Table(title="Top loop-block locations", title_justify="left", box=box.SIMPLE_HEAD)
-        # A `path:line` is the answer: lines break between words, never inside one (rich
-        # crops a column that was given a minimum width it cannot keep, so none is given).
-        table.add_column("where (routes)", overflow="fold")
+        # A `path:line` is the answer: its column never wraps, so at any width the other
+        # column gives way (a place wider than the whole terminal still folds, never crops).
+        table.add_column("where (routes)", no_wrap=True, overflow="fold")
         table.add_column("kind, count, total (CPU / waiting)", overflow="fold", ratio=1)
         for g in groups:
             cpu = "?" if g.cpu_ns is None else format_duration(g.cpu_ns)
@@ -195,14 +203,16 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
         else:
             line += "no request waited for a token."
         out.append(line)
+    # One route per row, its verdict below it at the table's full width: a verdict's
+    # `path:line` then fits on a line at any terminal width, where a column beside the route
+    # would fold it (`prod/store.p` / `y:12`).
     table = Table(title="Verdicts", title_justify="left", show_header=False)
-    table.add_column("route", style="bold", overflow="fold")
-    table.add_column("verdict", overflow="fold")
+    table.add_column("route and verdict", overflow="fold")
     for v in verdicts.verdicts(trace):
         note = failing.route_failure_note(trace, v.route, failed)
         said = escape(verdict_text(v))
         text = said if note is None else f"[bold red]{escape(note)}[/]; {said}"
-        table.add_row(escape(v.route), text)
+        table.add_row(Group(Text(v.route, style="bold"), Padding(text, (0, 0, 0, 2))))
     out.append(table)
     warning = failing.failure_warning(trace)
     errors_4xx = [r for r in trace.requests if r.status is None or r.status >= 400]

@@ -35,6 +35,15 @@ def format_duration(ns: int) -> str:
     return f"{ms:.2f} ms"
 
 
+def times(ratio: float) -> str:
+    """A measured ratio as measured, never rounded into a vague word: `1.01×`, `2.4×`, `12×`."""
+    if ratio >= 10:
+        return f"{ratio:.0f}×"
+    if ratio >= 1:
+        return f"{ratio:.2f}×" if ratio < 1.1 else f"{ratio:.1f}×"
+    return f"{ratio:.2f}×"
+
+
 def short_where(where: str | None) -> str:
     """`where` for people: an absolute path cut to its last directory and file
     (`/srv/app/shop/repo.py:7` → `shop/repo.py:7`); other values unchanged."""
