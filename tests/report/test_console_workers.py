@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 
 from loopscope.report.console import trace_summary, what_happened
+from loopscope.report.explain import explain
 from loopscope.report.timeline import render_timeline
 from loopscope.report.words import accept_queue_sentence, times, worker_sentences
 from loopscope.trace.model import QueueSample, Trace, WorkerLife
@@ -128,3 +129,22 @@ def test_an_empty_accept_queue_is_said_to_have_stayed_empty() -> None:
     stats = accept_queue_stats(trace)
     assert stats is not None and stats.peak == 0
     assert "always empty" in accept_queue_sentence(stats)
+
+
+def test_requests_held_up_by_a_block_are_said_to_wait_where_the_kernel_says_they_did() -> None:
+    unsampled = async_blocking_trace()
+    assert "2 requests waited in the accept queue:" in " ".join(explain(unsampled))
+
+    empty = async_blocking_trace()
+    empty.accept_queue = [QueueSample(T0, 0, 2048), QueueSample(T0 + 4000 * MS, 0, 2048)]
+    said = " ".join(explain(empty))
+    assert "2 requests waited unread on connections the server had already accepted" in said
+
+    filled = async_blocking_trace()
+    filled.accept_queue = [
+        QueueSample(T0, 0, 2048),
+        QueueSample(T0 + 100 * MS, 2, 2048),
+        QueueSample(T0 + 4000 * MS, 0, 2048),
+    ]
+    said = " ".join(explain(filled))
+    assert "2 requests waited in the accept queue (up to 2 connections there, measured)" in said

@@ -198,3 +198,19 @@ def accept_queue_sentence(stats: QueueStats) -> str:
         f"{'s' * (stats.peak != 1)} waiting at {_seconds(stats.peak_at_ns)} (backlog "
         f"{stats.backlog}); not empty for {format_duration(stats.nonempty_ns)}."
     )
+
+
+def waited_before_the_app(peak_in_queue: int | None) -> str:
+    """Where requests that the app had not yet seen waited, as far as was measured: in the
+    accept queue (`peak_in_queue` connections there at most), or, where the sampled queue was
+    empty, on connections the server had accepted but not yet read; `None`: not sampled, the
+    seed's word."""
+    if peak_in_queue is None:
+        return "in the accept queue"
+    if peak_in_queue == 0:
+        return (
+            "unread on connections the server had already accepted (the kernel's accept queue, "
+            "sampled, was empty meanwhile)"
+        )
+    plural = "s" * (peak_in_queue != 1)
+    return f"in the accept queue (up to {peak_in_queue} connection{plural} there, measured)"

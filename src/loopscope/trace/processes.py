@@ -108,3 +108,17 @@ def accept_queue_stats(trace: Trace) -> QueueStats | None:
         nonempty_ns=nonempty,
         period_ms=trace.run.queue_sample_ms,
     )
+
+
+def queue_peak_during(trace: Trace, intervals: list[tuple[int, int]]) -> int | None:
+    """The deepest the accept queue was during any of `intervals` (ns, absolute); `None` where
+    it was not sampled. A sample's depth holds until the next sample."""
+    samples = trace.accept_queue
+    if not samples:
+        return None
+    peak = 0
+    for sample, following in zip(samples, [*samples[1:], None], strict=True):
+        until = following.t_ns if following is not None else sample.t_ns
+        if any(sample.t_ns <= end and until >= start for start, end in intervals):
+            peak = max(peak, sample.depth)
+    return peak
