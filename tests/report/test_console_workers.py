@@ -12,6 +12,7 @@ from loopscope.report.console import trace_summary, what_happened
 from loopscope.report.explain import explain
 from loopscope.report.timeline import render_timeline
 from loopscope.report.words import accept_queue_sentence, times, worker_sentences
+from loopscope.trace.chrome import to_chrome
 from loopscope.trace.model import QueueSample, Trace, WorkerLife
 from loopscope.trace.processes import accept_queue_stats, worker_spread
 
@@ -148,3 +149,14 @@ def test_requests_held_up_by_a_block_are_said_to_wait_where_the_kernel_says_they
     ]
     said = " ".join(explain(filled))
     assert "2 requests waited in the accept queue (up to 2 connections there, measured)" in said
+
+
+def test_the_chrome_export_carries_the_accept_queue_as_a_counter_track() -> None:
+    trace = async_blocking_trace()
+    trace.accept_queue = [QueueSample(T0, 0, 2048), QueueSample(T0 + 10 * MS, 3, 2048)]
+    counters = [
+        e["args"]["connections"]
+        for e in to_chrome([trace])["traceEvents"]
+        if e.get("name") == "accept queue (kernel)"
+    ]
+    assert counters == [0, 3]

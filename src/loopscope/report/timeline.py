@@ -245,7 +245,9 @@ def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> 
     gap = 4 if lane_h >= 12 else (1 if lane_h >= 5 else 0)
     bar_h = lane_h - gap
     bar_y = y + gap / 2
-    out = [f"<g{_svg.attrs(class_='lane', data_lane=lane.key, data_group=lane.group)}>"]
+    worker = lane.request.worker if lane.request is not None else None
+    group = _svg.attrs(class_="lane", data_lane=lane.key, data_group=lane.group, data_worker=worker)
+    out = [f"<g{group}>"]
     if show_label:
         font = min(12, max(LABEL_MIN_FONT, lane_h - 6))
         out.append(
