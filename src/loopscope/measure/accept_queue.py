@@ -3,9 +3,10 @@
 Linux keeps, for each listening socket, the connections whose handshake it has completed and
 that no process has `accept()`ed yet: the seed's accept queue. Its length is what `ss -ltn`
 prints as Recv-Q (and its limit, the backlog, as Send-Q). It is read here the way `ss` reads it,
-with one `sock_diag` netlink query for the listening sockets of one address family: about 20 µs
-per reading on our 2-core machine, against about 7 ms for parsing `/proc/net/tcp` (which lists
-every TCP socket of the network namespace, connections included, and grows with the load). No
+with one `sock_diag` netlink query for the listening sockets of one address family: about 15 µs
+of CPU per reading on our 2-core machine, against 7–9 ms for parsing `/proc/net/tcp` (which
+lists every TCP socket of the network namespace, connections included, and grows with the
+load); `benchmarks/accept_queue_cost.py` measures both. No
 library wraps `sock_diag` for this one query (pyroute2 carries a whole netlink stack), so the
 request and the reply's two fields are packed by hand (see `linux/inet_diag.h`).
 """

@@ -21,8 +21,9 @@ from loopscope.measure.accept_queue import AcceptQueueReader, AcceptQueueUnavail
 from loopscope.trace.model import QueueSample, WorkerLife
 
 DEFAULT_PERIOD_MS = 2.0
-"""The accept queue's sampling period: a connection that waits a few ms is seen, and a
-reading (~20 µs) costs about 1% of one core."""
+"""The accept queue's sampling period: a connection that waits a few ms is seen; a reading
+takes ~15 µs of CPU and the sampler about 3% of one core in all, thread wake-ups included
+(`benchmarks/accept_queue_cost.py`)."""
 WORKER_CHECK_MS = 20.0
 """How often the worker processes are checked: a restart is placed to within this."""
 MAX_SAMPLES = 200_000
