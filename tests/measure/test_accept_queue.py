@@ -75,3 +75,13 @@ def test_new_connections_wait_in_the_accept_queue_while_the_loop_is_blocked() ->
     assert 'data-lane="accept-queue"' in svg and 'class="queue"' in svg
     text = " ".join(str(part) for part in trace_summary(trace))
     assert f"peak {stats.peak} connections waiting" in text
+
+
+def test_without_a_sampling_period_the_queue_is_not_read_but_workers_are_still_known() -> None:
+    settings = ServerSettings(app="workers_app:app", app_dir=str(APPS))
+    scenario = uniform_scenario([parse_hit("GET /pid")], users=1)
+    trace = measure(
+        settings, scenario, describe_run(settings, scenario, "trace"), queue_period_ms=None
+    )
+    assert trace.accept_queue == [] and trace.run.queue_sample_ms is None
+    assert len(trace.workers) == 1 and trace.workers[0].http == "h11"

@@ -26,6 +26,7 @@ from loopscope.errors import UsageError
 from loopscope.load import parse_hit, uniform_scenario
 from loopscope.measure.failures import Failure
 from loopscope.measure.run import describe_run, measure
+from loopscope.measure.sampler import DEFAULT_PERIOD_MS
 from loopscope.report.console import trace_summary
 from loopscope.server import ServerSettings
 from loopscope.server.process import HttpName, LoopName
@@ -86,6 +87,14 @@ def trace(
             "--workers", help="Worker processes (uvicorn --workers), one probe in each.", min=1
         ),
     ] = 1,
+    queue_ms: Annotated[
+        float,
+        typer.Option(
+            "--queue-ms",
+            help="Sample the kernel's accept queue every this many ms (0: do not).",
+            min=0.0,
+        ),
+    ] = DEFAULT_PERIOD_MS,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -146,6 +155,7 @@ def trace(
             warmup=warmup,
             warmup_unsafe=warmup_unsafe,
             failures=failures,
+            queue_period_ms=queue_ms or None,
         )
 
     # The files first: a measurement is worth keeping even if rendering it fails; the summary

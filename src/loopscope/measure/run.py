@@ -86,9 +86,7 @@ def measure(
         log_start = _warm_up(server, scenario, notes, stage, warmup_unsafe) if warmup else 0
         if stage:
             stage("sending requests")
-        sampler = ServerSampler(
-            settings.host, server.port, server.worker_lives, queue_period_ms or DEFAULT_PERIOD_MS
-        )
+        sampler = ServerSampler(settings.host, server.port, server.worker_lives, queue_period_ms)
         sampler.start()
         started_ns = time.monotonic_ns()
         try:
@@ -117,8 +115,8 @@ def measure(
                 "The probe was asked for but wrote no record (the server may have been killed "
                 "before it could): this trace holds the client's view only."
             )
-        queue = sampler.queue if queue_period_ms is not None else []
-        if queue_period_ms is not None and sampler.unavailable:
+        queue = sampler.queue
+        if sampler.unavailable:
             notes.append(f"The accept queue was not sampled: {sampler.unavailable}")
         measured = dataclasses.replace(
             run,

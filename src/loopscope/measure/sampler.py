@@ -50,7 +50,8 @@ class ServerSampler:
     ```
     A process already gone at the first check (it died before sampling began) is in
     `gone_before`, not in `ended`.
-    `unavailable` says why the queue could not be read (the workers are still checked).
+    `unavailable` says why the queue could not be read (the workers are still checked);
+    `period_ms=None` checks the workers only.
     """
 
     def __init__(
@@ -58,7 +59,7 @@ class ServerSampler:
         host: str,
         port: int,
         lives: Callable[[], list[WorkerLife]],
-        period_ms: float = DEFAULT_PERIOD_MS,
+        period_ms: float | None = DEFAULT_PERIOD_MS,
     ) -> None:
         self.host = host
         self.port = port
@@ -82,12 +83,15 @@ class ServerSampler:
         self._thread.join()
 
     def _run(self) -> None:
-        try:
-            reader: AcceptQueueReader | None = AcceptQueueReader(self.host, self.port)
-        except AcceptQueueUnavailable as exc:
-            reader, self.unavailable = None, str(exc)
-        period_s = self.period_ms / 1000
-        check_every = max(1, round(WORKER_CHECK_MS / self.period_ms))
+        reader: AcceptQueueReader | None = None
+        if self.period_ms is not None:
+            try:
+                reader = AcceptQueueReader(self.host, self.port)
+            except AcceptQueueUnavailable as exc:
+                self.unavailable = str(exc)
+        period_ms = self.period_ms or WORKER_CHECK_MS
+        period_s = period_ms / 1000
+        check_every = max(1, round(WORKER_CHECK_MS / period_ms))
         known: set[int] = set()
         tick = 0
         try:
