@@ -68,6 +68,8 @@ class WorkerFacts:
         self._complete = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A coroutine function, not a plain one handing back the app's awaitable: uvicorn
+        # takes an app whose `__call__` is not a coroutine function for ASGI 2.
         if not self._complete:
             self._observe(scope, sys._getframe(1))
         await self.app(scope, receive, send)
