@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
@@ -203,17 +203,12 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
         else:
             line += "no request waited for a token."
         out.append(line)
-    # One route per row, its verdict below it at the table's full width: a verdict's
-    # `path:line` then fits on a line at any terminal width, where a column beside the route
-    # would fold it (`prod/store.p` / `y:12`).
-    table = Table(title="Verdicts", title_justify="left", show_header=False)
-    table.add_column("route and verdict", overflow="fold")
+    rows = []
     for v in verdicts.verdicts(trace):
         note = failing.route_failure_note(trace, v.route, failed)
         said = escape(verdict_text(v))
-        text = said if note is None else f"[bold red]{escape(note)}[/]; {said}"
-        table.add_row(Group(Text(v.route, style="bold"), Padding(text, (0, 0, 0, 2))))
-    out.append(table)
+        rows.append((v.route, said if note is None else f"[bold red]{escape(note)}[/]; {said}"))
+    out.append(VerdictTable(rows))
     warning = failing.failure_warning(trace)
     errors_4xx = [r for r in trace.requests if r.status is None or r.status >= 400]
     if warning is not None:
@@ -234,6 +229,39 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
             f"  probe failure in {escape(failure.hook)} ×{failure.count}: {escape(failure.error)}"
         )
     return out
+
+
+class VerdictTable:
+    """The verdicts, one route per row, laid out for the width they are drawn at.
+
+    A verdict's `path:line` is the answer and is never cut: beside its route where the
+    verdict column can hold the longest word of any verdict, else below its route at the
+    table's full width (a column that narrow would fold `prod/store.py:12` into `prod/store.p`
+    and `y:12`).
+    """
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        self.rows = rows  # (route, verdict in rich markup)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        route_w = min(max((len(route) for route, _ in self.rows), default=0), width // 3)
+        longest = max(
+            (len(word) for _, said in self.rows for word in Text.from_markup(said).plain.split()),
+            default=0,
+        )
+        table = Table(title="Verdicts", title_justify="left", show_header=False)
+        # Borders and padding of a two-column table take 7 characters.
+        if width - route_w - 7 >= longest:
+            table.add_column("route", style="bold", overflow="fold", width=route_w)
+            table.add_column("verdict", overflow="fold")
+            for route, said in self.rows:
+                table.add_row(escape(route), said)
+        else:
+            table.add_column("route and verdict", overflow="fold")
+            for route, said in self.rows:
+                table.add_row(Group(Text(route, style="bold"), Padding(said, (0, 0, 0, 2))))
+        yield table
 
 
 def _blocks_line(trace: Trace) -> str:
