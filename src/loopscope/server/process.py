@@ -177,7 +177,10 @@ class ServerProcess:
                 self._raise_start_failure()
             # The port the server itself says it bound: no other process can pass for it.
             port = self.kind.bound_port(workdir)
-            if port is not None and is_listening(self.settings.host, port):
+            # Every worker too: the socket listens (in the parent) before the workers run the
+            # app, and a load sent then goes to whichever worker starts first.
+            workers_up = len(self.worker_lives()) >= self.settings.workers
+            if port is not None and workers_up and is_listening(self.settings.host, port):
                 self.port = port
                 return
             time.sleep(0.05)
