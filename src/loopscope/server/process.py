@@ -168,9 +168,15 @@ class ServerProcess:
         atexit.register(self._kill_quietly)
         self._wait_until_ready()
 
+    @property
+    def _runs_target(self) -> bool:
+        return any(part.startswith(f"{target.__name__}:") for part in self.command())
+
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s
         workdir = Path(self._workdir.name)
+        # Only a server that runs our target app writes the workers' facts files.
+        wait_for_workers = self._runs_target
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 self.returncode = self._proc.returncode
@@ -179,7 +185,8 @@ class ServerProcess:
             port = self.kind.bound_port(workdir)
             # Every worker too: the socket listens (in the parent) before the workers run the
             # app, and a load sent then goes to whichever worker starts first.
-            workers_up = len(self.worker_lives()) >= self.settings.workers
+            up = len(self.worker_lives()) >= self.settings.workers
+            workers_up = up or not wait_for_workers
             if port is not None and workers_up and is_listening(self.settings.host, port):
                 self.port = port
                 return
