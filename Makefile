@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python benchmarks/probe_memory.py
 	$(BIN)/python benchmarks/sim_bench.py
 	$(BIN)/python benchmarks/audit_bench.py
+	$(BIN)/python benchmarks/accept_queue_cost.py
 
 bench-instructions: setup
 	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)

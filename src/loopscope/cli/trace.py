@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar, get_args
 
 import typer
 
@@ -26,10 +26,23 @@ from loopscope.errors import ServerDiedError, UsageError
 from loopscope.load import parse_hit, uniform_scenario
 from loopscope.measure.failures import Failure
 from loopscope.measure.run import describe_run, measure
+from loopscope.measure.sampler import DEFAULT_PERIOD_MS
 from loopscope.report.console import trace_summary
 from loopscope.server import ServerSettings
+from loopscope.server.process import HttpName, LoopName
 from loopscope.trace import dump_trace
 from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS, DEFAULT_BLOCK_MS
+
+LOOP_NAMES: tuple[LoopName, ...] = get_args(LoopName)
+HTTP_NAMES: tuple[HttpName, ...] = get_args(HttpName)
+_Name = TypeVar("_Name", bound=str)
+
+
+def _choice(option: str, value: str, names: tuple[_Name, ...]) -> _Name:
+    for name in names:
+        if value == name:
+            return name
+    raise UsageError(f"{option} must be one of {', '.join(names)}, not {value!r}.")
 
 
 def trace(
@@ -55,7 +68,33 @@ def trace(
         # Below a few ms the watchdog would wake every millisecond and blame ordinary steps.
         typer.Option("--block-ms", help="Loop-block threshold in ms.", min=2.0),
     ] = DEFAULT_BLOCK_MS,
-    loop: Annotated[str, typer.Option("--loop", help="asyncio (precise) or uvloop.")] = "asyncio",
+    loop: Annotated[
+        str,
+        typer.Option(
+            "--loop",
+            help="auto (what uvicorn picks: uvloop if installed), asyncio or uvloop.",
+        ),
+    ] = "asyncio",
+    http: Annotated[
+        str,
+        typer.Option(
+            "--http", help="auto (what uvicorn picks: httptools if installed), h11 or httptools."
+        ),
+    ] = "auto",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", help="Worker processes (uvicorn --workers), one probe in each.", min=1
+        ),
+    ] = 1,
+    queue_ms: Annotated[
+        float,
+        typer.Option(
+            "--queue-ms",
+            help="Sample the kernel's accept queue every this many ms (0: do not).",
+            min=0.0,
+        ),
+    ] = DEFAULT_PERIOD_MS,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -81,8 +120,8 @@ def trace(
     ] = 30.0,
 ) -> None:
     """Trace any ASGI app under the probe: send the hits, then say what ran where."""
-    if loop not in ("asyncio", "uvloop"):
-        raise UsageError(f"--loop must be asyncio or uvloop, not {loop!r}.")
+    loop_name = _choice("--loop", loop, LOOP_NAMES)
+    http_name = _choice("--http", http, HTTP_NAMES)
     if app_dir is not None and not app_dir.is_dir():
         raise UsageError(f"--app-dir {app_dir} is not a directory.")
     # Checked before the run, not after it: a typo must not cost the measurement.
@@ -95,7 +134,9 @@ def trace(
         app=app_path,
         app_dir=str(app_dir) if app_dir else None,
         factory=factory,
-        loop="uvloop" if loop == "uvloop" else "asyncio",
+        loop=loop_name,
+        http=http_name,
+        workers=workers,
         threads=threads,
         probe=True,
         block_ms=block_ms,
@@ -116,6 +157,7 @@ def trace(
                 warmup=warmup,
                 warmup_unsafe=warmup_unsafe,
                 failures=failures,
+                queue_period_ms=queue_ms or None,
             )
         except ServerDiedError as exc:
             # What was measured before the crash is written and shown, then the error.

@@ -23,6 +23,7 @@ from loopscope.measure.failures import (
     parse_exceptions,
     summarize_failures,
 )
+from loopscope.measure.sampler import DEFAULT_PERIOD_MS, ServerSampler
 from loopscope.server import ServerProcess, ServerSettings
 from loopscope.server.target import package_root
 from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
@@ -42,7 +43,7 @@ def describe_run(
         source="measured",
         tool_version=__version__,
         python=platform.python_version(),
-        server="uvicorn",
+        server=settings.server,
         loop=settings.loop,
         http=settings.http,
         workers=settings.workers,
@@ -64,6 +65,7 @@ def measure(
     warmup: bool = True,
     warmup_unsafe: bool = False,
     failures: list[Failure] | None = None,
+    queue_period_ms: float | None = DEFAULT_PERIOD_MS,
 ) -> Trace:
     """Run `scenario` against a fresh server with `settings` and return the measured `Trace`
     (`run` itself is not changed: the trace's is a copy with the start time and notes).
@@ -72,6 +74,8 @@ def measure(
     is sent once before the measurement (ids `W1`, `W2`, ...) and everything the server
     recorded before the measurement began is left out of the trace. `failures`, when given,
     receives the measured requests that failed, with the app's exceptions from the server log.
+    While the load runs, the listening socket's accept queue is sampled every `queue_period_ms`
+    (`None`: not sampled) and the server's worker processes are watched for restarts.
     """
     notes = list(run.notes)
     server = ServerProcess(settings)
@@ -82,6 +86,8 @@ def measure(
         log_start = _warm_up(server, scenario, notes, stage, warmup_unsafe) if warmup else 0
         if stage:
             stage("sending requests")
+        sampler = ServerSampler(settings.host, server.port, server.worker_lives, queue_period_ms)
+        sampler.start()
         started_ns = time.monotonic_ns()
         try:
             requests: list[Request] = asyncio.run(run_load(server.url, scenario, progress))
@@ -89,10 +95,24 @@ def measure(
             # Nothing answered: a dead server is the cause to report.
             server.check_alive()
             raise exc
+        finally:
+            # Before the server stops: its workers ending at shutdown are not restarts.
+            sampler.stop()
         # A server that died mid-run: what was measured until then is kept, marked partial.
         died = _death(server)
         if stage:
             stage("stopping server")
+        workers = [
+            dataclasses.replace(w, ended_ns=sampler.ended.get(w.pid))
+            for w in server.worker_lives()
+            if w.pid not in sampler.gone_before
+        ]
+        if sampler.gone_before:
+            pids = ", ".join(map(str, sorted(sampler.gone_before)))
+            notes.append(
+                f"Worker process(es) {pids} died before the measurement began (during the "
+                "warm-up); they are left out."
+            )
         server.stop()
         records = server.probe_records()
         if died is not None:
@@ -105,10 +125,19 @@ def measure(
                 "The probe was asked for but wrote no record (the server may have been killed "
                 "before it could): this trace holds the client's view only."
             )
+        queue = sampler.queue
+        if sampler.unavailable:
+            notes.append(f"The accept queue was not sampled: {sampler.unavailable}")
         measured = dataclasses.replace(
-            run, started_ns=started_ns, notes=notes, partial=died is not None
+            run,
+            started_ns=started_ns,
+            notes=notes,
+            partial=died is not None,
+            queue_sample_ms=queue_period_ms if queue else None,
         )
-        trace = build_trace(measured, requests, records, since_ns=started_ns)
+        trace = build_trace(
+            measured, requests, records, since_ns=started_ns, accept_queue=queue, workers=workers
+        )
         # From the trace's requests: the probe's route templates and server end times.
         trace.run.failures = _failures(server, trace.requests, log_start)
         if failures is not None:

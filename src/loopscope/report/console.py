@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich import box
-from rich.console import RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from loopscope.measure.failures import Failure, status_counts
 from loopscope.report import failures as failing
@@ -15,12 +17,15 @@ from loopscope.report.executors import executor_lines
 from loopscope.report.simulated import describe_note
 from loopscope.report.words import (
     MAIN_STORY_SHARE,
+    accept_queue_sentence,
     block_kind,
     format_duration,
     place,
+    times,
     verdict_text,
+    worker_sentences,
 )
-from loopscope.trace import analysis, saturation, verdicts
+from loopscope.trace import analysis, processes, saturation, verdicts
 from loopscope.trace.model import Trace
 
 NS_PER_S = 1_000_000_000
@@ -50,19 +55,24 @@ def what_happened(trace: Trace) -> str:
     # Waves of I/O time only mean something when the I/O dwarfs the per-request overhead.
     if io_s < 0.05:
         return f"{n} requests finished within {span:.2f} s{note}"
+    ratio = times(span / io_s)
     waves = max(1, round(span / io_s))
     cause = _cause(trace)
     if waves == 1:
-        return f"all {n} overlapped: the last finished at {span:.2f} s ≈ 1× the I/O time{note}"
+        return f"all {n} overlapped: the last finished at {span:.2f} s, {ratio} the I/O time{note}"
     if waves >= n:
-        done = ", ".join(f"{t:.1f}" for t in sorted(finish_times_s(trace)))
+        done = ", ".join(f"{t:.2f}" for t in sorted(finish_times_s(trace)))
         return (
-            f"requests ran one after another (finished at {done} s){cause}{note}"
+            f"requests ran one after another (finished at {done} s, the last at {ratio} the "
+            f"I/O time){cause}{note}"
             if len(set(round(t / io_s) for t in finish_times_s(trace))) > 1
-            else f"requests were served one at a time; all finished at ≈{span:.2f} s "
-            f"({waves}× the I/O time){cause}{note}"
+            else f"requests were served one at a time; all finished at {span:.2f} s "
+            f"({ratio} the I/O time){cause}{note}"
         )
-    return f"requests ran in {waves} waves; the last finished at {span:.2f} s{cause}{note}"
+    return (
+        f"requests ran in {waves} waves; the last finished at {span:.2f} s ({ratio} the I/O "
+        f"time){cause}{note}"
+    )
 
 
 def _cause(trace: Trace) -> str:
@@ -125,9 +135,16 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
     if run.source == "simulated":
         mode = "none: [bold yellow]simulated[/] by loopscope's model, not measured"
     out.append(
-        f"[bold]{escape(run.app)}[/] on uvicorn ({run.loop}, {run.workers} worker(s), "
-        f"{run.threads} thread tokens), {len(trace.requests)} requests, probe: {mode}"
+        f"[bold]{escape(run.app)}[/] on {escape(run.server)} ({escape(run.loop)}, "
+        f"{escape(run.http)}, {run.workers} worker(s), {run.threads} thread tokens), "
+        f"{len(trace.requests)} requests, probe: {mode}"
     )
+    spread = processes.worker_spread(trace)
+    if spread is not None and (len(spread.workers) > 1 or spread.died):
+        out.extend(escape(sentence) for sentence in worker_sentences(spread))
+    queue = processes.accept_queue_stats(trace)
+    if queue is not None:
+        out.append(escape(accept_queue_sentence(queue)))
     latency = Table(title="Latency per route (client side)", title_justify="left")
     for column in ("route", "count", "p50", "p90", "p99", "max", "status"):
         latency.add_column(
@@ -150,9 +167,9 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
     groups = analysis.top_loop_blocks(trace)
     if groups:
         table = Table(title="Top loop-block locations", title_justify="left", box=box.SIMPLE_HEAD)
-        # A `path:line` is the answer: lines break between words, never inside one (rich
-        # crops a column that was given a minimum width it cannot keep, so none is given).
-        table.add_column("where (routes)", overflow="fold")
+        # A `path:line` is the answer: its column never wraps, so at any width the other
+        # column gives way (a place wider than the whole terminal still folds, never crops).
+        table.add_column("where (routes)", no_wrap=True, overflow="fold")
         table.add_column("kind, count, total (CPU / waiting)", overflow="fold", ratio=1)
         for g in groups:
             cpu = "?" if g.cpu_ns is None else format_duration(g.cpu_ns)
@@ -188,15 +205,12 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
             line += "no request waited for a token."
         out.append(line)
     out += executor_lines(trace)
-    table = Table(title="Verdicts", title_justify="left", show_header=False)
-    table.add_column("route", style="bold", overflow="fold")
-    table.add_column("verdict", overflow="fold")
+    rows = []
     for v in verdicts.verdicts(trace):
         note = failing.route_failure_note(trace, v.route, failed)
         said = escape(verdict_text(v))
-        text = said if note is None else f"[bold red]{escape(note)}[/]; {said}"
-        table.add_row(escape(v.route), text)
-    out.append(table)
+        rows.append((v.route, said if note is None else f"[bold red]{escape(note)}[/]; {said}"))
+    out.append(VerdictTable(rows))
     warning = failing.failure_warning(trace)
     errors_4xx = [r for r in trace.requests if r.status is None or r.status >= 400]
     if warning is not None:
@@ -217,6 +231,39 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
             f"  probe failure in {escape(failure.hook)} ×{failure.count}: {escape(failure.error)}"
         )
     return out
+
+
+class VerdictTable:
+    """The verdicts, one route per row, laid out for the width they are drawn at.
+
+    A verdict's `path:line` is the answer and is never cut: beside its route where the
+    verdict column can hold the longest word of any verdict, else below its route at the
+    table's full width (a column that narrow would fold `prod/store.py:12` into `prod/store.p`
+    and `y:12`).
+    """
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        self.rows = rows  # (route, verdict in rich markup)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        route_w = min(max((len(route) for route, _ in self.rows), default=0), width // 3)
+        longest = max(
+            (len(word) for _, said in self.rows for word in Text.from_markup(said).plain.split()),
+            default=0,
+        )
+        table = Table(title="Verdicts", title_justify="left", show_header=False)
+        # Borders and padding of a two-column table take 7 characters.
+        if width - route_w - 7 >= longest:
+            table.add_column("route", style="bold", overflow="fold", width=route_w)
+            table.add_column("verdict", overflow="fold")
+            for route, said in self.rows:
+                table.add_row(escape(route), said)
+        else:
+            table.add_column("route and verdict", overflow="fold")
+            for route, said in self.rows:
+                table.add_row(Group(Text(route, style="bold"), Padding(said, (0, 0, 0, 2))))
+        yield table
 
 
 def _blocks_line(trace: Trace) -> str:

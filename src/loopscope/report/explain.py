@@ -13,6 +13,7 @@ from loopscope.report.words import (
     executor_line,
     format_duration,
     place,
+    waited_before_the_app,
 )
 from loopscope.trace.analysis import (
     UNKNOWN_WHERE,
@@ -28,6 +29,7 @@ from loopscope.trace.analysis import (
 )
 from loopscope.trace.executors import executors
 from loopscope.trace.model import PoolCall, Trace
+from loopscope.trace.processes import queue_peak_during
 from loopscope.trace.saturation import (
     peak_concurrency,
     pool_saturation,
@@ -111,7 +113,9 @@ def _blocked(trace: Trace) -> list[str]:
     queued, ready = _held_up(trace)
     serial = peak_concurrency(_in_progress(trace)) <= 1
     if queued:
-        waited = f"{_count(len(queued), 'request')} waited in the accept queue"
+        blocks = [(b.start_ns, b.end_ns) for b in loop_blocks(trace)]
+        place_ = waited_before_the_app(queue_peak_during(trace, blocks))
+        waited = f"{_count(len(queued), 'request')} waited {place_}"
         if ready:
             waited += f" and {_count(len(ready), 'woken coroutine')} waited for the loop"
         if serial and len(queued) > 1:
@@ -322,7 +326,15 @@ def _long_queue(trace: Trace) -> list[str]:
     longest, rid = max(waits)
     if longest < max(QUEUE_NOTICE_NS, QUEUE_NOTICE_SHARE * makespan_ns(trace)):
         return []
-    return [f"{rid} waited longest in the accept queue: {format_duration(longest)}."]
+    spans = [
+        (seg.start_ns, seg.end_ns)
+        for r in trace.requests
+        if r.id == rid
+        for seg in r.segments
+        if seg.state == "queued"
+    ]
+    where = waited_before_the_app(queue_peak_during(trace, spans))
+    return [f"{rid} waited longest before the app saw it, {where}: {format_duration(longest)}."]
 
 
 QUEUE_NOTICE_NS = 10_000_000

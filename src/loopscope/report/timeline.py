@@ -19,7 +19,7 @@ from loopscope.report.axes import LABEL_W, PLOT_W, WIDTH, legend, makespan_marke
 from loopscope.report.palette import CLIENT_COLOUR, STATE_COLOURS
 from loopscope.report.words import short_where
 from loopscope.trace.analysis import makespan_ns, span_ns
-from loopscope.trace.model import Request, Segment, State, Trace, request_lane
+from loopscope.trace.model import Request, Segment, State, Trace, WorkerLife, request_lane
 
 LEGEND_H = 52  # two rows of swatches at WIDTH
 MARK_H = 20  # the makespan label above the lanes
@@ -36,6 +36,11 @@ LABEL_MIN_FONT = 9
 """Below this, lane labels are shown for every n-th lane only."""
 MIN_BAR_PX = 1.0
 """Segments narrower than this merge with their sub-pixel neighbours into one bar."""
+QUEUE_LANE_H = 36
+"""The accept queue's lane: a step chart of its depth, the peak at full height."""
+QUEUE_COLOUR = STATE_COLOURS["queued"]
+LIFE_COLOURS = {"started": "#009E73", "died": "#000000"}
+"""The ticks where a worker started during the run and where it died."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class _Lane:
     group: str
     segments: list[Segment]
     request: Request | None = None
+    life: WorkerLife | None = None
 
 
 @dataclass
@@ -102,6 +108,10 @@ def render_timeline(trace: Trace, span_ns: int | None = None) -> str:
     y = LEGEND_H + MARK_H
     top = y
     heights = _lane_heights(lanes)
+    if trace.accept_queue:
+        body.append(_svg.text(_GROUP_TITLES["queue"], x=8, y=y - 4, class_="group"))
+        body.append(_queue_lane(trace, y, frame))
+        y += QUEUE_LANE_H + GROUP_GAP
     for group in ("requests", "loop", "threads"):
         members = [lane for lane in lanes if lane.group == group]
         if not members:
@@ -132,7 +142,12 @@ def render_timeline(trace: Trace, span_ns: int | None = None) -> str:
     return "".join(parts)
 
 
-_GROUP_TITLES = {"requests": "REQUESTS", "loop": "EVENT LOOP", "threads": "WORKER THREADS"}
+_GROUP_TITLES = {
+    "queue": "ACCEPT QUEUE (KERNEL)",
+    "requests": "REQUESTS",
+    "loop": "EVENT LOOP",
+    "threads": "WORKER THREADS",
+}
 
 
 def _origin(trace: Trace) -> int:
@@ -157,11 +172,18 @@ def _lanes(trace: Trace) -> list[_Lane]:
         machine.setdefault(segment.lane, []).append(segment)
     if not any(key.startswith("loop:") for key in machine) and trace.loop_blocks:
         # A trace with blocks but no loop lane (the watchdog alone, e.g. under uvloop) still
-        # shows when the loop was stuck.
-        machine["loop:"] = [
-            Segment("loop:", "loop-blocked", b.start_ns, b.end_ns, b.cpu_ns, b.where, b.request_id)
-            for b in trace.loop_blocks
-        ]
+        # shows when each worker's loop was stuck.
+        worker = {r.id: r.worker for r in trace.requests}
+        for b in trace.loop_blocks:
+            served_by = worker.get(b.request_id or "")
+            lane = f"loop:{served_by if served_by is not None else ''}"
+            machine.setdefault(lane, []).append(
+                Segment(lane, "loop-blocked", b.start_ns, b.end_ns, b.cpu_ns, b.where, b.request_id)
+            )
+    if any(key.startswith("loop:") for key in machine):
+        # Every worker's loop gets its lane, an idle one too: an uneven spread shows.
+        for process in trace.workers:
+            machine.setdefault(f"loop:{process.pid}", [])
     if not any(key.startswith("thread:") for key in machine):
         for call in trace.pool:
             if call.thread and call.started_ns is not None and call.finished_ns is not None:
@@ -179,10 +201,14 @@ def _lanes(trace: Trace) -> list[_Lane]:
                 )
     loops = sorted(key for key in machine if key.startswith("loop:"))
     threads = sorted((key for key in machine if key.startswith("thread:")), key=_natural)
+    lives = {str(life.pid): life for life in trace.workers}
     for key in loops:
         pid = key.removeprefix("loop:")
         label = f"event loop (pid {pid})" if len(loops) > 1 and pid else "event loop"
-        lanes.append(_Lane(key, label, "loop", machine[key]))
+        life = lives.get(pid)
+        if life is not None and life.ended_ns is not None:
+            label = f"event loop (pid {pid}, died)"
+        lanes.append(_Lane(key, label, "loop", machine[key], life=life))
     for key in threads:
         lanes.append(_Lane(key, key.removeprefix("thread:"), "threads", machine[key]))
     return lanes
@@ -219,7 +245,9 @@ def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> 
     gap = 4 if lane_h >= 12 else (1 if lane_h >= 5 else 0)
     bar_h = lane_h - gap
     bar_y = y + gap / 2
-    out = [f"<g{_svg.attrs(class_='lane', data_lane=lane.key, data_group=lane.group)}>"]
+    worker = lane.request.worker if lane.request is not None else None
+    group = _svg.attrs(class_="lane", data_lane=lane.key, data_group=lane.group, data_worker=worker)
+    out = [f"<g{group}>"]
     if show_label:
         font = min(12, max(LABEL_MIN_FONT, lane_h - 6))
         out.append(
@@ -252,6 +280,8 @@ def _lane(lane: _Lane, y: int, lane_h: int, frame: _Frame, show_label: bool) -> 
         out.append(_bar(bar, bar_y, bar_h, frame, request))
         if request is None and bar.merged == 1 and bar_h >= 12:
             out.append(_bar_caption(bar, bar_y, bar_h, frame))
+    if lane.life is not None:
+        out.append(_life_marks(lane.life, y, lane_h, frame))
     out.append("</g>")
     return "".join(out)
 
@@ -322,3 +352,62 @@ def _bar_caption(bar: _Bar, y: float, height: int, frame: _Frame) -> str:
         return ""
     x = frame.x(bar.start_ns) + width / 2
     return _svg.text(rid, x=x, y=y + height / 2 + 4, class_="bar-caption")
+
+
+def _life_marks(life: WorkerLife, y: int, lane_h: int, frame: _Frame) -> str:
+    """A worker's start (when it began during the run: a replacement) and its death, as
+    vertical ticks on its loop lane."""
+    out = []
+    marks = (("started", life.started_ns), ("died", life.ended_ns))
+    for event, t_ns in marks:
+        if t_ns is None or t_ns <= frame.origin:
+            continue
+        x = frame.x(t_ns)
+        out.append(
+            _svg.line(
+                x1=x,
+                x2=x,
+                y1=y,
+                y2=y + lane_h,
+                class_=f"worker-{event}",
+                stroke=LIFE_COLOURS[event],
+                stroke_width=3,
+                data_pid=life.pid,
+                data_event=event,
+                data_t_ms=f"{(t_ns - frame.origin) / 1e6:.3f}",
+            )
+        )
+    return "".join(out)
+
+
+def _queue_lane(trace: Trace, y: int, frame: _Frame) -> str:
+    """The kernel's accept queue as a step chart: each bar's height is the depth sampled then,
+    over the deepest sample."""
+    samples = trace.accept_queue
+    peak = max(s.depth for s in samples)
+    label = f"accept queue (peak {peak})"
+    out = [f"<g{_svg.attrs(class_='lane', data_lane='accept-queue', data_group='queue')}>"]
+    out.append(
+        _svg.text(label, x=LABEL_W - 8, y=y + QUEUE_LANE_H / 2 + 4, class_="label", font_size=12)
+    )
+    out.append(_svg.rect(x=LABEL_W, y=y, width=PLOT_W, height=QUEUE_LANE_H, class_="track"))
+    for sample, following in zip(samples, [*samples[1:], None], strict=True):
+        if sample.depth == 0 or following is None or peak == 0:
+            continue
+        height = QUEUE_LANE_H * sample.depth / peak
+        x = frame.x(sample.t_ns)
+        out.append(
+            _svg.rect(
+                x=x,
+                y=y + QUEUE_LANE_H - height,
+                width=max((following.t_ns - sample.t_ns) * frame.scale, MIN_BAR_PX),
+                height=height,
+                fill=QUEUE_COLOUR,
+                class_="queue",
+                data_depth=sample.depth,
+                data_start_ms=f"{(sample.t_ns - frame.origin) / 1e6:.3f}",
+                data_dur_ms=f"{(following.t_ns - sample.t_ns) / 1e6:.3f}",
+            )
+        )
+    out.append("</g>")
+    return "".join(out)

@@ -14,11 +14,13 @@ from loopscope.report.explain import explain
 from loopscope.report.palette import STATE_COLOURS, STATE_LABELS
 from loopscope.report.simulated import describe_note
 from loopscope.report.words import (
+    accept_queue_sentence,
     executor_line,
     format_duration,
     place,
     unseen_note,
     verdict_text,
+    worker_sentences,
 )
 from loopscope.trace.analysis import (
     has_server_data,
@@ -32,6 +34,7 @@ from loopscope.trace.analysis import (
 )
 from loopscope.trace.executors import executors
 from loopscope.trace.model import Trace
+from loopscope.trace.processes import accept_queue_stats, worker_spread
 from loopscope.trace.saturation import (
     pool_saturation,
 )
@@ -160,6 +163,12 @@ def _facts(trace: Trace) -> list[tuple[str, str]]:
         if errors:
             causes = "; ".join(f"{f.hook}: {f.error} ×{f.count}" for f in run.probe_failures)
             facts.append(("probe failures", f"{errors} ({causes})" if causes else str(errors)))
+    spread = worker_spread(trace)
+    if spread is not None and (len(spread.workers) > 1 or spread.died):
+        facts.append(("worker processes", " ".join(worker_sentences(spread))))
+    queue = accept_queue_stats(trace)
+    if queue is not None:
+        facts.append(("accept queue", accept_queue_sentence(queue)))
     if run.python:
         facts.append(("Python", run.python))
     return facts

@@ -12,6 +12,7 @@ from loopscope.trace.constants import AIOSQLITE_EXECUTOR
 from loopscope.trace.executors import ExecutorUse, ThreadWork
 from loopscope.trace.fixes import FIX_CPU, FIX_IO_WAIT, FIX_UNKNOWN
 from loopscope.trace.model import Run
+from loopscope.trace.processes import QueueStats, WorkerShare, WorkerSpread
 from loopscope.trace.saturation import POOL_WAIT_NOTICE_NS
 from loopscope.trace.verdicts import Verdict
 
@@ -39,6 +40,15 @@ def format_duration(ns: int) -> str:
     if ms >= 1:
         return f"{ms:.1f} ms"
     return f"{ms:.2f} ms"
+
+
+def times(ratio: float) -> str:
+    """A measured ratio as measured, never rounded into a vague word: `1.01×`, `2.4×`, `12×`."""
+    if ratio >= 10:
+        return f"{ratio:.0f}×"
+    if ratio >= 1:
+        return f"{ratio:.2f}×" if ratio < 1.1 else f"{ratio:.1f}×"
+    return f"{ratio:.2f}×"
 
 
 def short_where(where: str | None) -> str:
@@ -196,3 +206,85 @@ def _verdict_text(verdict: Verdict) -> str:
     if kind == "event-loop":
         return f"runs on the event loop; no loop blocks over the threshold{threshold}"
     return "client view only: no server-side data was recorded for this route"
+
+
+UNEVEN_SPREAD = 1.5
+"""A worker that served this many times an even share of the requests makes the spread
+uneven: worth a sentence."""
+
+
+def _seconds(ns: int) -> str:
+    return f"{ns / 1e9:.2f} s"
+
+
+def worker_sentences(spread: WorkerSpread) -> list[str]:
+    """How the requests spread over the worker processes, and which died and were replaced:
+    `Requests served per worker process: pid 812: 24, pid 813: 16.`"""
+    workers = spread.workers
+
+    def tag(worker: WorkerShare) -> str:
+        if worker.died:
+            return " (died)"
+        return " (replacement)" if worker in spread.replacements else ""
+
+    counts = ", ".join(f"pid {w.pid}: {w.served}{tag(w)}" for w in workers)
+    sentences = [f"Requests served per worker process: {counts}."]
+    alive_from_start = [w for w in workers if not w.died and w not in spread.replacements]
+    if len(alive_from_start) > 1 and spread.busiest_ratio >= UNEVEN_SPREAD:
+        busiest = max(workers, key=lambda w: w.served)
+        total = sum(w.served for w in workers)
+        sentences.append(
+            f"Uneven spread: pid {busiest.pid} served {busiest.served} of {total} "
+            f"({spread.busiest_ratio:.1f}× an even share). The workers share one listening "
+            "socket; the worker whose loop wakes first accepts every connection then waiting, "
+            "and a keep-alive connection stays with it."
+        )
+    for worker in spread.died:
+        lost = (
+            ""
+            if worker.recorded
+            else "; its probe record was lost with it: what it served shows the client's view only"
+        )
+        sentences.append(f"Worker pid {worker.pid} died at {_seconds(worker.ended_ns or 0)}{lost}.")
+    for worker in spread.replacements:
+        sentences.append(
+            f"Worker pid {worker.pid} started at {_seconds(worker.started_ns or 0)}, after the "
+            f"run began (a replacement), and served {worker.served} requests."
+        )
+    if spread.unattributed:
+        sentences.append(
+            f"{spread.unattributed} requests were seen by no worker's probe (the client's view "
+            "only)."
+        )
+    return sentences
+
+
+def accept_queue_sentence(stats: QueueStats) -> str:
+    """The accept queue as sampled: `peak 5 connections waiting at 0.53 s (backlog 2048)`."""
+    every = f", sampled every {stats.period_ms:g} ms" if stats.period_ms else ""
+    if stats.peak == 0:
+        return (
+            f"Accept queue (kernel{every}): always empty: the server accepted every connection "
+            "within a sampling period; requests that waited did so on accepted connections."
+        )
+    return (
+        f"Accept queue (kernel{every}): peak {stats.peak} connection"
+        f"{'s' * (stats.peak != 1)} waiting at {_seconds(stats.peak_at_ns)} (backlog "
+        f"{stats.backlog}); not empty for {format_duration(stats.nonempty_ns)}."
+    )
+
+
+def waited_before_the_app(peak_in_queue: int | None) -> str:
+    """Where requests that the app had not yet seen waited, as far as was measured: in the
+    accept queue (`peak_in_queue` connections there at most), or, where the sampled queue was
+    empty, on connections the server had accepted but not yet read; `None`: not sampled, the
+    seed's word."""
+    if peak_in_queue is None:
+        return "in the accept queue"
+    if peak_in_queue == 0:
+        return (
+            "unread on connections the server had already accepted (the kernel's accept queue, "
+            "sampled, was empty meanwhile)"
+        )
+    plural = "s" * (peak_in_queue != 1)
+    return f"in the accept queue (up to {peak_in_queue} connection{plural} there, measured)"

@@ -35,14 +35,19 @@ from loopscope.errors import (
     UsageError,
 )
 from loopscope.server import lifeline, target
+from loopscope.server.facts import read_workers
 from loopscope.server.kinds import SERVER_KINDS, server_kind
 from loopscope.server.ports import LOOPBACK, ensure_port_free, is_listening
 from loopscope.trace.constants import DEFAULT_BLOCK_MS
 from loopscope.trace.io import load_record
+from loopscope.trace.model import WorkerLife
 from loopscope.trace.record import ServerRecord
 
-LoopName = Literal["asyncio", "uvloop"]
-HttpName = Literal["h11", "httptools"]
+LoopName = Literal["auto", "asyncio", "uvloop"]
+"""The event loop to ask uvicorn for; `auto` leaves the choice to uvicorn (uvloop when it is
+installed), as `uvicorn` without `--loop` does."""
+HttpName = Literal["auto", "h11", "httptools"]
+"""The HTTP protocol to ask uvicorn for; `auto` is httptools when it is installed."""
 
 _LOG_TAIL_LINES = 25
 # An interrupted run keeps nothing the server would write in a graceful stop (the probe's
@@ -112,6 +117,7 @@ class ServerProcess:
         self._workdir = tempfile.TemporaryDirectory(prefix="loopscope-server-")
         self.log_path = Path(self._workdir.name) / "server.log"
         self.probe_dir = Path(self._workdir.name) / "probe"
+        self.workers_dir = Path(self._workdir.name) / "workers"
         self._proc: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
 
@@ -137,6 +143,8 @@ class ServerProcess:
         env = {**os.environ, **self.kind.environment(s), **s.env}
         env.update({target.ENV_APP: s.app, target.ENV_LOOP: s.loop})
         env["PYTHONUNBUFFERED"] = "1"
+        self.workers_dir.mkdir(exist_ok=True)
+        env[target.ENV_WORKERS_OUT] = str(self.workers_dir)
         if s.app_dir:
             env[target.ENV_APP_DIR] = str(Path(s.app_dir).resolve())
         if s.factory:
@@ -171,16 +179,26 @@ class ServerProcess:
         atexit.register(self._kill_quietly)
         self._wait_until_ready()
 
+    @property
+    def _runs_target(self) -> bool:
+        return any(part.startswith(f"{target.__name__}:") for part in self.command())
+
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s
         workdir = Path(self._workdir.name)
+        # Only a server that runs our target app writes the workers' facts files.
+        wait_for_workers = self._runs_target
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 self.returncode = self._proc.returncode
                 self._raise_start_failure()
             # The port the server itself says it bound: no other process can pass for it.
             port = self.kind.bound_port(workdir)
-            if port is not None and is_listening(self.settings.host, port):
+            # Every worker too: the socket listens (in the parent) before the workers run the
+            # app, and a load sent then goes to whichever worker starts first.
+            up = len(self.worker_lives()) >= self.settings.workers
+            workers_up = up or not wait_for_workers
+            if port is not None and workers_up and is_listening(self.settings.host, port):
                 self.port = port
                 return
             time.sleep(0.05)
@@ -279,6 +297,11 @@ class ServerProcess:
             except TraceError:
                 continue
         return records
+
+    def worker_lives(self) -> list[WorkerLife]:
+        """Every process that served the app so far, as it described itself (pid, start, loop,
+        HTTP protocol); see `loopscope.server.facts`."""
+        return read_workers(self.workers_dir)
 
     def close(self) -> None:
         """Stop the server and remove its working directory (log and probe records)."""

@@ -28,6 +28,7 @@ ENV_THREADS = "LOOPSCOPE_THREADS"
 ENV_PROBE_OUT = "LOOPSCOPE_PROBE_OUT"
 ENV_BLOCK_MS = "LOOPSCOPE_BLOCK_MS"
 ENV_LOOP = "LOOPSCOPE_LOOP"
+ENV_WORKERS_OUT = "LOOPSCOPE_WORKERS_OUT"
 
 
 class ThreadTokens:
@@ -85,7 +86,9 @@ def package_root(app: str) -> str | None:
 def _install_probe(out_dir: str) -> Any:
     from loopscope.probe import install
 
-    # precise=None: every loop step under asyncio, every task step under uvloop.
+    # Precise wherever the probe can be: it decides from the loop it finds running (every loop
+    # step under asyncio, every task step under uvloop), which with `--loop auto` only the
+    # server knows.
     probe = install(
         block_ms=float(os.environ.get(ENV_BLOCK_MS, "20")),
         precise=None,
@@ -115,6 +118,12 @@ def build_app() -> ASGIApp:
     tokens = os.environ.get(ENV_THREADS)
     if tokens:
         wrapped = ThreadTokens(wrapped, int(tokens))
+    facts_dir = os.environ.get(ENV_WORKERS_OUT)
+    if facts_dir:
+        from loopscope.server.facts import WorkerFacts
+
+        # Outermost, so that the server's own module is the caller it sees.
+        wrapped = WorkerFacts(wrapped, facts_dir)
     return wrapped
 
 

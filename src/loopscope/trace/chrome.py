@@ -2,10 +2,10 @@
 
 Each run becomes one process named after its mode; each lane (the event loop, every worker
 thread, every request) one thread. Segments are complete (`"X"`) events with their request,
-route, state, CPU time and source line in `args`; loop blocks get a lane of their own and the
-thread-pool limiter a counter track. Times are µs from each run's first client send (shifted
-together when some run recorded work before it), so runs opened together line up, as in the HTML
-report.
+route, state, CPU time and source line in `args`; loop blocks get a lane of their own, the
+thread-pool limiter and the kernel's accept queue counter tracks. Times are µs from each run's
+first client send (shifted together when some run recorded work before it), so runs opened
+together line up, as in the HTML report.
 
 Format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
 """
@@ -110,6 +110,16 @@ def _run_events(trace: Trace, pid: int) -> list[dict[str, Any]]:
                 "pid": pid,
                 "ts": _us(sample.t_ns - origin),
                 "args": {"borrowed": sample.borrowed, "waiting": sample.waiting},
+            }
+        )
+    for queued in trace.accept_queue:
+        events.append(
+            {
+                "name": "accept queue (kernel)",
+                "ph": "C",
+                "pid": pid,
+                "ts": _us(queued.t_ns - origin),
+                "args": {"connections": queued.depth},
             }
         )
     return events

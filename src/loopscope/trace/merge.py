@@ -14,10 +14,12 @@ from collections.abc import Iterable
 
 from loopscope.trace.model import (
     ProbeFailure,
+    QueueSample,
     Request,
     Run,
     Segment,
     Trace,
+    WorkerLife,
     request_lane,
 )
 from loopscope.trace.record import ServerRecord, ServerRequest
@@ -28,14 +30,19 @@ def build_trace(
     requests: Iterable[Request] = (),
     records: Iterable[ServerRecord] = (),
     since_ns: int | None = None,
+    accept_queue: Iterable[QueueSample] = (),
+    workers: Iterable[WorkerLife] = (),
 ) -> Trace:
-    """A new `Trace` of `run` from the client's `requests` and the probes' `records`.
+    """A new `Trace` of `run` from the client's `requests` and the probes' `records`, with the
+    accept queue's samples and the server's worker processes where they were taken.
 
     Neither `run` nor the requests are changed: the trace holds copies. A server request no
     client stamped is kept as a server-only request (no client times), unless it began before
     `since_ns` (a warm-up). Loop blocks, pool calls and lanes of no request are kept if they
     ended after `since_ns`; the loop and thread lanes end with the last answer (what the server
-    did while shutting down is not part of the run).
+    did while shutting down is not part of the run). Queue samples from `since_ns` on are kept;
+    `workers` (copied) are marked `recorded` where a record bears their pid, and what they say
+    they ran sets `run.loop` and `run.http`.
     """
     run = dataclasses.replace(
         run,
@@ -75,6 +82,9 @@ def build_trace(
         trace.lanes += [
             s for s in record.lanes if in_run(s.request_id, s.end_ns) and s.start_ns <= until
         ]
+    trace.accept_queue = [dataclasses.replace(q) for q in accept_queue if q.t_ns >= after]
+    trace.workers = _workers(workers, records)
+    _describe_workers(run, trace.workers)
     _describe_records(run, records)
     if unmatched and trace.requests != unmatched:
         run.notes.append(
@@ -89,6 +99,22 @@ def build_trace(
         # What the limiter said beats what was configured: the app may set its own tokens.
         run.threads = max(s.total for s in trace.pool_samples)
     return trace
+
+
+def _workers(workers: Iterable[WorkerLife], records: list[ServerRecord]) -> list[WorkerLife]:
+    lives = {w.pid: dataclasses.replace(w) for w in workers}
+    for record in records:
+        life = lives.setdefault(record.pid, WorkerLife(pid=record.pid, loop=record.loop))
+        life.recorded = True
+    return sorted(lives.values(), key=lambda w: (w.started_ns or 0, w.pid))
+
+
+def _describe_workers(run: Run, workers: list[WorkerLife]) -> None:
+    """What the processes said they ran (the probe's records may say it again, identically)."""
+    for attribute in ("loop", "http"):
+        seen = {getattr(w, attribute) for w in workers} - {"unknown"}
+        if seen:
+            setattr(run, attribute, seen.pop() if len(seen) == 1 else "mixed")
 
 
 def _copy(request: Request) -> Request:

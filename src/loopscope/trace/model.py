@@ -206,6 +206,41 @@ class PoolSample:
 
 
 @dataclass(slots=True)
+class QueueSample:
+    """The listening socket's accept queue at one instant, read from the kernel by loopscope's
+    own process: `depth` connections the kernel has completed and no worker has accepted yet,
+    of at most `backlog`. Samples are kept where the depth changed (and at both ends), so the
+    queue is a step function of time."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    t_ns: int
+    depth: int
+    backlog: int
+
+
+@dataclass(slots=True)
+class WorkerLife:
+    """One server process that served the app (a uvicorn or gunicorn worker, or the one server).
+
+    `started_ns` is when the app first ran in it (read inside the process); `ended_ns` when
+    loopscope saw it gone during the run (`None`: alive when the run ended), to within the
+    sampling period. `loop` and `http` are what the process really ran (`uvloop`, `asyncio`;
+    `h11`, `httptools`), read inside it; `unknown` where it served no request. `recorded` says
+    whether its probe left a record (a worker that died leaves none).
+    """
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    pid: int
+    started_ns: int | None = None
+    ended_ns: int | None = None
+    loop: str = "unknown"
+    http: str = "unknown"
+    recorded: bool = False
+
+
+@dataclass(slots=True)
 class ProbeFailure:
     """One of the probe's own failures, kept with its cause: which hook, and the exception's
     `repr`. The probe never raises into the app; it counts every failure and keeps the first few.
@@ -246,7 +281,10 @@ class Failure:
 
 @dataclass(slots=True)
 class Run:
-    """What was run, how, and on what: everything needed to read the trace a year later."""
+    """What was run, how, and on what: everything needed to read the trace a year later.
+
+    `queue_sample_ms` is the period at which the accept queue was sampled (`None`: it was not).
+    """
 
     __pydantic_config__ = PYDANTIC_CONFIG
 
@@ -272,6 +310,7 @@ class Run:
     probe: dict[str, int] = field(default_factory=dict)
     probe_failures: list[ProbeFailure] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    queue_sample_ms: float | None = None
     # True when the run was cut short (the server died mid-run): the trace holds what was
     # measured until then, and the notes say what happened.
     partial: bool = False
@@ -279,7 +318,8 @@ class Run:
 
 @dataclass(slots=True)
 class Trace:
-    """One run: the requests with their segments, the loop's blocks and the thread pool's use."""
+    """One run: the requests with their segments, the loop's blocks and the thread pool's use;
+    where measured, the accept queue's samples and the server's worker processes."""
 
     __pydantic_config__ = PYDANTIC_CONFIG
 
@@ -289,4 +329,6 @@ class Trace:
     pool: list[PoolCall] = field(default_factory=list)
     pool_samples: list[PoolSample] = field(default_factory=list)
     lanes: list[Segment] = field(default_factory=list)
+    accept_queue: list[QueueSample] = field(default_factory=list)
+    workers: list[WorkerLife] = field(default_factory=list)
     version: int = TRACE_VERSION
