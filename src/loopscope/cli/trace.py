@@ -74,7 +74,7 @@ def trace(
             "--loop",
             help="auto (what uvicorn picks: uvloop if installed), asyncio or uvloop.",
         ),
-    ] = "asyncio",
+    ] = "auto",
     http: Annotated[
         str,
         typer.Option(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,13 +44,17 @@ async def export_pool(name: str) -> dict[str, str]:
 @router.get("/count")
 async def count() -> dict[str, int]:
     async with aiosqlite.connect(DB) as db:
-        # A recursive CTE: about 0.1 s of SQLite's own work, on the connection's thread.
-        cursor = await db.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 450000) "
-            "SELECT count(*) FROM n"
-        )
+        # A query that holds the connection's thread 0.12 s on any machine (a recursive CTE's
+        # time would depend on the CPU): SQLite calls back into Python, which waits.
+        await db.create_function("pause", 1, _pause)
+        cursor = await db.execute("SELECT pause(0.12), count(*) FROM sqlite_master")
         row = await cursor.fetchone()
-    return {"count": row[0] if row else 0}
+    return {"count": row[1] if row else 0}
+
+
+def _pause(seconds: float) -> int:
+    time.sleep(seconds)
+    return 0
 
 
 @router.get("/status")
