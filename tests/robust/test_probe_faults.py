@@ -6,7 +6,8 @@ The table this module checks (the issue's "fault → app result → what the rep
 
 | fault     | app's answers       | the report                                           |
 |-----------|---------------------|------------------------------------------------------|
-| `step`    | unchanged (all 200) | `probe failure in Handle._run`                       |
+| `step`    | unchanged (all 200) | `probe failure in Handle._run` (asyncio)             |
+| `step`    | unchanged (all 200) | `probe failure in task step` (uvloop)                |
 | `request` | unchanged (all 200) | `probe failure in middleware`                        |
 | `pool`    | unchanged (all 200) | `probe failure in thread pool`                       |
 | `collect` | unchanged (all 200) | `probe failure in collect loop steps`                |
@@ -28,15 +29,18 @@ from loopscope.probe.faults import ENV_FAULTS
 APPS = str(Path(__file__).parents[1] / "apps")
 HITS = ["GET /?n=1", "GET /sync?n=2", "GET /block", "GET /?n=3"]
 EXPECTED_HOOK = {
-    "step": "Handle._run",
-    "request": "middleware",
-    "pool": "thread pool",
-    "collect": "collect loop steps",
+    ("step", "asyncio"): "Handle._run",
+    ("step", "uvloop"): "task step",
+    ("request", "asyncio"): "middleware",
+    ("pool", "asyncio"): "thread pool",
+    ("collect", "asyncio"): "collect loop steps",
 }
 
 
-def _trace(tmp_path: Path, backend: str, fault: str | None) -> tuple[dict[str, Any], str]:
-    out = tmp_path / f"{backend}-{fault}.json"
+def _trace(
+    tmp_path: Path, backend: str, fault: str | None, loop: str = "asyncio"
+) -> tuple[dict[str, Any], str]:
+    out = tmp_path / f"{backend}-{fault}-{loop}.json"
     env = {**os.environ, "COLUMNS": "200"}
     env.pop(ENV_FAULTS, None)
     if fault is not None:
@@ -46,7 +50,7 @@ def _trace(tmp_path: Path, backend: str, fault: str | None) -> tuple[dict[str, A
     hits = [arg for hit in HITS for arg in ("--hit", hit)]
     run = subprocess.run(
         [sys.executable, "-m", "loopscope", "trace", "steady:app", "--app-dir", APPS, *hits,
-         "--users", "3", "--no-warmup", "--no-html", "--json", str(out)],
+         "--users", "3", "--loop", loop, "--no-warmup", "--no-html", "--json", str(out)],
         capture_output=True, text=True, timeout=180, env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
@@ -68,17 +72,17 @@ def clean_run(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", list(EXPECTED_HOOK))
+@pytest.mark.parametrize(("fault", "loop"), list(EXPECTED_HOOK), ids="-".join)
 def test_a_fault_in_the_probe_changes_no_answer_and_is_reported(
-    tmp_path: Path, clean_run: tuple[str, dict[str, Any]], fault: str
+    tmp_path: Path, clean_run: tuple[str, dict[str, Any]], fault: str, loop: str
 ) -> None:
     backend, clean = clean_run
-    faulty, said = _trace(tmp_path, backend, fault)
+    faulty, said = _trace(tmp_path, backend, fault, loop)
     assert clean["run"]["probe"]["probe_errors"] == 0
     assert _answers(faulty) == _answers(clean)
     assert all(status == 200 for _, status, _ in _answers(faulty))
     assert faulty["run"]["probe"]["probe_errors"] > 0
     hooks = {failure["hook"] for failure in faulty["run"]["probe_failures"]}
-    assert EXPECTED_HOOK[fault] in hooks, hooks
-    assert f"probe failure in {EXPECTED_HOOK[fault]}" in said
+    assert EXPECTED_HOOK[fault, loop] in hooks, hooks
+    assert f"probe failure in {EXPECTED_HOOK[fault, loop]}" in said
     assert "injected probe fault" in said

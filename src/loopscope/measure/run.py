@@ -93,13 +93,13 @@ def measure(
             requests: list[Request] = asyncio.run(run_load(server.url, scenario, progress))
         except LoadError as exc:
             # Nothing answered: a dead server is the cause to report.
-            server.check_alive()
+            server.check_alive(wait_s=1.0)
             raise exc
         finally:
             # Before the server stops: its workers ending at shutdown are not restarts.
             sampler.stop()
         # A server that died mid-run: what was measured until then is kept, marked partial.
-        died = _death(server)
+        died = _death(server, wait_s=0.5 if any(r.status is None for r in requests) else 0.0)
         if stage:
             stage("stopping server")
         workers = [
@@ -149,10 +149,11 @@ def measure(
         server.close()
 
 
-def _death(server: ServerProcess) -> str | None:
-    """How the server died, as `ServerDiedError`'s message; `None` while it runs."""
+def _death(server: ServerProcess, wait_s: float = 0.0) -> str | None:
+    """How the server died, as `ServerDiedError`'s message; `None` while it runs (`wait_s`:
+    see `ServerProcess.check_alive`)."""
     try:
-        server.check_alive()
+        server.check_alive(wait_s=wait_s)
     except ServerDiedError as exc:
         return str(exc).split("\n", 1)[0]
     return None
@@ -183,7 +184,7 @@ def _warm_up(
         try:
             sent = asyncio.run(run_load(server.url, warm, id_prefix="W"))
         except LoadError as exc:
-            server.check_alive("during the warm-up, before anything was measured")
+            server.check_alive("during the warm-up, before anything was measured", wait_s=1.0)
             raise LoadError(f"The warm-up failed: {exc}") from exc
         server.check_alive("during the warm-up, before anything was measured")
         names = ", ".join(f"{h.method} {h.path}" for (h,) in warm.hits_by_user)

@@ -223,9 +223,14 @@ class ServerProcess:
             tail,
         )
 
-    def check_alive(self, during: str = "while it was being measured") -> None:
+    def check_alive(self, during: str = "while it was being measured", wait_s: float = 0.0) -> None:
         """Raise `ServerDiedError` if the server has exited (`during` says when, in the
-        message)."""
+        message). `wait_s`: how long to give a server that is likely dying (its connections
+        just dropped) to be seen exiting, since the kernel closes its sockets before its parent
+        can reap it."""
+        if self._proc is not None and wait_s > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(wait_s)
         if self._proc is not None and self._proc.poll() is not None:
             self.returncode = self._proc.returncode
             raise ServerDiedError(
