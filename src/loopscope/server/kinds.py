@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 SERVER_KINDS: dict[str, str] = {
     "uvicorn": "loopscope.server.uvicorn:Uvicorn",
+    "gunicorn": "loopscope.server.gunicorn:GunicornUvicorn",
+    "gunicorn-sync": "loopscope.server.gunicorn:GunicornSync",
+    "gunicorn-gthread": "loopscope.server.gunicorn:GunicornThreads",
 }
 """Server kind name → `module:class` of its `ServerKind`."""
 
