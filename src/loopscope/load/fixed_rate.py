@@ -113,7 +113,9 @@ class _Run:
         self.lags: list[int] = []
         self.kinds: Counter[str] = Counter()
         self.done = 0
-        self.keep_every = max(1, -(-len(offsets) // plan.keep_requests)) if plan.keep_requests else 0
+        self.keep_every = (
+            max(1, -(-len(offsets) // plan.keep_requests)) if plan.keep_requests else 0
+        )
         self.data = None if plan.body is None else json.dumps(plan.body).encode()
         self.headers = {"content-type": "application/json"} if self.data is not None else {}
 

@@ -25,6 +25,7 @@ from loopscope.load.fixed_rate import RatePlan
 from loopscope.load.outcome import LoadOutcome
 from loopscope.server import ServerProcess
 from loopscope.server.models import Capacity, ServerModel
+from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
 from loopscope.trace.merge import build_trace
 from loopscope.trace.model import Request, Run, Trace
 
@@ -73,11 +74,7 @@ class BenchPoint:
     def saturated(self) -> bool:
         """Whether the server fell short of the offered rate (see `SATURATED_SHARE`)."""
         o = self.outcome
-        return (
-            o.achieved_rps < SATURATED_SHARE * o.intended_rate
-            or o.errors > 0
-            or o.timeouts > 0
-        )
+        return o.achieved_rps < SATURATED_SHARE * o.intended_rate or o.errors > 0 or o.timeouts > 0
 
 
 @dataclass(slots=True)
@@ -211,7 +208,7 @@ def _trace(
         python=platform.python_version(),
         server=model.server,
         workers=model.workers,
-        threads=model.threads if model.threads is not None else Run.threads,
+        threads=model.threads if model.threads is not None else ANYIO_DEFAULT_TOKENS,
         io_ms=options.io_ms,
         scenario=f"open loop: {rate:g} req/s for {options.duration_s:g} s ({model.name})",
         started_ns=outcome.start_ns,

@@ -8,7 +8,7 @@ gunicorn worker process.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
 
@@ -16,22 +16,22 @@ from uvicorn_worker import UvicornWorker
 class AsyncioH11Worker(UvicornWorker):  # type: ignore[misc]
     """asyncio's loop, h11."""
 
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "asyncio", "http": "h11"}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "asyncio", "http": "h11"}
 
 
 class AsyncioHttptoolsWorker(UvicornWorker):  # type: ignore[misc]
     """asyncio's loop, httptools."""
 
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "asyncio", "http": "httptools"}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "asyncio", "http": "httptools"}
 
 
 class UvloopH11Worker(UvicornWorker):  # type: ignore[misc]
     """uvloop, h11."""
 
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "uvloop", "http": "h11"}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "uvloop", "http": "h11"}
 
 
 class UvloopHttptoolsWorker(UvicornWorker):  # type: ignore[misc]
     """uvloop, httptools."""
 
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "uvloop", "http": "httptools"}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "uvloop", "http": "httptools"}
