@@ -8,53 +8,47 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from loopscope.measure.bench import BenchPoint, BenchResult, saturation_point
+from loopscope.measure.bench import BenchResult, saturation_point
 from loopscope.report.words import capacity_text, fell_behind_text, saturation_text
 
 
 def _ms(value: float | None) -> str:
     if value is None:
         return "–"
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-
-
-def _notes(point: BenchPoint) -> str:
-    o = point.outcome
-    if o.fell_behind:
-        return "driver fell behind: not reported"
-    notes = []
-    if point.saturated:
-        notes.append("saturated")
-    if o.timeouts:
-        notes.append(f"{o.timeouts} timed out")
-    return ", ".join(notes)
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
 
 
 def bench_table(result: BenchResult) -> Table:
-    """Every point: offered and served rate, the corrected percentiles, errors, driver CPU."""
+    """Every point: offered and served rate, the corrected percentiles, failures, driver CPU.
+    A saturated point is red and marked `*`; a point where the driver fell behind shows no
+    percentiles (they would measure the driver)."""
     table = Table(
-        title="loopscope bench: latency from the intended send time (open loop), in ms",
-        box=box.SIMPLE_HEAVY,
+        title=(
+            "latency (ms) from the intended send (open loop), req/s offered and served, "
+            "driver CPU; * saturated"
+        ),
+        box=box.SIMPLE,
+        pad_edge=False,
     )
-    for header in ("server", "mode", "offered/s", "served/s", "p50", "p90", "p99", "p99.9",
-                   "max", "errors", "driver CPU", "notes"):  # fmt: skip
-        table.add_column(
-            header, justify="left" if header in ("server", "mode", "notes") else "right"
-        )
+    # One folding column for the curve's name keeps the numbers whole in 80 columns.
+    table.add_column("server mode", overflow="fold", min_width=12)
+    for header in ("offer", "served", "p50", "p90", "p99", "p99.9", "max", "fail", "cpu"):
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for point in result.points:
         o, latency = point.outcome, point.outcome.latency
+        cells = [
+            _ms(getattr(latency, name) if latency else None)
+            for name in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")
+        ]
+        if o.fell_behind:
+            cells = ["driver", "fell", "behind", "–", "–"]
         table.add_row(
-            point.server,
-            point.mode,
-            f"{point.rate:g}",
+            f"{point.server} {point.mode}",
+            f"{point.rate:g}" + ("*" if point.saturated else ""),
             f"{o.achieved_rps:.1f}",
-            *(
-                _ms(getattr(latency, name) if latency else None)
-                for name in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")
-            ),
+            *cells,
             f"{o.errors + o.timeouts}",
             f"{o.driver_cpu:.0%}",
-            _notes(point),
             style="red" if point.saturated else None,
         )
     return table
