@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Flask, abort, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from loopscope.demo.db import UserRow, UserStore, create_users_db
 from loopscope.demo.passwords import verify_password
@@ -59,6 +60,11 @@ def create_wsgi_app(settings: DemoSettings | None = None) -> Flask:
         path = settings.db_path
     create_users_db(path, settings.users)
     store = UserStore(path=path, io_s=settings.io_ms / 1000)
+
+    @app.errorhandler(HTTPException)
+    def as_json(error: HTTPException) -> ResponseReturnValue:
+        # FastAPI's shape, `{"detail": ...}`, so both apps answer a client alike.
+        return jsonify(detail=error.description), error.code or 500
 
     @app.post(f"/login/{WSGI_VARIANT}")
     def login_blocking() -> ResponseReturnValue:

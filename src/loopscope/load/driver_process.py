@@ -15,10 +15,11 @@ import json
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from loopscope.errors import LoadError
-from loopscope.load.fixed_rate import DriverReport, RatePlan, drive
+from loopscope.load.fixed_rate import LEAD_S, DriverReport, RatePlan, drive
 from loopscope.load.outcome import LoadOutcome, merge_reports
 
 Progress = Callable[[int, int], None]
@@ -53,26 +54,52 @@ def run_fixed_rate(
     pin = ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
     command = [*pin, sys.executable, "-m", "loopscope.load.driver_process"]
     children = []
-    for share in plans_for(plan, processes):
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert child.stdin is not None
-        child.stdin.write(json.dumps(dataclasses.asdict(share)))
-        child.stdin.close()
-        children.append(child)
     try:
+        for share in plans_for(plan, processes):
+            child = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            children.append(child)
+            assert child.stdin is not None
+            child.stdin.write(json.dumps(dataclasses.asdict(share)) + "\n")
+            child.stdin.flush()
+        for child in children:
+            _await_ready(child)
+        # One start for all, shortly after the last is ready: their schedules interleave.
+        start_ns = time.monotonic_ns() + int(LEAD_S * 1e9)
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write(f"GO {start_ns}\n")
+            child.stdin.close()
         reports = [_collect(child, k, children, progress) for k, child in enumerate(children)]
     finally:
         for child in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
+            for stream in (child.stdin, child.stdout, child.stderr):
+                if stream is not None and not stream.closed:
+                    stream.close()
     return merge_reports(plan, reports, processes)
+
+
+def _failed(child: subprocess.Popen[str]) -> LoadError:
+    child.wait()
+    assert child.stderr is not None
+    return LoadError(
+        f"The load driver process exited with code {child.returncode} without a result: "
+        f"{child.stderr.read().strip()[-2000:]}"
+    )
+
+
+def _await_ready(child: subprocess.Popen[str]) -> None:
+    assert child.stdout is not None
+    if child.stdout.readline().strip() != "READY":
+        raise _failed(child)
 
 
 def _collect(
@@ -81,7 +108,7 @@ def _collect(
     children: list[subprocess.Popen[str]],
     progress: Progress | None,
 ) -> DriverReport:
-    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout is not None
     result: DriverReport | None = None
     for line in child.stdout:
         if line.startswith("P ") and progress is not None and index == 0:
@@ -90,12 +117,9 @@ def _collect(
             progress(done * len(children), total * len(children))
         elif line.startswith("R "):
             result = DriverReport.from_json(line[2:])
-    child.wait()
     if result is None:
-        raise LoadError(
-            f"The load driver process exited with code {child.returncode} without a result: "
-            f"{child.stderr.read().strip()[-2000:]}"
-        )
+        raise _failed(child)
+    child.wait()
     return result
 
 
@@ -110,19 +134,27 @@ def _raise_fd_limit() -> None:
 
 def main() -> None:
     """The driver process: read a plan on stdin, drive it, print progress and the result."""
-    plan = RatePlan(**json.loads(sys.stdin.read()))
+    plan = RatePlan(**json.loads(sys.stdin.readline()))
     _raise_fd_limit()
 
     def progress(done: int, total: int) -> None:
         print(f"P {done} {total}", flush=True)
 
+    def start_at() -> int:
+        # Set up (imports, the session): say so, and wait for the common start time.
+        print("READY", flush=True)
+        word, start_ns = sys.stdin.readline().split()
+        if word != "GO":
+            raise SystemExit(f"expected GO, got {word!r}")
+        return int(start_ns)
+
     try:
         import uvloop
     except ImportError:
-        report = asyncio.run(drive(plan, progress))
+        report = asyncio.run(drive(plan, progress, start_at))
     else:
         # The driver's own cost per request is what bounds its ceiling; uvloop halves it.
-        report = uvloop.run(drive(plan, progress))
+        report = uvloop.run(drive(plan, progress, start_at))
     print(f"R {report.to_json()}", flush=True)
 
 

@@ -220,17 +220,31 @@ async def _sample_in_flight(run: _Run, samples: list[int]) -> None:
 Progress = Callable[[int, int], None]
 
 
-async def drive(plan: RatePlan, progress: Progress | None = None) -> DriverReport:
+StartClock = Callable[[], int]
+"""Called once the driver is ready to send; returns the `monotonic_ns` at which to start."""
+
+
+def _soon() -> int:
+    return time.monotonic_ns() + int(LEAD_S * 1e9)
+
+
+async def drive(
+    plan: RatePlan, progress: Progress | None = None, start_at: StartClock = _soon
+) -> DriverReport:
     """Send `plan` and return what was measured. Bounded: every request has `timeout_s`, so the
-    run lasts at most `duration_s + timeout_s` (plus the connection set-up)."""
+    run lasts at most `duration_s + timeout_s` (plus the connection set-up).
+
+    `start_at` is asked for the start time once everything is set up; several driver processes
+    are given one start time so their interleaved schedules line up (the clock is system-wide).
+    """
     offsets = schedule(plan.arrivals, plan.rate, plan.duration_s, plan.seed, plan.phase)
     run = _Run(plan, offsets)
     connector = aiohttp.TCPConnector(limit=plan.connections, limit_per_host=plan.connections)
     samples: list[int] = []
     async with aiohttp.ClientSession(connector=connector) as session:
+        run.report.start_ns = start_at()
         reporter = asyncio.create_task(_report_progress(run, progress)) if progress else None
         cpu_before, wall_before = _cpu_s(), time.monotonic_ns()
-        run.report.start_ns = time.monotonic_ns() + int(LEAD_S * 1e9)
         sampler = asyncio.create_task(_sample_in_flight(run, samples))
         try:
             await (_closed_loop if plan.closed_loop else _open_loop)(run, session)

@@ -138,7 +138,9 @@ def measure_point(
     model.check_mode(mode)
     settings = model.settings(options.io_ms, probe=options.probe, cpus=options.server_cpus)
     body = {"username": "user1"}
-    with ServerProcess(settings) as server:
+    server = ServerProcess(settings)
+    try:
+        server.start()
         url = server.url + model.route(mode)
         _warm_up(url, body, model.workers * 2, options.io_ms)
         plan = RatePlan(
@@ -157,6 +159,8 @@ def measure_point(
         server.check_alive()
         server.stop()
         records = server.probe_records()
+    finally:
+        server.close()
     point = BenchPoint(model.name, mode, rate, model.capacity(mode), outcome)
     if options.probe and model.probe_able:
         point.trace = _trace(model, mode, rate, options, outcome, records, settings.app)
