@@ -6,9 +6,10 @@ actually left (wrk2's correction for coordinated omission): a request that had t
 connection, or for a stalled driver, is charged for the wait. A queue or a stall in the server
 therefore shows in the percentiles, as it does for real users.
 
-Closed loop (`closed_loop=True`), for comparison: `connections` users each send their share of
-the schedule one after another, waiting for each answer, and count from the actual send, as
-most load tools do; a stalled server is then simply sent less.
+Closed loop (`closed_loop=True`), for comparison: `connections` users each send at `rate /
+connections`, but never before the answer to their last request, and count from the actual
+send, as most load tools do; a late answer pushes every later send of its user back, so a
+stalled server is simply sent less.
 
 Answered requests (any status) go into the latency histogram; errors (status ≥ 400 or a failed
 connection) and timeouts are counted, never dropped. The driver samples how many requests are
@@ -194,18 +195,22 @@ async def _open_loop(run: _Run, session: aiohttp.ClientSession) -> None:
 
 async def _closed_loop(run: _Run, session: aiohttp.ClientSession) -> None:
     users = max(1, min(run.plan.connections, len(run.offsets)))
+    interval_ns = int(users / run.plan.rate * 1e9)
+    end_ns = run.report.start_ns + int(run.plan.duration_s * 1e9)
 
     async def user(first: int) -> None:
+        # Each user keeps its own pace: one send every `interval`, but never before the answer
+        # to the last one. A late answer pushes every later send back; nothing catches up.
+        next_ns = run.report.start_ns + run.offsets[first]
         for index in range(first, len(run.offsets), users):
-            intended = run.report.start_ns + run.offsets[index]
-            # A user waits for its answer before the next send: a late answer delays (and, past
-            # the end of the run, cancels) the user's later sends.
-            delay = intended - time.monotonic_ns()
+            delay = next_ns - time.monotonic_ns()
             if delay > 0:
                 await asyncio.sleep(delay / 1e9)
-            if time.monotonic_ns() > run.report.start_ns + int(run.plan.duration_s * 1e9):
+            sent_ns = time.monotonic_ns()
+            if sent_ns >= end_ns:
                 return
-            await run.send(session, index, intended)
+            await run.send(session, index, max(next_ns, sent_ns))
+            next_ns = max(next_ns, sent_ns) + interval_ns
 
     await asyncio.gather(*(user(u) for u in range(users)))
 
