@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from loopscope.load.driver_process import run_fixed_rate
 from loopscope.load.fixed_rate import RatePlan
 from loopscope.load.outcome import LoadOutcome
