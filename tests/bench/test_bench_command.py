@@ -80,6 +80,7 @@ def test_bench_writes_the_table_json_and_curves_with_the_models_explanation(
 def test_bench_refuses_bad_input_before_starting_anything(tmp_path: Path) -> None:
     for args, words in (
         (("--servers", "nginx:2"), "must look like NAME:W"),
+        (("--modes", "async,turbo"), "Unknown mode 'turbo'"),
         (("--rates", "fast"), "--rates takes numbers"),
         (("--rates", "0"), "positive rates"),
         (("--arrivals", "bursty"), "Unknown --arrivals"),

@@ -20,7 +20,13 @@ from loopscope.cli._shared import (
 from loopscope.errors import UsageError
 from loopscope.load.arrivals import ARRIVALS
 from loopscope.load.driver import Progress as LoadProgress
-from loopscope.measure.bench import BenchOptions, BenchResult, bench_record, run_bench
+from loopscope.measure.bench import (
+    BenchOptions,
+    BenchResult,
+    bench_record,
+    check_modes,
+    run_bench,
+)
 from loopscope.report.bench_console import bench_summary
 from loopscope.server.models import parse_models
 
@@ -132,6 +138,7 @@ def bench(
 ) -> None:
     """Compare server models under open-loop load: latency against offered rate."""
     models = parse_models(servers)
+    chosen_modes = check_modes([m.strip() for m in modes.split(",") if m.strip()])
     options = BenchOptions(
         rates=_numbers(rates, "--rates"),
         duration_s=duration,
@@ -162,9 +169,7 @@ def bench(
             progress, _stage = progress_callbacks(bar, f"{server} {mode} {rate:g}/s", 1)
             return progress
 
-        result = run_bench(
-            models, [m.strip() for m in modes.split(",") if m.strip()], options, on_point
-        )
+        result = run_bench(models, chosen_modes, options, on_point)
 
     def write_report(path: Path) -> None:
         from loopscope.report.bench_html import write_bench_html

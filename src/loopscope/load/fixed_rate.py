@@ -119,6 +119,7 @@ class _Run:
         )
         self.data = None if plan.body is None else json.dumps(plan.body).encode()
         self.headers = {"content-type": "application/json"} if self.data is not None else {}
+        self.timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
 
     async def send(self, session: aiohttp.ClientSession, index: int, intended_ns: int) -> None:
         plan, report = self.plan, self.report
@@ -136,7 +137,7 @@ class _Run:
                 plan.url,
                 data=self.data,
                 headers={**self.headers, REQUEST_HEADER: request_id},
-                timeout=aiohttp.ClientTimeout(total=plan.timeout_s),
+                timeout=self.timeout,
             ) as response:
                 first_byte_ns = time.monotonic_ns()
                 await response.read()

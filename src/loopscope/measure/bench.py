@@ -100,6 +100,19 @@ def saturation_point(points: Sequence[BenchPoint]) -> BenchPoint | None:
     return next((p for p in sorted(points, key=lambda p: p.rate) if p.saturated), None)
 
 
+def check_modes(modes: Sequence[str]) -> list[str]:
+    """`modes` if every one is a demo mode (`loopscope.demo.VARIANTS`), else a `UsageError`."""
+    from loopscope.demo import VARIANTS
+
+    unknown = [mode for mode in modes if mode not in VARIANTS]
+    if unknown or not modes:
+        raise UsageError(
+            f"Unknown mode {', '.join(map(repr, unknown)) or '(none)'}; use some of "
+            f"{', '.join(VARIANTS)}."
+        )
+    return list(modes)
+
+
 def modes_of(model: ServerModel, modes: Sequence[str]) -> list[str]:
     """The asked `modes` that `model` serves; a WSGI model serves its one mode whatever is
     asked."""
