@@ -29,8 +29,8 @@ from loopscope.report.words import (
 CURVE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 """Okabe–Ito, one colour per curve (both of its lines), in the order the curves were run."""
 
-WIDTH, HEIGHT = 960, 460
-LEFT, RIGHT, TOP, BOTTOM = 70, 230, 20, 50
+WIDTH, HEIGHT = 1000, 460
+LEFT, RIGHT, TOP, BOTTOM = 70, 250, 20, 50
 
 
 def _y_range(points: list[BenchPoint]) -> tuple[float, float]:
