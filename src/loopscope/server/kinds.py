@@ -23,6 +23,7 @@ SERVER_KINDS: dict[str, str] = {
     "gunicorn": "loopscope.server.gunicorn:GunicornUvicorn",
     "gunicorn-sync": "loopscope.server.gunicorn:GunicornSync",
     "gunicorn-gthread": "loopscope.server.gunicorn:GunicornThreads",
+    "granian": "loopscope.server.granian:Granian",
 }
 """Server kind name → `module:class` of its `ServerKind`."""
 

@@ -23,6 +23,7 @@ MODELS: dict[str, str] = {
     "gunicorn-uvicorn": "loopscope.server.models.gunicorn_uvicorn:GunicornUvicornModel",
     "gunicorn-sync": "loopscope.server.models.gunicorn_sync:GunicornSyncModel",
     "gunicorn-gthread": "loopscope.server.models.gunicorn_gthread:GunicornThreadsModel",
+    "granian": "loopscope.server.models.granian:GranianModel",
 }
 """Model family name → `module:class` of its `ServerModel`."""
 
