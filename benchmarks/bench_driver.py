@@ -5,9 +5,10 @@ One uvicorn worker serving the cheapest ASGI route is pinned to one core, and th
 other (`taskset`), so neither steals from the other. Each round runs, one after the other on
 the same server: `wrk` (the reference: C, closed loop, 32 connections), loopscope's driver in
 closed loop with as many connections (its raw ceiling), and loopscope's driver in open loop at
-1.2× what wrk reached (past the server's capacity: does our open-loop driver saturate it, and
-with how much of its core?). The order changes every round, so drift on a busy machine falls on
-all alike; the result is the median over the rounds.
+1.2× what wrk reached, on as many connections (past the server's capacity: does our open-loop
+driver saturate it, and with how much of its core? More connections cost the server and the
+driver more per request.) The order changes every round, so drift on a busy machine falls on all
+alike; the result is the median over the rounds.
 
     python benchmarks/bench_driver.py [--rounds 3] [--seconds 3] [--connections 32]
 """
@@ -94,7 +95,7 @@ def main() -> None:
                 else:
                     rate = OVERLOAD * (reference or run_wrk(url, 1, args.connections, load_core))
                     served, cpu, behind = run_driver(
-                        url, rate, args.seconds, 4 * args.connections, load_core, closed=False
+                        url, rate, args.seconds, args.connections, load_core, closed=False
                     )
                     open_rps.append(served)
                     open_cpu.append(cpu)

@@ -120,6 +120,10 @@ class _Run:
         self.data = None if plan.body is None else json.dumps(plan.body).encode()
         self.headers = {"content-type": "application/json"} if self.data is not None else {}
         self.timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
+        # Requests wait for a connection here, first come first served, rather than in the
+        # connector's own queue, whose cost grew with its length: past a server's capacity
+        # thousands wait, and the driver fell behind on its schedule.
+        self.connections = asyncio.Semaphore(plan.connections)
 
     async def send(self, session: aiohttp.ClientSession, index: int, intended_ns: int) -> None:
         plan, report = self.plan, self.report
@@ -132,13 +136,18 @@ class _Run:
         first_byte_ns: int | None = None
         error: str | None = None
         try:
-            async with session.request(
-                plan.method,
-                plan.url,
-                data=self.data,
-                headers={**self.headers, REQUEST_HEADER: request_id},
-                timeout=self.timeout,
-            ) as response:
+            # The wait for a free connection counts against the request's time limit too.
+            async with (
+                asyncio.timeout(plan.timeout_s),
+                self.connections,
+                session.request(
+                    plan.method,
+                    plan.url,
+                    data=self.data,
+                    headers={**self.headers, REQUEST_HEADER: request_id},
+                    timeout=self.timeout,
+                ) as response,
+            ):
                 first_byte_ns = time.monotonic_ns()
                 await response.read()
                 status = response.status
