@@ -68,6 +68,8 @@ class _Gunicorn:
             "--graceful-timeout", str(max(1, int(s.stop_grace_s) - 1)),
             "--error-logfile", "-", "--log-level", "info",
             "--worker-tmp-dir", str(workdir),
+            # Each worker dies with the arbiter (PR_SET_PDEATHSIG), see `gunicorn_hooks`.
+            "--config", "python:loopscope.server.gunicorn_hooks",
         ]  # fmt: skip
         if s.app_dir:
             command += ["--pythonpath", str(Path(s.app_dir).resolve())]
@@ -118,10 +120,11 @@ class GunicornUvicorn(_Gunicorn):
 
     def worker_class_of(self, settings: ServerSettings) -> str:
         """The uvicorn worker class of the settings' loop and HTTP protocol."""
-        return f"loopscope.server.gunicorn_worker.{worker_class_name(settings)}"
+        name = worker_class_name(settings.loop, settings.http)
+        return f"loopscope.server.gunicorn_worker.{name}"
 
 
-def worker_class_name(settings: ServerSettings) -> str:
-    """The name of the uvicorn worker class in `gunicorn_worker` for the settings' loop and
-    HTTP protocol, e.g. `AsyncioH11Worker`."""
-    return f"{settings.loop.capitalize()}{settings.http.capitalize()}Worker"
+def worker_class_name(loop: str, http: str) -> str:
+    """The name of the uvicorn worker class in `gunicorn_worker` for a loop and HTTP protocol,
+    e.g. `AsyncioH11Worker` (`AutoAutoWorker`: what uvicorn itself would pick)."""
+    return f"{loop.capitalize()}{http.capitalize()}Worker"
