@@ -65,6 +65,7 @@ bench: setup
 	$(BIN)/python benchmarks/sim_bench.py
 	$(BIN)/python benchmarks/audit_bench.py
 	$(BIN)/python benchmarks/accept_queue_cost.py
+	$(BIN)/python benchmarks/bench_driver.py
 
 bench-instructions: setup
 	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)

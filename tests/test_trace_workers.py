@@ -45,3 +45,43 @@ def test_trace_with_two_workers_shows_each_workers_loop_and_the_accept_queue(
         assert f'data-lane="loop:{pid}"' in page
     assert 'data-lane="accept-queue"' in page
     assert "worker processes" in page
+
+
+def test_trace_under_gunicorn_merges_every_uvicorn_worker_into_one_trace(tmp_path: Path) -> None:
+    """`--server gunicorn`: gunicorn's arbiter over uvicorn's worker class, a probe in each
+    worker, under uvloop (the loop production runs), blocks at their line in either worker."""
+    out = tmp_path / "t.json"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "loopscope", "trace", "workers_app:app",
+            "--app-dir", str(APPS), "--server", "gunicorn", "--workers", "2",
+            "--loop", "uvloop", "--users", "4", "--rounds", "2", "--json", str(out), "--no-html",
+            "--hit", "GET /block?ms=120&close=1", "--hit", "GET /nap?ms=120&close=1",
+        ],
+        capture_output=True, text=True, timeout=180,
+        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    trace = load_trace(out)
+    pids = {w.pid for w in trace.workers}
+    assert len(pids) == 2 and trace.run.server == "gunicorn"
+    assert (trace.run.loop, trace.run.precise) == ("uvloop", True)
+    assert len(trace.requests) == 16 and {r.worker for r in trace.requests} <= pids
+    blamed = {b.request_id for b in trace.loop_blocks if b.where and "workers_app.py:" in b.where}
+    blocking = {r.id for r in trace.requests if r.route == "/block"}
+    assert blocking and blocking <= blamed
+    assert not blamed & {r.id for r in trace.requests if r.route == "/nap"}
+    assert "on gunicorn (uvloop" in result.stdout
+
+
+def test_trace_refuses_a_server_that_cannot_run_the_probe(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "loopscope", "trace", "workers_app:app", "--app-dir", str(APPS),
+            "--server", "gunicorn-sync", "--hit", "GET /nap", "--no-html",
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--server must be one of uvicorn, gunicorn, not 'gunicorn-sync'." in result.stderr
+    assert "Traceback" not in result.stderr

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "report": "loopscope.cli.report:report",
     "sim": "loopscope.cli.sim:sim",
     "audit": "loopscope.cli.audit:audit",
+    "bench": "loopscope.cli.bench:bench",
 }
 
 app = typer.Typer(

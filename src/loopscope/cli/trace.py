@@ -35,6 +35,8 @@ from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS, DEFAULT_BLOCK_MS
 
 LOOP_NAMES: tuple[LoopName, ...] = get_args(LoopName)
 HTTP_NAMES: tuple[HttpName, ...] = get_args(HttpName)
+TRACE_SERVERS = ("uvicorn", "gunicorn")
+"""The server kinds that run an ASGI app under the probe (the WSGI kinds are `bench`'s)."""
 _Name = TypeVar("_Name", bound=str)
 
 
@@ -84,9 +86,16 @@ def trace(
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", help="Worker processes (uvicorn --workers), one probe in each.", min=1
+            "--workers", help="Worker processes (the server's --workers), one probe in each.", min=1
         ),
     ] = 1,
+    server: Annotated[
+        str,
+        typer.Option(
+            "--server",
+            help="uvicorn, or gunicorn (its arbiter over uvicorn's worker class).",
+        ),
+    ] = "uvicorn",
     queue_ms: Annotated[
         float,
         typer.Option(
@@ -122,6 +131,7 @@ def trace(
     """Trace any ASGI app under the probe: send the hits, then say what ran where."""
     loop_name = _choice("--loop", loop, LOOP_NAMES)
     http_name = _choice("--http", http, HTTP_NAMES)
+    server_name = _choice("--server", server, TRACE_SERVERS)
     if app_dir is not None and not app_dir.is_dir():
         raise UsageError(f"--app-dir {app_dir} is not a directory.")
     # Checked before the run, not after it: a typo must not cost the measurement.
@@ -132,6 +142,7 @@ def trace(
     scenario = uniform_scenario([parse_hit(h) for h in hits], users, rounds)
     settings = ServerSettings(
         app=app_path,
+        server=server_name,
         app_dir=str(app_dir) if app_dir else None,
         factory=factory,
         loop=loop_name,

@@ -288,3 +288,66 @@ def waited_before_the_app(peak_in_queue: int | None) -> str:
         )
     plural = "s" * (peak_in_queue != 1)
     return f"in the accept queue (up to {peak_in_queue} connection{plural} there, measured)"
+
+
+# --- bench: server models under open-loop load (`loopscope bench`) ---
+
+LITTLE_TOLERANCE = 0.15
+"""Little's law holds at a point when the sampled in-flight count and rate × latency agree
+within this share (sampling every 10 ms and answered-only latencies leave a few %)."""
+
+_HOLDERS = {
+    "worker": ("worker", "workers", "each serving one request at a time"),
+    "thread": ("thread", "threads", "each serving one request at a time"),
+    "token": ("thread-pool token", "thread-pool tokens", "one per request in the pool"),
+    "loop": ("event loop", "event loops", "each blocked for the whole request"),
+}
+
+
+def capacity_text(server: str, mode: str, slots: int | None, holder: str, queue: str,
+                  io_ms: float) -> str:  # fmt: skip
+    """Why a model saturates where it does, from the model alone: "gunicorn-sync:2 (blocking)
+    has 2 workers, each serving one request at a time; with 100 ms of I/O per request it serves
+    at most 2 / 0.1 s = 20 req/s; past that the accept queue grows without bound"."""
+    if slots is None or io_ms <= 0:
+        return (
+            f"{server} ({mode}) awaits its {io_ms:g} ms of I/O with the loop free, so the model "
+            "sets no bound on concurrent requests: the CPU each request costs (and the client) "
+            "bounds it"
+        )
+    one, many, how = _HOLDERS.get(holder, (holder, holder + "s", ""))
+    noun = one if slots == 1 else many
+    io_s = io_ms / 1000
+    return (
+        f"{server} ({mode}) has {slots} {noun}, {how}; with {io_ms:g} ms of I/O per request "
+        f"it serves at most {slots} / {io_s:g} s = {slots / io_s:g} req/s; past that the {queue} "
+        "grows without bound"
+    )
+
+
+def saturation_text(rate: float | None, achieved: float | None, top_rate: float) -> str:
+    """Where a curve saturated, as measured (`rate` None: it kept up everywhere)."""
+    if rate is None or achieved is None:
+        return f"kept up with every rate offered (up to {top_rate:g} req/s)"
+    return f"saturated at {rate:g} req/s offered: it served {achieved:.1f} req/s"
+
+
+def fell_behind_text(lag_p99_ms: float) -> str:
+    """What is said instead of a point's percentiles when the driver fell behind."""
+    return (
+        f"not reported: the load driver fell behind (99% of sends within {lag_p99_ms:.0f} ms "
+        "of schedule), so its latencies would measure the driver. Use fewer --connections or "
+        "more --drivers"
+    )
+
+
+def little_text(measured: float, predicted: float | None) -> str:
+    """Little's law at a point: in-flight measured against rate × latency."""
+    if predicted is None:
+        return "Little's law: no answered request to check it with"
+    off = abs(measured - predicted) / max(predicted, 1e-9)
+    verdict = "holds" if off <= LITTLE_TOLERANCE else "does NOT hold"
+    return (
+        f"Little's law {verdict}: {measured:.1f} in flight (sampled) vs rate × latency = "
+        f"{predicted:.1f} ({off:.0%} apart)"
+    )

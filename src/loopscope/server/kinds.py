@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 SERVER_KINDS: dict[str, str] = {
     "uvicorn": "loopscope.server.uvicorn:Uvicorn",
+    "gunicorn": "loopscope.server.gunicorn:GunicornUvicorn",
+    "gunicorn-sync": "loopscope.server.gunicorn:GunicornSync",
+    "gunicorn-gthread": "loopscope.server.gunicorn:GunicornThreads",
+    "granian": "loopscope.server.granian:Granian",
 }
 """Server kind name → `module:class` of its `ServerKind`."""
 

@@ -1,0 +1,17 @@
+"""gunicorn's config hooks for loopscope's servers (`--config python:loopscope.server.gunicorn_hooks`).
+
+A worker of gunicorn's own classes (sync, gthread) notices its arbiter's death only at its next
+timeout check, minutes away under the long `--timeout` a bench needs; `post_fork` makes the
+kernel end it with the arbiter instead, so a `kill -9` of loopscope leaves no worker behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopscope.server.lifeline import die_with_parent
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """gunicorn's hook, run in each worker just after the fork."""
+    die_with_parent()
