@@ -7,9 +7,16 @@ turn them into words here, so that they never advise differently.
 
 from __future__ import annotations
 
-from loopscope.trace.analysis import UNKNOWN_WHERE
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from loopscope.trace.analysis import UNKNOWN_WHERE, BlockGroup
 from loopscope.trace.fixes import FIX_CPU, FIX_IO_WAIT, FIX_UNKNOWN
 from loopscope.trace.verdicts import Verdict
+
+if TYPE_CHECKING:  # the pytest plugin's records, read here only to be put in words
+    from loopscope.pytest_plugin.judge import Judgement
+    from loopscope.pytest_plugin.summary import SuiteSummary
 
 NOT_SAMPLED = "a line not sampled (no stack sample caught the loop while it was stuck)"
 """What is said where no stack sample named a line: never a guess."""
@@ -122,3 +129,113 @@ def verdict_text(verdict: Verdict) -> str:
     if kind == "event-loop":
         return f"runs on the event loop; no loop blocks over the threshold{threshold}"
     return "client view only: no server-side data was recorded for this route"
+
+
+# The pytest plugin's words (`loopscope.pytest_plugin`): a failed test, and the suite's summary.
+
+_KIND_WORDS = {"cpu-bound": "CPU", "cpu-in-threads": "CPU (threads)", "io-wait": "I/O wait"}
+
+
+def block_split(group: BlockGroup) -> str:
+    """How long blocks held the loop and what the loop thread did: `55 ms: CPU 0.3 ms, waiting
+    54 ms` (and the time it waited for a CPU on a busy machine, where that was measured)."""
+    head = format_duration(group.total_ns)
+    if group.count > 1:
+        longest = format_duration(group.longest_ns)
+        head = f"{group.count} blocks, {head} in total (longest {longest})"
+    if group.cpu_ns is None or group.wait_ns is None:
+        return f"{head}: CPU time not measured"
+    text = f"{head}: CPU {format_duration(group.cpu_ns)}, waiting {format_duration(group.wait_ns)}"
+    if group.runnable_ns:
+        text += f", waiting for a CPU {format_duration(group.runnable_ns)}"
+    return text
+
+
+def guard_report(judgement: Judgement, *, warn: bool) -> list[str]:
+    """A test whose requests blocked the loop: per route and place, the verdict and fix of
+    `loopscope trace`, CPU against waiting, the stack, and how to allow a known block."""
+    ms = f"{judgement.block_ms:g} ms"
+    lines = [
+        f"loopscope: requests of this test blocked the event loop for longer than {ms}"
+        + (" (warn mode: the test passes)" if warn else ""),
+    ]
+    for place in judgement.blocking:
+        lines += ["", f"{place.verdict.route}: {verdict_text(place.verdict)}"]
+        lines.append(f"    {block_split(place.group)}")
+        if place.stack:
+            lines.append("    stack, innermost last:")
+            lines += [f"      {frame}" for frame in place.stack]
+    allowed = sum(p.group.count for p in judgement.allowed)
+    if allowed:
+        lines += ["", f"{allowed} more loop blocks were allowed by @pytest.mark.loopscope."]
+    where = next((p.group.where for p in judgement.blocking if p.group.where != UNKNOWN_WHERE), "")
+    example = f'allow=["{where}"]' if where else "allow_block_ms=..."
+    lines += ["", f"A known, accepted block can be allowed: @pytest.mark.loopscope({example})."]
+    return lines
+
+
+def guard_marker_usage(args: Sequence[object], bad: Sequence[str]) -> str:
+    """The error for a wrong `@pytest.mark.loopscope(...)`."""
+    what = f"positional arguments {list(args)!r}" if args else f"{', '.join(bad)}"
+    return (
+        f"@pytest.mark.loopscope takes allow_block_ms=<number> and allow=['path:line', ...] "
+        f"as keywords; got {what}."
+    )
+
+
+def guard_warned_test(nodeid: str) -> str:
+    """The heading of one warned test in the terminal summary (warn mode)."""
+    return f"{nodeid} blocked the event loop (warn mode):"
+
+
+def guard_wrote(count: int, path: str) -> str:
+    """Where the tests' traces went."""
+    return f"Wrote {count} test traces to {path} (render them with `loopscope report {path}`)."
+
+
+def guard_summary(summary: SuiteSummary, unwatched: Sequence[str]) -> list[str]:
+    """The suite's loop blocks per route and place, and the routes that waited longest for
+    the loop, for the terminal summary."""
+    broke = len(summary.broke)
+    lines = [
+        f"loop-block threshold {summary.block_ms:g} ms; {summary.watched} tests watched, "
+        f"{summary.with_requests} made requests ({summary.requests} requests); "
+        f"{broke} {'test' if broke == 1 else 'tests'} blocked the loop",
+    ]
+    places = summary.worst_places()
+    lines.append(
+        "loop blocks by route and place, across the suite:" if places else "no loop blocks"
+    )
+    for p in places:
+        allowed = f", {p.allowed} allowed" if p.allowed else ""
+        tests = "1 test" if len(p.tests) == 1 else f"{len(p.tests)} tests"
+        lines.append(
+            f"  {p.route} at {short_where(p.where)}: {_KIND_WORDS.get(p.kind, 'blocking')}, "
+            f"{p.count} blocks in {tests}, {format_duration(p.total_ns)} in total "
+            f"(longest {format_duration(p.longest_ns)}){allowed}"
+        )
+    ready = summary.slowest_ready()
+    if ready:
+        lines.append("routes that waited longest for the loop (ready: woken, the loop busy):")
+    for r in ready:
+        lines.append(
+            f"  {r.route}: up to {format_duration(r.longest_ns)} in one request, "
+            f"{format_duration(r.total_ns)} over {r.requests} requests"
+        )
+    if summary.requests and not summary.precise:
+        lines.append("ready times were not measured where the loop was not asyncio's (uvloop).")
+    if summary.minor:
+        lines.append(
+            f"{summary.minor} loop blocks just over the threshold were put down to a busy "
+            "machine (the loop thread waited for a CPU, or nothing saw inside them): not judged."
+        )
+    if summary.outside:
+        lines.append(
+            f"{summary.outside} loop blocks outside any request (a lifespan, a test's own "
+            "code on the loop) were not judged."
+        )
+    if unwatched:
+        lines.append(
+            f"{len(unwatched)} tests were not watched: a loopscope probe was installed already."
+        )
+    return lines
