@@ -159,12 +159,30 @@ class Watchdog:
         return self._gate is not None
 
     def stop(self) -> None:
-        """Stop watching and wait for the thread to end."""
+        """Stop watching and wait for the thread to end.
+
+        In heartbeat mode a late heartbeat is recorded as a block on the tick after it ran;
+        stopping right after a block (a test that ends with its request) must not lose it, so
+        the heartbeat in flight is given up to a threshold to run, and finished here.
+        """
+        pending = self._pending
+        waits = threading.get_ident() != self._loop_thread and not self._stop.is_set()
+        if pending is not None and waits and self._loop.is_running():
+            deadline = time.monotonic_ns() + self._block_ns
+            while not pending.ran and time.monotonic_ns() < deadline:
+                time.sleep(0.001)
         self._stop.set()
         if self._gate is not None:
             self._gate.stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+        pending = self._pending
+        if pending is not None and pending.ran and not self._thread.is_alive():
+            self._pending = None
+            try:
+                self._finish(pending)
+            except Exception as exc:
+                self._recorder.fail("watchdog", exc)
 
     def _run(self) -> None:
         if self._gate is not None:
