@@ -13,8 +13,10 @@ On the first call on each event loop, the seam has the probe watch the loop and 
 it once, so the app's work starts in a step of its own: the step that was running (the test's
 own code before the call, the probe starting its watchdog thread, which a busy machine can take
 20 ms to schedule) is not counted as the request's, and the watchdog has read the loop thread's
-CPU clock before the request's first step begins. A loop's first call is one loop turn later;
-nothing else about the app's scheduling changes.
+CPU clock before the request's first step begins. Under uvloop, where only the watchdog's
+heartbeat sees blocks, the yield lasts half a threshold, long enough for the first heartbeat to
+be posted. A loop's first call in a test starts that much later; nothing else about the app's
+scheduling changes.
 """
 
 from __future__ import annotations
@@ -75,10 +77,12 @@ class AppCapture:
         setattr(Starlette, "__call__", __call__)  # noqa: B010 (a method: mypy refuses `=`)
 
     async def _watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Have the probe watch `loop` (the running one), then yield to it once."""
+        """Have the probe watch `loop` (the running one), then yield to it once; under uvloop,
+        until the watchdog has posted its first heartbeat (half a threshold)."""
         self._loops.add(loop)
         self._probe.observe_loop()
-        await asyncio.sleep(0)
+        heartbeat = self._probe.observed_loop is loop and not self._probe.precise
+        await asyncio.sleep(self._probe.block_ms / 2000 if heartbeat else 0)
 
     def _middleware_of(self, app: Any, original: _Call) -> ASGIApp:
         middleware = self._middleware.get(app)

@@ -61,8 +61,8 @@ async def db_route() -> dict[str, int]:
 
 
 @app.get("/async-sleep")
-async def async_sleep_route() -> dict[str, bool]:
-    await asyncio.sleep(BLOCK_S)
+async def async_sleep_route(seconds: float = BLOCK_S) -> dict[str, bool]:
+    await asyncio.sleep(seconds)
     return {"ok": True}
 
 
