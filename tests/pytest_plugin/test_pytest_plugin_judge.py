@@ -152,3 +152,18 @@ def test_the_summary_adds_blocks_per_route_and_place_and_ready_time_per_route() 
         "(longest 120 ms), 1 allowed"
     ) in lines
     assert "  GET /stock: up to 45 ms in one request, 135 ms over 3 requests" in lines
+
+
+def test_library_work_in_an_app_s_first_request_is_warm_up_but_project_code_is_not() -> None:
+    warm = _block("s1-1", 50, where="pydantic/type_adapter.py:267", stack=("pydantic/x.py:1 in f",))
+    judgement = judge(
+        _trace(warm), 20.0, first_requests=frozenset({"s1-1"}), in_project=lambda p: False
+    )
+    assert not judgement.failed and len(judgement.warmup) == 1
+    ours = _block("s1-1", 50)
+    judgement = judge(
+        _trace(ours), 20.0, first_requests=frozenset({"s1-1"}), in_project=lambda p: "app/" in p
+    )
+    assert judgement.failed
+    # The same library work in a later request is judged.
+    assert judge(_trace(warm), 20.0, in_project=lambda p: False).failed

@@ -37,10 +37,17 @@ _running_loop = asyncio.events._get_running_loop
 
 class AppCapture:
     """Routes every Starlette app's calls through `probe`'s middleware between `install()` and
-    `uninstall()`; one middleware per app instance, made on its first call."""
+    `uninstall()`; one middleware per app instance, made on its first call.
 
-    def __init__(self, probe: Probe) -> None:
+    `served` holds the apps that have served an HTTP request in this session (shared across
+    tests); `first_requests` gets the ids of the requests that were an app's first, in which
+    FastAPI and pydantic build what they build on first use (`loopscope.pytest_plugin.judge`).
+    """
+
+    def __init__(self, probe: Probe, served: weakref.WeakSet[Any] | None = None) -> None:
         self._probe = probe
+        self._served: weakref.WeakSet[Any] = served if served is not None else weakref.WeakSet()
+        self.first_requests: set[str] = set()
         self._owner: type | None = None
         self._original: _Call | None = None
         # Weak keys, and a weak reference in each middleware: an app a test dropped must not
@@ -88,9 +95,16 @@ class AppCapture:
         middleware = self._middleware.get(app)
         if middleware is None:
             app_ref = weakref.ref(app)
+            served, first_requests = self._served, self.first_requests
 
             async def call_app(scope: Any, receive: Any, send: Any) -> None:
-                await original(app_ref(), scope, receive, send)
+                target = app_ref()
+                if scope.get("type") == "http" and target not in served:
+                    served.add(target)
+                    request_id = REQUEST_ID.get()  # set by the middleware around this call
+                    if request_id is not None:
+                        first_requests.add(request_id)
+                await original(target, scope, receive, send)
 
             middleware = self._probe.asgi(call_app)
             self._middleware[app] = middleware

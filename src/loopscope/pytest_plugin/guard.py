@@ -12,7 +12,9 @@ session the terminal summary adds up the suite (`loopscope.pytest_plugin.summary
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Generator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,6 +63,8 @@ class LoopGuard:
         self.warnings: list[tuple[str, str]] = []
         self.unwatched: list[str] = []
         self._watches: dict[str, TestWatch] = {}
+        self._served: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._project_files: dict[str, bool] = {}
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         # Read every marker before the first test runs: a wrong one stops the run at once.
@@ -72,7 +76,7 @@ class LoopGuard:
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> Generator[None, object, object]:
         try:
-            watch = TestWatch(item.nodeid, self.settings)
+            watch = TestWatch(item.nodeid, self.settings, self._served)
         except UsageError:  # the test's process has a loopscope probe of its own already
             self.unwatched.append(item.nodeid)
             return (yield)
@@ -95,7 +99,14 @@ class LoopGuard:
         trace = watch.trace()
         allowance = item.stash.get(_ALLOWANCE, Allowance())
         test_file = item.location[0].replace("\\", "/")
-        judgement = judge(trace, self.settings.block_ms, allowance, test_file)
+        judgement = judge(
+            trace,
+            self.settings.block_ms,
+            allowance,
+            test_file,
+            first_requests=watch.first_requests,
+            in_project=self._in_project,
+        )
         self.summary.add(item.nodeid, trace, judgement)
         if trace.requests and self.settings.json_path is not None:
             self.traces.append(trace)
@@ -112,6 +123,15 @@ class LoopGuard:
         else:  # the test failed (or was skipped) on its own: that stays its outcome
             report.sections.append(("loopscope", text))
         return report
+
+    def _in_project(self, path: str) -> bool:
+        """Whether `path` (as a block's place writes it) is a file of the project: places
+        inside installed libraries are written from their site-packages."""
+        known = self._project_files.get(path)
+        if known is None:
+            root = self.settings.root or Path.cwd()
+            known = self._project_files[path] = (root / path).is_file() or Path(path).is_file()
+        return known
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         path = self.settings.json_path

@@ -9,7 +9,10 @@ sample caught and whose CPU time is unknown (the watchdog itself did not get to 
 only past `UNSEEN_FACTOR` times the threshold: just over it, a machine too busy to run the
 watchdog is as likely a cause as the code. Blocks made outside any request
 (a lifespan start-up, a test's own code on the loop) are reported, never failed: the plugin
-guards requests. Each route's blocks at one place get the verdict `loopscope trace` gives them
+guards requests. A block in an app's first request of the session with no line of the project on
+its stack is warm-up (FastAPI and pydantic build validators on first use, tens of ms on the
+loop): reported, not failed, as it would fail whichever test happens to run first. Each route's
+blocks at one place get the verdict `loopscope trace` gives them
 (`loopscope.trace.verdicts`), so the fix reads the same in both.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from loopscope.trace.analysis import UNKNOWN_WHERE, BlockGroup, group_blocks
@@ -79,14 +82,15 @@ class PlaceBlocks:
 class Judgement:
     """One test's loop blocks, sorted: `blocking` break the rule, `allowed` the marker allows,
     `minor` fell under the threshold once the time waiting for a CPU was taken out (or were
-    unseen and short, see the module docstring), `gc` were garbage collection, and `outside`
-    were made by no request."""
+    unseen and short, see the module docstring), `gc` were garbage collection, `warmup` were
+    library work in an app's first request, and `outside` were made by no request."""
 
     block_ms: float
     blocking: tuple[PlaceBlocks, ...] = ()
     allowed: tuple[PlaceBlocks, ...] = ()
     minor: tuple[PlaceBlocks, ...] = ()
     gc: tuple[PlaceBlocks, ...] = ()
+    warmup: tuple[PlaceBlocks, ...] = ()
     outside: tuple[LoopBlock, ...] = ()
 
     @property
@@ -100,12 +104,17 @@ def judge(
     block_ms: float,
     allowance: Allowance = Allowance(),
     test_file: str | None = None,
+    *,
+    first_requests: frozenset[str] = frozenset(),
+    in_project: Callable[[str], bool] = lambda path: False,
 ) -> Judgement:
     """Sort the loop blocks of `trace` (one test's) by the rule; see the module docstring.
 
     `test_file` (the test module's path from the project root) cuts the stacks below the
     test's own frames: where the test ran on the app's loop (an `AsyncClient`), what called
-    the test (pytest, its plugins) is not the app's story.
+    the test (pytest, its plugins) is not the app's story. `first_requests` are the ids of the
+    requests that were an app's first; `in_project(path)` tells the project's files from the
+    libraries' (a place's path).
     """
     requests = {r.id for r in trace.requests}
     sorted_blocks: dict[str, list[LoopBlock]] = defaultdict(list)
@@ -117,6 +126,8 @@ def judge(
             sorted_blocks["gc"].append(block)
         elif not over_threshold(block, block_ms):
             sorted_blocks["minor"].append(block)
+        elif block.request_id in first_requests and not _touches_project(block, in_project):
+            sorted_blocks["warmup"].append(block)
         elif allowance.allows(block):
             sorted_blocks["allowed"].append(block)
         else:
@@ -127,8 +138,15 @@ def judge(
         allowed=places(trace, sorted_blocks["allowed"], test_file),
         minor=places(trace, sorted_blocks["minor"], test_file),
         gc=places(trace, sorted_blocks["gc"], test_file),
+        warmup=places(trace, sorted_blocks["warmup"], test_file),
         outside=tuple(outside),
     )
+
+
+def _touches_project(block: LoopBlock, in_project: Callable[[str], bool]) -> bool:
+    """Whether a line of the project's own code is `block`'s place or on its stack."""
+    frames = [block.where or ""] + [frame.split(" in ", 1)[0] for frame in block.stack]
+    return any(in_project(frame.rpartition(":")[0]) for frame in frames if ":" in frame)
 
 
 def places(

@@ -51,6 +51,7 @@ class SuiteSummary:
     ready: dict[str, RouteReady] = field(default_factory=dict)
     outside: int = 0
     minor: int = 0
+    warmup: int = 0
     precise: bool = True
 
     def add(self, nodeid: str, trace: Trace, judgement: Judgement) -> None:
@@ -64,6 +65,7 @@ class SuiteSummary:
             self.broke.append(nodeid)
         self.outside += len(judgement.outside)
         self.minor += sum(p.group.count for p in judgement.minor)
+        self.warmup += sum(p.group.count for p in judgement.warmup)
         for place in judgement.blocking:
             self._add_place(nodeid, place, allowed=False)
         for place in judgement.allowed:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import platform
 import time
+import weakref
+from typing import Any
 
 from loopscope import __version__
 from loopscope.probe import Probe, install
@@ -23,11 +25,14 @@ MAX_EVENTS = 100_000
 
 
 class TestWatch:
-    """The probe and the seam around one test (`nodeid`); see the module docstring."""
+    """The probe and the seam around one test (`nodeid`); see the module docstring. `served`
+    is the session's set of apps that have served a request (see `AppCapture`)."""
 
     __test__ = False  # not a test class, whatever pytest's collection thinks of the name
 
-    def __init__(self, nodeid: str, settings: GuardSettings) -> None:
+    def __init__(
+        self, nodeid: str, settings: GuardSettings, served: weakref.WeakSet[Any] | None = None
+    ) -> None:
         self.nodeid = nodeid
         self.settings = settings
         self._started_ns = time.monotonic_ns()
@@ -35,12 +40,17 @@ class TestWatch:
         self._probe: Probe = install(
             block_ms=settings.block_ms, max_events=MAX_EVENTS, app_root=root
         )
-        self._capture = AppCapture(self._probe)
+        self._capture = AppCapture(self._probe, served)
         try:
             self._capture.install()
         except BaseException:
             self._probe.uninstall()
             raise
+
+    @property
+    def first_requests(self) -> frozenset[str]:
+        """The ids of this test's requests that were an app's first in the session."""
+        return frozenset(self._capture.first_requests)
 
     @property
     def watching(self) -> bool:

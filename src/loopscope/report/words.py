@@ -229,6 +229,12 @@ def guard_summary(summary: SuiteSummary, unwatched: Sequence[str]) -> list[str]:
             f"{summary.minor} loop blocks just over the threshold were put down to a busy "
             "machine (the loop thread waited for a CPU, or nothing saw inside them): not judged."
         )
+    if summary.warmup:
+        lines.append(
+            f"{summary.warmup} loop blocks in an app's first request, inside libraries only "
+            "(FastAPI and pydantic build validators on first use), were taken as warm-up: "
+            "not judged."
+        )
     if summary.outside:
         lines.append(
             f"{summary.outside} loop blocks outside any request (a lifespan, a test's own "
