@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GUARDED = ROOT / "tests" / "pytest_plugin" / "guarded"
 ROUNDS = 3
 STARTS = 15
+IMPORT_PLUGIN = "import pytest; import loopscope.pytest_plugin"
 
 INI = """\
 [pytest]
