@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/python benchmarks/probe_overhead.py
 	$(BIN)/python benchmarks/sim_bench.py
 	$(BIN)/python benchmarks/audit_bench.py
+	$(BIN)/python benchmarks/pytest_plugin_bench.py
 
 bench-instructions: setup
 	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)

@@ -113,7 +113,7 @@ def test_the_marker_allows_a_known_block_by_length_or_place(
     # Allowed blocks are counted in the summary, by route and place.
     assert f"GET /sleep at {marked_line('sleep')}: I/O wait, 6 blocks in 6 tests" in summary
     assert "3 allowed" in summary
-    assert f"GET /cpu at {marked_line('cpu')}: CPU, 1 blocks in 1 test" in summary
+    assert f"GET /cpu at {marked_line('cpu')}: CPU, 1 block in 1 test" in summary
     # The request that was ready while /sleep held the loop waited about as long.
     ready = summary.split("routes that waited longest for the loop", 1)[1].splitlines()[1]
     assert ready.strip().startswith("GET /async-sleep: up to "), ready

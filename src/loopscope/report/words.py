@@ -133,6 +133,12 @@ def verdict_text(verdict: Verdict) -> str:
 
 # The pytest plugin's words (`loopscope.pytest_plugin`): a failed test, and the suite's summary.
 
+
+def _count(n: int, thing: str) -> str:
+    """`1 block`, `3 blocks`."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
 _KIND_WORDS = {"cpu-bound": "CPU", "cpu-in-threads": "CPU (threads)", "io-wait": "I/O wait"}
 
 
@@ -167,7 +173,7 @@ def guard_report(judgement: Judgement, *, warn: bool) -> list[str]:
             lines += [f"      {frame}" for frame in place.stack]
     allowed = sum(p.group.count for p in judgement.allowed)
     if allowed:
-        lines += ["", f"{allowed} more loop blocks were allowed by @pytest.mark.loopscope."]
+        lines += ["", f"{_count(allowed, 'more loop block')} allowed by @pytest.mark.loopscope."]
     where = next((p.group.where for p in judgement.blocking if p.group.where != UNKNOWN_WHERE), "")
     example = f'allow=["{where}"]' if where else "allow_block_ms=..."
     lines += ["", f"A known, accepted block can be allowed: @pytest.mark.loopscope({example})."]
@@ -196,11 +202,10 @@ def guard_wrote(count: int, path: str) -> str:
 def guard_summary(summary: SuiteSummary, unwatched: Sequence[str]) -> list[str]:
     """The suite's loop blocks per route and place, and the routes that waited longest for
     the loop, for the terminal summary."""
-    broke = len(summary.broke)
     lines = [
-        f"loop-block threshold {summary.block_ms:g} ms; {summary.watched} tests watched, "
-        f"{summary.with_requests} made requests ({summary.requests} requests); "
-        f"{broke} {'test' if broke == 1 else 'tests'} blocked the loop",
+        f"loop-block threshold {summary.block_ms:g} ms; {_count(summary.watched, 'test')} "
+        f"watched, {summary.with_requests} made requests ({_count(summary.requests, 'request')}"
+        f"); {_count(len(summary.broke), 'test')} blocked the loop",
     ]
     places = summary.worst_places()
     lines.append(
@@ -208,10 +213,10 @@ def guard_summary(summary: SuiteSummary, unwatched: Sequence[str]) -> list[str]:
     )
     for p in places:
         allowed = f", {p.allowed} allowed" if p.allowed else ""
-        tests = "1 test" if len(p.tests) == 1 else f"{len(p.tests)} tests"
         lines.append(
             f"  {p.route} at {short_where(p.where)}: {_KIND_WORDS.get(p.kind, 'blocking')}, "
-            f"{p.count} blocks in {tests}, {format_duration(p.total_ns)} in total "
+            f"{_count(p.count, 'block')} in {_count(len(p.tests), 'test')}, "
+            f"{format_duration(p.total_ns)} in total "
             f"(longest {format_duration(p.longest_ns)}){allowed}"
         )
     ready = summary.slowest_ready()
@@ -220,28 +225,30 @@ def guard_summary(summary: SuiteSummary, unwatched: Sequence[str]) -> list[str]:
     for r in ready:
         lines.append(
             f"  {r.route}: up to {format_duration(r.longest_ns)} in one request, "
-            f"{format_duration(r.total_ns)} over {r.requests} requests"
+            f"{format_duration(r.total_ns)} over {_count(r.requests, 'request')}"
         )
     if summary.requests and not summary.precise:
         lines.append("ready times were not measured where the loop was not asyncio's (uvloop).")
     if summary.minor:
         lines.append(
-            f"{summary.minor} loop blocks just over the threshold were put down to a busy "
-            "machine (the loop thread waited for a CPU, or nothing saw inside them): not judged."
+            f"{_count(summary.minor, 'loop block')} just over the threshold were put down to a "
+            "busy machine (the loop thread waited for a CPU, or nothing saw inside them): "
+            "not judged."
         )
     if summary.warmup:
         lines.append(
-            f"{summary.warmup} loop blocks in an app's first request, inside libraries only "
-            "(FastAPI and pydantic build validators on first use), were taken as warm-up: "
+            f"{_count(summary.warmup, 'loop block')} in an app's first request, inside libraries "
+            "only (FastAPI and pydantic build validators on first use), were taken as warm-up: "
             "not judged."
         )
     if summary.outside:
         lines.append(
-            f"{summary.outside} loop blocks outside any request (a lifespan, a test's own "
-            "code on the loop) were not judged."
+            f"{_count(summary.outside, 'loop block')} outside any request (a lifespan, a test's "
+            "own code on the loop) were not judged."
         )
     if unwatched:
         lines.append(
-            f"{len(unwatched)} tests were not watched: a loopscope probe was installed already."
+            f"{_count(len(unwatched), 'test')} not watched: a loopscope probe was installed "
+            "already."
         )
     return lines
