@@ -82,10 +82,11 @@ def test_time_spent_waiting_for_a_cpu_does_not_count_against_the_test() -> None:
     assert [p.group.count for p in judgement.minor] == [1]
 
 
-def test_a_short_block_that_nothing_saw_inside_is_not_judged_but_a_long_one_is() -> None:
-    unseen = {"where": None, "cpu_ms": None, "stack": ()}
-    assert not judge(_trace(_block("s1-1", 35, **unseen)), 20.0).failed  # type: ignore[arg-type]
-    assert judge(_trace(_block("s1-1", 45, **unseen)), 20.0).failed  # type: ignore[arg-type]
+def test_a_block_with_no_line_caught_counts_only_past_three_thresholds() -> None:
+    stdlib = ("/usr/lib/python3.11/asyncio/selector_events.py:1057 in write",)
+    assert not judge(_trace(_block("s1-1", 55, where=None, stack=stdlib)), 20.0).failed
+    assert judge(_trace(_block("s1-1", 65, where=None, stack=stdlib)), 20.0).failed
+    assert judge(_trace(_block("s1-1", 25)), 20.0).failed  # with its line: the threshold
 
 
 def test_blocks_outside_requests_and_gc_pauses_are_reported_not_failed() -> None:

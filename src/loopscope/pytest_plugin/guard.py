@@ -12,6 +12,8 @@ session the terminal summary adds up the suite (`loopscope.pytest_plugin.summary
 from __future__ import annotations
 
 import json
+import sys
+import sysconfig
 import weakref
 from collections.abc import Generator, Sequence
 from pathlib import Path
@@ -29,6 +31,11 @@ from loopscope.trace.io import trace_to_dict
 from loopscope.trace.model import Trace
 
 _ALLOWANCE = pytest.StashKey[Allowance]()
+
+# Python's own and its installed packages' directories: a file there is nobody's project.
+_PYTHON_DIRS = tuple(
+    {sys.prefix, sys.base_prefix, *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib"))}
+)
 
 
 def allowance_of(marker: pytest.Mark | None) -> Allowance:
@@ -125,12 +132,16 @@ class LoopGuard:
         return report
 
     def _in_project(self, path: str) -> bool:
-        """Whether `path` (as a block's place writes it) is a file of the project: places
-        inside installed libraries are written from their site-packages."""
+        """Whether `path` (as a block's place writes it) is a file of the project: places in
+        the project are written from its root (absolute outside it), places inside installed
+        libraries from their site-packages, and the standard library's absolute."""
         known = self._project_files.get(path)
         if known is None:
-            root = self.settings.root or Path.cwd()
-            known = self._project_files[path] = (root / path).is_file() or Path(path).is_file()
+            if Path(path).is_absolute():
+                known = Path(path).is_file() and not path.startswith(_PYTHON_DIRS)
+            else:
+                known = (self.settings.root or Path.cwd()).joinpath(path).is_file()
+            self._project_files[path] = known
         return known
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
