@@ -153,7 +153,7 @@ def caught(message: str) -> str:
     if "blocked the event loop" in message or "loopscope" in message:
         return "fails"
     if "BlockingError" in message or "Blocking call" in message:
-        return "fails (raises in the app: 500)"
+        return "fails (BlockingError raised in the app)"
     return f"fails: {message[:60]}" if message else "fails"
 
 
