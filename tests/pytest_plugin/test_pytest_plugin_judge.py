@@ -87,6 +87,10 @@ def test_a_block_with_no_line_caught_counts_only_past_three_thresholds() -> None
     assert not judge(_trace(_block("s1-1", 55, where=None, stack=stdlib)), 20.0).failed
     assert judge(_trace(_block("s1-1", 65, where=None, stack=stdlib)), 20.0).failed
     assert judge(_trace(_block("s1-1", 25)), 20.0).failed  # with its line: the threshold
+    # Only the test's own line (the test runs on the app's loop): as if no line was caught.
+    in_test = _block("s1-1", 50, where="tests/test_shop.py:43", stack=stdlib)
+    assert not judge(_trace(in_test), 20.0, test_file="tests/test_shop.py").failed
+    assert judge(_trace(in_test), 20.0).failed
 
 
 def test_blocks_outside_requests_and_gc_pauses_are_reported_not_failed() -> None:

@@ -7,14 +7,17 @@ else (on a busy CI machine that is not the code's doing; NOTES: wall-clock thres
 and it is not garbage collection (no line of the app to change).
 
 A block in which no stack sample caught a line of the app or of a library (only the
-interpreter's own frames, or none) counts only past `UNSEEN_FACTOR` times the threshold: on a
-crowded machine, a loop thread waiting for the GIL that another thread of the test process holds
-while the OS runs something else (a client in the same process) looks just like that, and is no
-fault of the code. Blocks made outside any request (a lifespan start-up, a test's own code on
-the loop) are reported, never failed: the plugin guards requests. A block in an app's first
-request of the session with no line of the project on its stack is warm-up (FastAPI and
-pydantic build validators on first use, tens of ms on the loop): reported, not failed, as it
-would fail whichever test happens to run first.
+interpreter's own frames, or none; or only the test's own line, where the test runs on the
+app's loop) counts only past `UNSEEN_FACTOR` times the threshold: on a crowded machine, a loop
+thread waiting for the GIL that another thread of the test process holds while the OS runs
+something else (a client in the same process), or for a new worker thread to start, looks just
+like that, and is no fault of the code.
+
+Blocks made outside any request (a lifespan start-up, a test's own code on the loop) are
+reported, never failed: the plugin guards requests. A block in an app's first request of the
+session with no line of the project on its stack is warm-up (FastAPI and pydantic build
+validators on first use, tens of ms on the loop): reported, not failed, as it would fail
+whichever test happens to run first.
 
 Each route's blocks at one place get the verdict `loopscope trace` gives them
 (`loopscope.trace.verdicts`), so the fix reads the same in both.
@@ -64,10 +67,10 @@ def stuck_ns(block: LoopBlock) -> int:
     return block.duration_ns - (block.runnable_ns or 0)
 
 
-def over_threshold(block: LoopBlock, block_ms: float) -> bool:
+def over_threshold(block: LoopBlock, block_ms: float, test_file: str | None = None) -> bool:
     """Whether `block` counts as over the threshold (see the module docstring)."""
     limit = block_ms * 1e6
-    if block.where is None:
+    if block.where is None or (test_file and _in_file(block.where, test_file)):
         limit *= UNSEEN_FACTOR
     return stuck_ns(block) > limit
 
@@ -128,7 +131,7 @@ def judge(
             outside.append(block)
         elif block.kind == "gc":
             sorted_blocks["gc"].append(block)
-        elif not over_threshold(block, block_ms):
+        elif not over_threshold(block, block_ms, test_file):
             sorted_blocks["minor"].append(block)
         elif block.request_id in first_requests and not _touches_project(block, in_project):
             sorted_blocks["warmup"].append(block)
@@ -173,6 +176,12 @@ def places(
     return tuple(result)
 
 
+def _in_file(frame: str, test_file: str) -> bool:
+    """Whether `frame` (`path:line`, maybe ` in func`) is a line of `test_file`."""
+    path = frame.split(" in ", 1)[0].rpartition(":")[0]
+    return path == test_file or path.endswith("/" + test_file)
+
+
 def _below(stack: list[str], test_file: str | None) -> tuple[str, ...]:
     """The frames of `stack` (`path:line in func`, innermost last) below the last frame of
     `test_file`; all of them where the test's own code is not on it."""
@@ -180,7 +189,6 @@ def _below(stack: list[str], test_file: str | None) -> tuple[str, ...]:
         return tuple(stack)
     cut = 0
     for i, frame in enumerate(stack):
-        path = frame.split(" in ", 1)[0].rpartition(":")[0]
-        if path == test_file or path.endswith("/" + test_file):
+        if _in_file(frame, test_file):
             cut = i + 1
     return tuple(stack[cut:])
