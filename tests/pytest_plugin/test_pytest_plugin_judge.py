@@ -3,6 +3,8 @@ how the suite adds them up (pure functions, no pytest run)."""
 
 from __future__ import annotations
 
+import sysconfig
+
 import pytest
 
 from loopscope.pytest_plugin.judge import Allowance, judge
@@ -83,14 +85,17 @@ def test_time_spent_waiting_for_a_cpu_does_not_count_against_the_test() -> None:
 
 
 def test_a_block_with_no_line_caught_counts_only_past_three_thresholds() -> None:
-    stdlib = ("/usr/lib/python3.11/asyncio/selector_events.py:1057 in write",)
+    stdlib = (f"{sysconfig.get_paths()['stdlib']}/asyncio/selector_events.py:1057 in write",)
     assert not judge(_trace(_block("s1-1", 55, where=None, stack=stdlib)), 20.0).failed
     assert judge(_trace(_block("s1-1", 65, where=None, stack=stdlib)), 20.0).failed
     assert judge(_trace(_block("s1-1", 25)), 20.0).failed  # with its line: the threshold
     # Only the test's own line (the test runs on the app's loop): as if no line was caught.
-    in_test = _block("s1-1", 50, where="tests/test_shop.py:43", stack=stdlib)
+    in_test = _block("s1-1", 50, where="tests/test_shop.py:43", stack=())
     assert not judge(_trace(in_test), 20.0, test_file="tests/test_shop.py").failed
     assert judge(_trace(in_test), 20.0).failed
+    # The app's line, but the loop was in the standard library below it (a thread starting).
+    thread_start = _block("s1-1", 50, stack=("app/shop.py:30 in route", *stdlib))
+    assert not judge(_trace(thread_start), 20.0).failed
 
 
 def test_blocks_outside_requests_and_gc_pauses_are_reported_not_failed() -> None:
