@@ -43,7 +43,7 @@ robust: setup
 FUZZ := .venv-fuzz
 fuzz: setup
 	test -x $(FUZZ)/bin/python || $(PYTHON) -m venv $(FUZZ)
-	$(FUZZ)/bin/python -m pip install --quiet -e '.[dev,fuzz]'
+	$(FUZZ)/bin/python -m pip install --quiet -e '.[fuzz]'
 	LOOPSCOPE_FUZZ_EXAMPLES=40 $(FUZZ)/bin/pytest -p no:cacheprovider tests/robust/test_fuzz_demo.py
 
 # The real-app tests against the oldest FastAPI, Starlette, anyio and uvicorn that pyproject.toml

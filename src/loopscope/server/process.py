@@ -119,6 +119,7 @@ class ServerProcess:
         self.probe_dir = Path(self._workdir.name) / "probe"
         self.workers_dir = Path(self._workdir.name) / "workers"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._runs_target = False
         self.returncode: int | None = None
 
     @property
@@ -163,6 +164,8 @@ class ServerProcess:
         if s.port:
             ensure_port_free(s.host, s.port)
         command, env = self.command(), self.environment()
+        # Built once: a kind may choose its port while building it (granian).
+        self._runs_target = any(part.startswith(f"{target.__name__}:") for part in command)
         with self.log_path.open("wb") as log:
             self._proc = lifeline.spawn(
                 lambda: subprocess.Popen(
@@ -178,10 +181,6 @@ class ServerProcess:
             )
         atexit.register(self._kill_quietly)
         self._wait_until_ready()
-
-    @property
-    def _runs_target(self) -> bool:
-        return any(part.startswith(f"{target.__name__}:") for part in self.command())
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s
