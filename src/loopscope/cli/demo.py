@@ -22,12 +22,14 @@ from loopscope.cli._shared import (
     write_json,
     write_outputs,
 )
+from loopscope.errors import ServerDiedError
 from loopscope.load.driver import Progress as LoadProgress
-from loopscope.measure.experiment import DemoOptions, Mode, demo_record, parse_modes, run_demo
+from loopscope.measure.experiment import DemoOptions, Mode, demo_record, parse_modes, run_mode
 from loopscope.measure.run import Stage
 from loopscope.report.console import demo_table
 from loopscope.sim import simulate_like
 from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
+from loopscope.trace.model import Trace
 
 
 def demo(
@@ -75,7 +77,18 @@ def demo(
             return progress_callbacks(bar, mode.name, users)
 
         options = DemoOptions(io_ms=io_ms, users=users, threads=threads, probe=probe, warmup=warmup)
-        traces = run_demo(chosen, options, on_mode)
+        traces: list[Trace] = []
+        died: ServerDiedError | None = None
+        try:
+            for mode in chosen:
+                traces.append(run_mode(mode, options, *on_mode(mode)))
+        except ServerDiedError as exc:
+            # A server killed mid-run: the modes measured so far and this one's part are
+            # written and shown, marked partial; the later modes are not run.
+            if exc.partial is None:
+                raise
+            traces.append(exc.partial)
+            died = exc
     if compare_sim:
         traces = [t for measured in traces for t in (measured, simulate_like(measured.run))]
 
@@ -93,6 +106,8 @@ def demo(
         ),
     )
     console.print(demo_table(traces))
+    if died is not None:
+        raise died
     if error is not None:
         raise typer.Exit(error.exit_code)
     exit_on_failures(traces, allow_errors)

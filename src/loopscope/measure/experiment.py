@@ -7,7 +7,7 @@ not a variant of the code but of the server (the thread pool's tokens), so `sing
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from loopscope.demo import DemoSettings
@@ -92,19 +92,6 @@ def run_mode(
     return measure(
         settings, scenario, run, progress, stage, warmup=options.warmup, warmup_unsafe=True
     )
-
-
-def run_demo(
-    modes: Iterable[Mode],
-    options: DemoOptions,
-    on_mode: Callable[[Mode], tuple[Progress | None, Stage | None]] | None = None,
-) -> list[Trace]:
-    """Every mode in turn, each against its own fresh server."""
-    traces = []
-    for mode in modes:
-        progress, stage = on_mode(mode) if on_mode else (None, None)
-        traces.append(run_mode(mode, options, progress, stage))
-    return traces
 
 
 def demo_record(traces: Iterable[Trace]) -> dict[str, object]:
