@@ -1,4 +1,4 @@
-"""gunicorn's config hooks for loopscope's servers (`--config python:loopscope.server.gunicorn_hooks`).
+"""gunicorn's config hooks for loopscope's servers (`--config python:<this module>`).
 
 A worker of gunicorn's own classes (sync, gthread) notices its arbiter's death only at its next
 timeout check, minutes away under the long `--timeout` a bench needs; `post_fork` makes the
