@@ -69,12 +69,18 @@ def test_two_workers_give_one_trace_with_a_loop_lane_each_and_blocks_in_whicheve
         "GET /block": (_line("BLOCKS HERE"), False),
         "GET /crunch": (_line("CPU HERE"), True),
     }
+    lines = {where for where, _ in expected.values()}
     for block in trace.loop_blocks:
         assert block.request_id is not None
         where, _ = expected[by_id[block.request_id].endpoint]
+        if block.where is None:
+            # A machine too busy to schedule the watchdog thread during a 60 ms block leaves it
+            # without a stack sample and without CPU ticks; the report says "not sampled".
+            assert block.cpu_ns is None and not block.stack, block
+            continue
         assert block.where == where
     # CPU vs waiting as the report says it (time the thread waited for a core is neither).
-    groups = {g.where: g.cpu_bound for g in top_loop_blocks(trace)}
+    groups = {g.where: g.cpu_bound for g in top_loop_blocks(trace) if g.where in lines}
     assert groups == dict(expected.values())
     blocking = {by_id[b.request_id].worker for b in trace.loop_blocks if b.request_id}
     assert blocking, "the blocking routes should have blocked some worker's loop"
