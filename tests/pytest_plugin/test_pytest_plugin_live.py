@@ -56,4 +56,5 @@ def test_a_live_uvicorn_in_a_thread_is_guarded_on_asyncio_and_uvloop(
             assert f"GET /{route}: " in case.text
             # The heartbeat may see one block as two where a sample fell between them.
             assert f" at {marked_line(route)} (" in case.text, case.text
-    assert "ready times were not measured where the loop was not asyncio's" in run.output
+    # Every task step is timed under uvloop too: ready times are measured on both loops.
+    assert "ready times were not measured" not in run.output

@@ -13,10 +13,11 @@ On the first call on each event loop, the seam has the probe watch the loop and 
 it once, so the app's work starts in a step of its own: the step that was running (the test's
 own code before the call, the probe starting its watchdog thread, which a busy machine can take
 20 ms to schedule) is not counted as the request's, and the watchdog has read the loop thread's
-CPU clock before the request's first step begins. Under uvloop, where only the watchdog's
-heartbeat sees blocks, the yield lasts half a threshold, long enough for the first heartbeat to
-be posted. A loop's first call in a test starts that much later; nothing else about the app's
-scheduling changes.
+CPU clock before the request's first step begins. Under uvloop the probe times the steps of the
+tasks made once it watches the loop, so the first call there runs in a task of its own, made
+then (the task that made the call, a server's connection task, came earlier). Where only the
+watchdog's heartbeat sees blocks, the yield lasts half a threshold, long enough for the first
+heartbeat to be posted. Nothing else about the app's scheduling changes.
 """
 
 from __future__ import annotations
@@ -76,20 +77,28 @@ class AppCapture:
             if REQUEST_ID.get() is not None or loop is None:
                 await original(app, scope, receive, send)
                 return
-            if loop not in loops:
-                await watch_loop(loop)
-            await middleware_of(app, original)(scope, receive, send)
+            call = middleware_of(app, original)(scope, receive, send)
+            if loop not in loops and await watch_loop(loop):
+                # The task running now was made before the probe timed the loop's tasks
+                # (uvloop): its steps would go untimed. The call gets a task of its own, made
+                # now; cancelling this task cancels it too.
+                await asyncio.ensure_future(call)
+                return
+            await call
 
         self._owner, self._original = Starlette, original
         setattr(Starlette, "__call__", __call__)  # noqa: B010 (a method: mypy refuses `=`)
 
-    async def _watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Have the probe watch `loop` (the running one), then yield to it once; under uvloop,
-        until the watchdog has posted its first heartbeat (half a threshold)."""
+    async def _watch_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Have the probe watch `loop` (the running one), then yield to it once; with only the
+        watchdog's heartbeat, until it has posted its first (half a threshold). Return whether
+        the probe times the steps of tasks made from now on only (uvloop)."""
         self._loops.add(loop)
         self._probe.observe_loop()
-        heartbeat = self._probe.observed_loop is loop and not self._probe.precise
+        watched = self._probe.observed_loop is loop
+        heartbeat = watched and not self._probe.precise
         await asyncio.sleep(self._probe.block_ms / 2000 if heartbeat else 0)
+        return watched and self._probe.precise and self._probe.loop == "uvloop"
 
     def _middleware_of(self, app: Any, original: _Call) -> ASGIApp:
         middleware = self._middleware.get(app)

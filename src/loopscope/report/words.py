@@ -454,7 +454,7 @@ def guard_summary(summary: SuiteSummary, unwatched: Sequence[str]) -> list[str]:
             f"{format_duration(r.total_ns)} over {_count(r.requests, 'request')}"
         )
     if summary.requests and not summary.precise:
-        lines.append("ready times were not measured where the loop was not asyncio's (uvloop).")
+        lines.append("ready times were not measured where the probe had only its heartbeat.")
     if summary.minor:
         lines.append(
             f"{_count(summary.minor, 'loop block')} just over the threshold were put down to a "
