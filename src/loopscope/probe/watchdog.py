@@ -240,13 +240,17 @@ class Watchdog:
                 samples.cpu_start_ns = self.cpu_at(start)
         if samples is None:
             return
-        where, stack, inner = self._namer.sample(self._loop_thread)
-        runq = self._runq()
-        # The step may have ended while we looked; a late sample would blame the next step.
-        if self._clock.current_step == start:
-            samples.add(where, stack, inner, now)
-            samples.note_runq(now, runq)
-            samples.note_process_cpu(now, time.process_time_ns())
+        frames = self._namer.snapshot(self._loop_thread)
+        # The step may have ended before we looked; a late sample would blame the next step.
+        # Checked right after the snapshot, which holds the GIL throughout: naming the frames
+        # and reading the run queue may let go of it, and a CPU-bound step then takes it back
+        # for a switch interval each time, long enough for the step to end meanwhile.
+        if self._clock.current_step != start:
+            return
+        where, stack, inner = self._namer.describe_snapshot(frames)
+        samples.add(where, stack, inner, now)
+        samples.note_runq(now, self._runq())
+        samples.note_process_cpu(now, time.process_time_ns())
 
     def _watch_heartbeat(self, now: int, cpu: int | None) -> None:
         pending = self._pending
