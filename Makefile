@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python benchmarks/audit_bench.py
 	$(BIN)/python benchmarks/accept_queue_cost.py
 	$(BIN)/python benchmarks/bench_driver.py
+	$(BIN)/python benchmarks/pytest_plugin_bench.py
 
 bench-instructions: setup
 	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)

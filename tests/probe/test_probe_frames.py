@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -69,3 +70,26 @@ def test_another_threads_current_line_is_found() -> None:
     line = next(i for i, text in enumerate(source, 1) if text.endswith("# mark: nap"))
     assert where == f"test_probe_frames.py:{line}"
     assert stack[-1].endswith(" in wait")  # the library call the user line is in
+
+
+def test_a_snapshot_is_taken_without_touching_the_disk(monkeypatch: Any) -> None:
+    """Naming frames resolves their files, and every system call lets go of the GIL: against a
+    CPU-bound loop thread the watchdog then waits a switch interval to get it back, each time.
+    The snapshot it checks the stalled step against must be of one moment, so it reads plain
+    values only; naming it afterwards gives what describing the live frame gives."""
+    fresh = FrameNamer(app_root=str(HERE))
+
+    def no_disk(path: Any) -> str:
+        raise AssertionError(f"resolved {path} while taking a snapshot")
+
+    monkeypatch.setattr("os.path.realpath", no_disk)
+    taken = fresh.snapshot(threading.get_ident())  # mark: snapshot
+    monkeypatch.undo()
+    assert taken[0][2] == "snapshot"  # innermost first: the snapshot's own frame
+    assert all(isinstance(line, int) for _, line, _ in taken)
+    where, stack, inner = fresh.describe_snapshot(taken)
+    source = Path(__file__).read_text().splitlines()
+    line = next(i for i, text in enumerate(source, 1) if text.endswith("# mark: snapshot"))
+    assert where == f"test_probe_frames.py:{line}"
+    assert stack[-1] == f"{where} in test_a_snapshot_is_taken_without_touching_the_disk"
+    assert inner is None

@@ -114,42 +114,69 @@ class FrameNamer:
         it is `where`). The stack is the innermost frame actually running followed by the user
         and library frames above it, at most `MAX_STACK`.
         """
-        frames: list[tuple[str, str, int, str]] = []  # (kind, path, line, function), innermost 1st
-        innermost = True
-        while frame is not None:
-            code = frame.f_code
-            shown = self.display_path(code.co_filename)
+        return self.describe_snapshot(snapshot(frame))
+
+    def describe_snapshot(self, frames: Snapshot) -> tuple[str | None, list[str], str | None]:
+        """`describe` for a stack already taken with `snapshot` (or `FrameNamer.snapshot`)."""
+        named: list[tuple[str, str, int, str]] = []  # (kind, path, line, function), innermost 1st
+        for depth, (filename, line, function) in enumerate(frames):
+            shown = self.display_path(filename)
             if shown is not None:
-                frames.append(("app", shown, frame.f_lineno, code.co_name))
-            else:
-                library = self.library_path(code.co_filename)
-                if library is not None:
-                    frames.append(("library", library, frame.f_lineno, code.co_name))
-                elif innermost and not code.co_filename.startswith(_LOOPSCOPE_DIR):
-                    frames.append(("running", code.co_filename, frame.f_lineno, code.co_name))
-            innermost = False
-            frame = frame.f_back
-        where_at = next((i for i, f in enumerate(frames) if f[0] == "app"), None)
+                named.append(("app", shown, line, function))
+                continue
+            library = self.library_path(filename)
+            if library is not None:
+                named.append(("library", library, line, function))
+            elif depth == 0 and not filename.startswith(_LOOPSCOPE_DIR):
+                named.append(("running", filename, line, function))
+        where_at = next((i for i, f in enumerate(named) if f[0] == "app"), None)
         if where_at is None:
-            where_at = _library_entry(frames)
+            where_at = _library_entry(named)
         where = inner = None
         if where_at is not None:
-            where = f"{frames[where_at][1]}:{frames[where_at][2]}"
-            below = [f for f in frames[:where_at] if f[0] == "library"]
+            where = f"{named[where_at][1]}:{named[where_at][2]}"
+            below = [f for f in named[:where_at] if f[0] == "library"]
             if below:
                 inner = f"{below[0][1]}:{below[0][2]}"
-        stack = [f"{path}:{line} in {function}" for _, path, line, function in frames]
+        stack = [f"{path}:{line} in {function}" for _, path, line, function in named]
         stack = stack[:MAX_STACK]
         stack.reverse()
         return where, stack, inner
 
-    def sample(self, thread_id: int) -> tuple[str | None, list[str], str | None]:
-        """Describe what the thread `thread_id` is running right now."""
+    def snapshot(self, thread_id: int) -> Snapshot:
+        """What the thread `thread_id` is running right now, as `snapshot` takes it: taken in
+        one go, without letting go of the GIL (see `snapshot`)."""
         frame = sys._current_frames().get(thread_id)
         try:
-            return self.describe(frame)
+            return snapshot(frame)
         finally:
             del frame  # a frame of another thread must not outlive the sample
+
+    def sample(self, thread_id: int) -> tuple[str | None, list[str], str | None]:
+        """Describe what the thread `thread_id` is running right now."""
+        return self.describe_snapshot(self.snapshot(thread_id))
+
+
+Snapshot = list[tuple[str, int, str]]
+"""A thread's stack at one moment: `(filename, line, function)` per frame, innermost first."""
+
+
+def snapshot(frame: FrameType | None) -> Snapshot:
+    """The stack from `frame` outwards, as plain values read at once.
+
+    Naming the frames (`FrameNamer.describe_snapshot`) resolves their files on disk the first
+    time it meets them, and every system call lets go of the GIL. Sampling another thread that
+    is busy in Python (a CPU loop on the event loop), the sampler then waits a switch interval
+    (5 ms) to get the GIL back after each one: naming a stack of fresh files took longer than a
+    250 ms stall, and the frames, still live, had moved on meanwhile. Their lines are read here
+    first, with no call that releases the GIL, so the sample is of one moment.
+    """
+    frames: Snapshot = []
+    while frame is not None:
+        code = frame.f_code
+        frames.append((code.co_filename, frame.f_lineno, code.co_name))
+        frame = frame.f_back
+    return frames
 
 
 def _library_entry(frames: list[tuple[str, str, int, str]]) -> int | None:

@@ -137,13 +137,20 @@ class Watchdog:
             self._gate = backend.StallGate(
                 step_clock, int(self._interval * 1e9), self._sample_after_ns, clock_id
             )
+        self._first_tick: tuple[int, int] | None = None
         self._pending: _Heartbeat | None = None
         self._last_turn: tuple[int, int] = (0, 0)  # last heartbeat run: (wall, loop CPU)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="loopscope-watchdog", daemon=True)
 
     def start(self) -> None:
-        """Start watching."""
+        """Start watching (on the loop's thread)."""
+        if threading.get_ident() == self._loop_thread:
+            # The loop thread's own CPU clock now is the first tick: the step that is running
+            # (a loop's first ASGI call runs inside one, and may block it) then has a CPU start
+            # too, where the ticks begin only an interval later. A new loop per request (a
+            # `TestClient` without `with`, a test's own loop) has no other step to time.
+            self._first_tick = (time.monotonic_ns(), time.thread_time_ns())
         self._thread.start()
 
     @property
@@ -152,12 +159,30 @@ class Watchdog:
         return self._gate is not None
 
     def stop(self) -> None:
-        """Stop watching and wait for the thread to end."""
+        """Stop watching and wait for the thread to end.
+
+        In heartbeat mode a late heartbeat is recorded as a block on the tick after it ran;
+        stopping right after a block (a test that ends with its request) must not lose it, so
+        the heartbeat in flight is given up to a threshold to run, and finished here.
+        """
+        pending = self._pending
+        waits = threading.get_ident() != self._loop_thread and not self._stop.is_set()
+        if pending is not None and waits and self._loop.is_running():
+            deadline = time.monotonic_ns() + self._block_ns
+            while not pending.ran and time.monotonic_ns() < deadline:
+                time.sleep(0.001)
         self._stop.set()
         if self._gate is not None:
             self._gate.stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+        pending = self._pending
+        if pending is not None and pending.ran and not self._thread.is_alive():
+            self._pending = None
+            try:
+                self._finish(pending)
+            except Exception as exc:
+                self._recorder.fail("watchdog", exc)
 
     def _run(self) -> None:
         if self._gate is not None:
@@ -182,8 +207,16 @@ class Watchdog:
         self._watch_heartbeat(now, cpu)
 
     def cpu_at(self, t_ns: int) -> int | None:
-        """The loop thread's CPU clock at `t_ns`, interpolated between the two nearest ticks."""
+        """The loop thread's CPU clock at `t_ns`, interpolated between the two nearest ticks
+        (the first tick taken on the loop thread when watching began)."""
+        first = self._first_tick
+        if first is not None and t_ns <= first[0]:
+            # Only the step that was running when watching began starts before the first
+            # tick; it ran all along, so its CPU clock at `t_ns` was at most that much lower.
+            return max(0, first[1] - (first[0] - t_ns))
         ticks = self._gate.ticks() if self._gate is not None else list(self._ticks)
+        if first is not None and len(ticks) < _TICKS_KEPT:
+            ticks.insert(0, first)
         i = bisect.bisect_left(ticks, (t_ns, -1))
         if i == 0 or i == len(ticks):
             return None
@@ -207,13 +240,17 @@ class Watchdog:
                 samples.cpu_start_ns = self.cpu_at(start)
         if samples is None:
             return
-        where, stack, inner = self._namer.sample(self._loop_thread)
-        runq = self._runq()
-        # The step may have ended while we looked; a late sample would blame the next step.
-        if self._clock.current_step == start:
-            samples.add(where, stack, inner, now)
-            samples.note_runq(now, runq)
-            samples.note_process_cpu(now, time.process_time_ns())
+        frames = self._namer.snapshot(self._loop_thread)
+        # The step may have ended before we looked; a late sample would blame the next step.
+        # Checked right after the snapshot, which holds the GIL throughout: naming the frames
+        # and reading the run queue may let go of it, and a CPU-bound step then takes it back
+        # for a switch interval each time, long enough for the step to end meanwhile.
+        if self._clock.current_step != start:
+            return
+        where, stack, inner = self._namer.describe_snapshot(frames)
+        samples.add(where, stack, inner, now)
+        samples.note_runq(now, self._runq())
+        samples.note_process_cpu(now, time.process_time_ns())
 
     def _watch_heartbeat(self, now: int, cpu: int | None) -> None:
         pending = self._pending

@@ -7,7 +7,10 @@ turn them into words here, so that they never advise differently.
 
 from __future__ import annotations
 
-from loopscope.trace.analysis import UNKNOWN_WHERE
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from loopscope.trace.analysis import UNKNOWN_WHERE, BlockGroup
 from loopscope.trace.constants import AIOSQLITE_EXECUTOR
 from loopscope.trace.executors import ExecutorUse, ThreadWork
 from loopscope.trace.fixes import FIX_CPU, FIX_IO_WAIT, FIX_UNKNOWN
@@ -18,6 +21,11 @@ from loopscope.trace.verdicts import Verdict
 
 THREADS_NAMED = 3
 """A verdict names at most this many of a route's threads."""
+
+
+if TYPE_CHECKING:  # the pytest plugin's records, read here only to be put in words
+    from loopscope.pytest_plugin.judge import Judgement
+    from loopscope.pytest_plugin.summary import SuiteSummary
 
 NOT_SAMPLED = "a line not sampled (no stack sample caught the loop while it was stuck)"
 """What is said where no stack sample named a line: never a guess."""
@@ -145,6 +153,7 @@ def executor_line(use: ExecutorUse) -> str:
 
 
 def _count(n: int, noun: str) -> str:
+    """`1 block`, `3 blocks`."""
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
@@ -351,3 +360,121 @@ def little_text(measured: float, predicted: float | None) -> str:
         f"Little's law {verdict}: {measured:.1f} in flight (sampled) vs rate × latency = "
         f"{predicted:.1f} ({off:.0%} apart)"
     )
+
+
+# The pytest plugin's words (`loopscope.pytest_plugin`): a failed test, and the suite's summary.
+
+
+_KIND_WORDS = {"cpu-bound": "CPU", "cpu-in-threads": "CPU (threads)", "io-wait": "I/O wait"}
+
+
+def block_split(group: BlockGroup) -> str:
+    """How long blocks held the loop and what the loop thread did: `55 ms: CPU 0.3 ms, waiting
+    54 ms` (and the time it waited for a CPU on a busy machine, where that was measured)."""
+    head = format_duration(group.total_ns)
+    if group.count > 1:
+        longest = format_duration(group.longest_ns)
+        head = f"{group.count} blocks, {head} in total (longest {longest})"
+    if group.cpu_ns is None or group.wait_ns is None:
+        return f"{head}: CPU time not measured"
+    text = f"{head}: CPU {format_duration(group.cpu_ns)}, waiting {format_duration(group.wait_ns)}"
+    if group.runnable_ns:
+        text += f", waiting for a CPU {format_duration(group.runnable_ns)}"
+    return text
+
+
+def guard_report(judgement: Judgement, *, warn: bool) -> list[str]:
+    """A test whose requests blocked the loop: per route and place, the verdict and fix of
+    `loopscope trace`, CPU against waiting, the stack, and how to allow a known block."""
+    ms = f"{judgement.block_ms:g} ms"
+    lines = [
+        f"loopscope: requests of this test blocked the event loop for longer than {ms}"
+        + (" (warn mode: the test passes)" if warn else ""),
+    ]
+    for place in judgement.blocking:
+        lines += ["", f"{place.verdict.route}: {verdict_text(place.verdict)}"]
+        lines.append(f"    {block_split(place.group)}")
+        if place.stack:
+            lines.append("    stack, innermost last:")
+            lines += [f"      {frame}" for frame in place.stack]
+    allowed = sum(p.group.count for p in judgement.allowed)
+    if allowed:
+        lines += ["", f"{_count(allowed, 'more loop block')} allowed by @pytest.mark.loopscope."]
+    where = next((p.group.where for p in judgement.blocking if p.group.where != UNKNOWN_WHERE), "")
+    example = f'allow=["{where}"]' if where else "allow_block_ms=..."
+    lines += ["", f"A known, accepted block can be allowed: @pytest.mark.loopscope({example})."]
+    return lines
+
+
+def guard_marker_usage(args: Sequence[object], bad: Sequence[str]) -> str:
+    """The error for a wrong `@pytest.mark.loopscope(...)`."""
+    what = f"positional arguments {list(args)!r}" if args else f"{', '.join(bad)}"
+    return (
+        f"@pytest.mark.loopscope takes allow_block_ms=<number> and allow=['path:line', ...] "
+        f"as keywords; got {what}."
+    )
+
+
+def guard_warned_test(nodeid: str) -> str:
+    """The heading of one warned test in the terminal summary (warn mode)."""
+    return f"{nodeid} blocked the event loop (warn mode):"
+
+
+def guard_wrote(count: int, path: str) -> str:
+    """Where the tests' traces went."""
+    return f"Wrote {count} test traces to {path} (render them with `loopscope report {path}`)."
+
+
+def guard_summary(summary: SuiteSummary, unwatched: Sequence[str]) -> list[str]:
+    """The suite's loop blocks per route and place, and the routes that waited longest for
+    the loop, for the terminal summary."""
+    lines = [
+        f"loop-block threshold {summary.block_ms:g} ms; {_count(summary.watched, 'test')} "
+        f"watched, {summary.with_requests} made requests ({_count(summary.requests, 'request')}"
+        f"); {_count(len(summary.broke), 'test')} blocked the loop",
+    ]
+    places = summary.worst_places()
+    lines.append(
+        "loop blocks by route and place, across the suite:" if places else "no loop blocks"
+    )
+    for p in places:
+        allowed = f", {p.allowed} allowed" if p.allowed else ""
+        lines.append(
+            f"  {p.route} at {short_where(p.where)}: {_KIND_WORDS.get(p.kind, 'blocking')}, "
+            f"{_count(p.count, 'block')} in {_count(len(p.tests), 'test')}, "
+            f"{format_duration(p.total_ns)} in total "
+            f"(longest {format_duration(p.longest_ns)}){allowed}"
+        )
+    ready = summary.slowest_ready()
+    if ready:
+        lines.append("routes that waited longest for the loop (ready: woken, the loop busy):")
+    for r in ready:
+        lines.append(
+            f"  {r.route}: up to {format_duration(r.longest_ns)} in one request, "
+            f"{format_duration(r.total_ns)} over {_count(r.requests, 'request')}"
+        )
+    if summary.requests and not summary.precise:
+        lines.append("ready times were not measured where the probe had only its heartbeat.")
+    if summary.minor:
+        lines.append(
+            f"{_count(summary.minor, 'loop block')} just over the threshold were put down to a "
+            "busy machine (the loop thread waited for a CPU, or nothing saw inside them): "
+            "not judged."
+        )
+    if summary.warmup:
+        lines.append(
+            f"{_count(summary.warmup, 'loop block')} in an app's first request, inside libraries "
+            "only (FastAPI and pydantic build validators on first use), were taken as warm-up: "
+            "not judged."
+        )
+    if summary.outside:
+        lines.append(
+            f"{_count(summary.outside, 'loop block')} outside any request (a lifespan, a test's "
+            "own code on the loop) were not judged."
+        )
+    if unwatched:
+        lines.append(
+            f"{_count(len(unwatched), 'test')} not watched: a loopscope probe was installed "
+            "already."
+        )
+    return lines
