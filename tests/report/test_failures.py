@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 from loopscope.measure.failures import Failure
@@ -65,3 +66,23 @@ def test_the_html_report_warns_and_labels_each_failed_request() -> None:
     assert "/pay 500×2: KeyError: &#39;card&#39;" in html
     assert ">R1 500 GET /pay<" in html and ">R4 no answer POST /ok<" in html
     assert ">R3 GET /ok<" in html
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_a_causes_path_and_line_is_never_cut_at_any_width(width: int) -> None:
+    from rich.console import Console
+
+    from loopscope.report.failures import failure_table
+    from loopscope.trace.model import Failure
+
+    where = "shop/orders/fulfilment/service.py:142"
+    failures = [
+        Failure(route="GET /orders/{order_id}/items", status=500, count=6,
+                error_type="ValueError", message="no such order", where=where),
+        Failure(route="POST /orders", status=None, count=2),
+    ]  # fmt: skip
+    console = Console(width=width, record=True, color_system=None)
+    console.print(failure_table(failures))
+    text = console.export_text()
+    assert any(where in line for line in text.splitlines()), text
+    assert "no answer×2" in text and "500×6" in text

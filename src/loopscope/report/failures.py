@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from loopscope.measure.failures import Failure, is_failed, summarize_failures
 from loopscope.trace.model import Trace
@@ -65,17 +68,41 @@ def route_failure_note(trace: Trace, route: str, failures: Sequence[Failure]) ->
     return f"FAILED {failed} of {total} ({', '.join(status_text(f) for f in mine)}): {causes}"
 
 
-def failure_table(failures: Sequence[Failure]) -> Table | None:
+def failure_table(failures: Sequence[Failure]) -> FailureTable | None:
     """The console's table of failed requests by route, status and cause; `None` if none."""
     if not failures:
         return None
-    table = Table(title="[bold red]Failed requests[/]", title_justify="left")
-    for column in ("route", "status", "cause"):
-        table.add_column(column)
-    for f in failures:
-        table.add_row(
-            escape(f.route),
-            status_text(f),
-            escape(f.cause or "cause unknown (not in the server's log)"),
-        )
-    return table
+    rows = [
+        (f.route, status_text(f), f.cause or "cause unknown (not in the server's log)")
+        for f in failures
+    ]
+    return FailureTable(rows)
+
+
+class FailureTable:
+    """Failed requests, one (route, status, cause) per row, laid out for the width they are
+    drawn at: a cause's `at path:line` is never cut, so the cause sits in a column of its own
+    only where that column holds its longest word, else below its route at full width."""
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        route_w = min(max(len(route) for route, _, _ in self.rows), width // 3)
+        status_w = max(len(status) for _, status, _ in self.rows)
+        longest = max(len(word) for _, _, cause in self.rows for word in cause.split())
+        table = Table(title="[bold red]Failed requests[/]", title_justify="left")
+        # Borders and padding of a three-column table take 10 characters.
+        if width - route_w - status_w - 10 >= longest:
+            table.add_column("route", overflow="fold", width=route_w)
+            table.add_column("status", no_wrap=True)
+            table.add_column("cause", overflow="fold")
+            for route, status, cause in self.rows:
+                table.add_row(escape(route), status, escape(cause))
+        else:
+            table.add_column("route, status and cause", overflow="fold")
+            for route, status, cause in self.rows:
+                head = Text(f"{route}  {status}", style="bold")
+                table.add_row(Group(head, Padding(Text(cause), (0, 0, 0, 2))))
+        yield table
