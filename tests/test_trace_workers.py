@@ -12,20 +12,25 @@ from loopscope.trace import load_trace
 APPS = Path(__file__).parent / "apps"
 
 
+def _trace_workers_app(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`loopscope trace workers_app:app ARGS` as a user runs it, at 120 columns."""
+    return subprocess.run(
+        [sys.executable, "-m", "loopscope", "trace", "workers_app:app", "--app-dir", str(APPS),
+         *args],
+        capture_output=True, text=True, timeout=timeout,
+        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+
+
 def test_trace_with_two_workers_shows_each_workers_loop_and_the_accept_queue(
     tmp_path: Path,
 ) -> None:
     out, html = tmp_path / "t.json", tmp_path / "t.html"
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "loopscope", "trace", "workers_app:app",
-            "--app-dir", str(APPS), "--workers", "2", "--loop", "asyncio", "--http", "h11",
-            "--users", "4", "--rounds", "2", "--json", str(out), "--html", str(html),
-            "--hit", "GET /block?ms=120&close=1", "--hit", "GET /crunch?ms=60&close=1",
-            "--hit", "GET /nap?ms=120&close=1",
-        ],
-        capture_output=True, text=True, timeout=180,
-        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    result = _trace_workers_app(
+        "--workers", "2", "--loop", "asyncio", "--http", "h11",
+        "--users", "4", "--rounds", "2", "--json", str(out), "--html", str(html),
+        "--hit", "GET /block?ms=120&close=1", "--hit", "GET /crunch?ms=60&close=1",
+        "--hit", "GET /nap?ms=120&close=1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     trace = load_trace(out)
@@ -51,15 +56,10 @@ def test_trace_under_gunicorn_merges_every_uvicorn_worker_into_one_trace(tmp_pat
     """`--server gunicorn`: gunicorn's arbiter over uvicorn's worker class, a probe in each
     worker, under uvloop (the loop production runs), blocks at their line in either worker."""
     out = tmp_path / "t.json"
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "loopscope", "trace", "workers_app:app",
-            "--app-dir", str(APPS), "--server", "gunicorn", "--workers", "2",
-            "--loop", "uvloop", "--users", "4", "--rounds", "2", "--json", str(out), "--no-html",
-            "--hit", "GET /block?ms=120&close=1", "--hit", "GET /nap?ms=120&close=1",
-        ],
-        capture_output=True, text=True, timeout=180,
-        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    result = _trace_workers_app(
+        "--server", "gunicorn", "--workers", "2", "--loop", "uvloop",
+        "--users", "4", "--rounds", "2", "--json", str(out), "--no-html",
+        "--hit", "GET /block?ms=120&close=1", "--hit", "GET /nap?ms=120&close=1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     trace = load_trace(out)
@@ -75,13 +75,9 @@ def test_trace_under_gunicorn_merges_every_uvicorn_worker_into_one_trace(tmp_pat
 
 
 def test_trace_refuses_a_server_that_cannot_run_the_probe(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "loopscope", "trace", "workers_app:app", "--app-dir", str(APPS),
-            "--server", "gunicorn-sync", "--hit", "GET /nap", "--no-html",
-        ],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    result = _trace_workers_app(
+        "--server", "gunicorn-sync", "--hit", "GET /nap", "--no-html", timeout=60
+    )
     assert result.returncode == 2
     assert "--server must be one of uvicorn, gunicorn, not 'gunicorn-sync'." in result.stderr
     assert "Traceback" not in result.stderr

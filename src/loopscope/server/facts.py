@@ -34,16 +34,6 @@ _FILE_PREFIX = "worker-"
 _MAX_FRAMES = 40
 
 
-def loop_name(loop: asyncio.AbstractEventLoop) -> str:
-    """`asyncio` for the pure-Python loop, `uvloop` for uvloop, else the loop's class path."""
-    cls = type(loop)
-    if cls.__module__.split(".")[0] == "uvloop":
-        return "uvloop"
-    if isinstance(loop, asyncio.BaseEventLoop):
-        return "asyncio"
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def http_name(frame: FrameType | None) -> str:
     """The HTTP protocol whose code is on the stack above `frame`, `unknown` if none is known."""
     for _ in range(_MAX_FRAMES):
@@ -78,13 +68,17 @@ class WorkerFacts:
         try:
             life = self._life
             if life is None:
+                # The probe names loops (imported here: a server without the probe imports
+                # none of it at start-up).
+                from loopscope.probe.instrument import loop_kind
+
                 # The pid is read here, not at import: a forking server (gunicorn --preload)
                 # imports the app once in its master.
                 self._path = self._path.with_name(f"{_FILE_PREFIX}{os.getpid()}.json")
                 life = self._life = WorkerLife(
                     pid=os.getpid(),
                     started_ns=time.monotonic_ns(),
-                    loop=loop_name(asyncio.get_running_loop()),
+                    loop=loop_kind(asyncio.get_running_loop()),
                 )
             if scope.get("type") == "http":
                 life.http = http_name(caller)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loopscope.server.gunicorn import SERVER_LOG
+from loopscope.server.kinds import SERVER_LOG
 from loopscope.server.ports import free_port
 
 if TYPE_CHECKING:

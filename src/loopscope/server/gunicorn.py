@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loopscope.server.kinds import SERVER_LOG
+
 if TYPE_CHECKING:
     from loopscope.server.process import ServerSettings
 
-SERVER_LOG = "server.log"
-"""Where `ServerProcess` writes the server's stdout and stderr, inside the working directory."""
 
 _LISTENING = re.compile(r"Listening at: https?://\[?[^\]\s]*\]?:(\d+)")
 _SYNC_TIMEOUT_S = 600

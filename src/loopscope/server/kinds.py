@@ -27,6 +27,10 @@ SERVER_KINDS: dict[str, str] = {
 }
 """Server kind name → `module:class` of its `ServerKind`."""
 
+SERVER_LOG = "server.log"
+"""The server's stdout and stderr, as `ServerProcess` keeps them in the server's working
+directory (the kinds whose servers log their port there read it back)."""
+
 
 class ServerKind(Protocol):
     """How to run one kind of server. `ServerProcess` runs any of them the same way."""

@@ -36,7 +36,7 @@ from loopscope.errors import (
 )
 from loopscope.server import lifeline, target
 from loopscope.server.facts import read_workers
-from loopscope.server.kinds import SERVER_KINDS, server_kind
+from loopscope.server.kinds import SERVER_KINDS, SERVER_LOG, server_kind
 from loopscope.server.ports import LOOPBACK, ensure_port_free, is_listening
 from loopscope.trace.constants import DEFAULT_BLOCK_MS
 from loopscope.trace.io import load_record
@@ -115,7 +115,7 @@ class ServerProcess:
         self.kind = server_kind(settings.server)
         self.port = settings.port or 0
         self._workdir = tempfile.TemporaryDirectory(prefix="loopscope-server-")
-        self.log_path = Path(self._workdir.name) / "server.log"
+        self.log_path = Path(self._workdir.name) / SERVER_LOG
         self.probe_dir = Path(self._workdir.name) / "probe"
         self.workers_dir = Path(self._workdir.name) / "workers"
         self._proc: subprocess.Popen[bytes] | None = None
