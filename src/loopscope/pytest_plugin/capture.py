@@ -77,8 +77,9 @@ class AppCapture:
             if REQUEST_ID.get() is not None or loop is None:
                 await original(app, scope, receive, send)
                 return
+            own_task = loop not in loops and await watch_loop(loop)
             call = middleware_of(app, original)(scope, receive, send)
-            if loop not in loops and await watch_loop(loop):
+            if own_task:
                 # The task running now was made before the probe timed the loop's tasks
                 # (uvloop): its steps would go untimed. The call gets a task of its own, made
                 # now; cancelling this task cancels it too.
