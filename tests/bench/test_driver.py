@@ -46,7 +46,7 @@ def test_connection_failures_are_counted_not_dropped() -> None:
     assert outcome.sent == outcome.intended == 20
     assert outcome.errors == 20 and outcome.ok == 0
     assert outcome.latency is None
-    assert set(outcome.error_kinds) == {"ClientConnectorError"}
+    assert set(outcome.error_kinds) == {"connect: ConnectionRefusedError"}
 
 
 def test_timeouts_are_counted_not_dropped(trivial: ServerProcess) -> None:
