@@ -1,10 +1,16 @@
 """Send one request shape at a fixed rate for a duration, inside the driver process.
 
-Open loop (the default): every request leaves at its intended time from `arrivals`, whatever
-the server is doing, and its latency is counted from that *intended* time, not from when it
-actually left (wrk2's correction for coordinated omission): a request that had to wait for a
-connection, or for a stalled driver, is charged for the wait. A queue or a stall in the server
-therefore shows in the percentiles, as it does for real users.
+Open loop (the default): every request is issued at its intended time from `arrivals`,
+whatever the server is doing, and its latency is counted from that *intended* time, not from
+when it actually left (wrk2's correction for coordinated omission): a request that had to wait
+for a connection, or for a stalled driver, is charged for the wait. A queue or a stall in the
+server therefore shows in the percentiles, as it does for real users.
+
+Issuing never waits: a request due while all `connections` are busy with the server queues in
+the driver (`wire.Pool`'s FIFO backlog) and goes out on the first connection to free up, so a
+saturated server is kept saturated. Only the driver's own lateness in *issuing* (how long after
+its intended time the schedule got to a request: `send_lag_*`) says the driver fell behind; the
+wait for a connection (`queued`, `queue_wait_*`) is the server's queue, seen from the client.
 
 Closed loop (`closed_loop=True`), for comparison: `connections` users each send at `rate /
 connections`, but never before the answer to their last request, and count from the actual
@@ -201,7 +207,11 @@ async def _open_loop(run: _Run, pool: Pool) -> None:
         intended = start_ns + offset
         delay = intended - time.monotonic_ns()
         if delay > 0:
-            await asyncio.sleep(delay / 1e9)
+            # uvloop's timers have 1 ms steps and may wake early: never issue before the
+            # intended time (its latency would start after its send), sleep the rest again.
+            while delay > 0:
+                await asyncio.sleep(delay / 1e9)
+                delay = intended - time.monotonic_ns()
         elif index % _YIELD_EVERY == 0:
             # Behind: let the answers that came in meanwhile be read, in turn with the sends.
             await asyncio.sleep(0)
