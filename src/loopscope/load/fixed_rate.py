@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import json
 import resource
 import time
@@ -42,6 +43,7 @@ IN_FLIGHT_SAMPLE_S = 0.01
 LEAD_S = 0.05
 """Time between planning the first send and making it, so it is not late by construction."""
 _YIELD_EVERY = 32
+_TIMER_STEP_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +209,13 @@ async def _open_loop(run: _Run, pool: Pool) -> None:
         intended = start_ns + offset
         delay = intended - time.monotonic_ns()
         if delay > 0:
-            # uvloop's timers have 1 ms steps and may wake early: never issue before the
-            # intended time (its latency would start after its send), sleep the rest again.
-            while delay > 0:
-                await asyncio.sleep(delay / 1e9)
-                delay = intended - time.monotonic_ns()
+            await asyncio.sleep(delay / 1e9)
+            # uvloop's timers count whole ms from a cached clock and may wake early. A request
+            # is never issued before its time (its latency would start after its send), and a
+            # shorter sleep would spin: at least one more step, the lateness counted.
+            # (A clock, not an event, is awaited: hence a sleep in a loop.)
+            while (delay := intended - time.monotonic_ns()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(max(delay / 1e9, _TIMER_STEP_S))
         elif index % _YIELD_EVERY == 0:
             # Behind: let the answers that came in meanwhile be read, in turn with the sends.
             await asyncio.sleep(0)
@@ -283,6 +287,11 @@ async def drive(
     target = Target(plan.url, plan.method, data, headers)
     pool = Pool(target, plan.connections, run.finished, plan.id_prefix)
     samples: list[int] = []
+    # Past a server's capacity thousands of requests wait at once, and their objects trigger
+    # full collections, which would walk every module the driver imported, mid-schedule. The
+    # heap made so far (imports, the plan) is left out of collections until the run is over.
+    gc.collect()
+    gc.freeze()
     run.report.start_ns = start_at()
     reporter = asyncio.create_task(_report_progress(run, progress)) if progress else None
     cpu_before, wall_before = _cpu_s(), time.monotonic_ns()
@@ -294,6 +303,7 @@ async def drive(
         if reporter is not None:
             reporter.cancel()
         await pool.close()
+        gc.unfreeze()
     report = run.report
     report.cpu_s = _cpu_s() - cpu_before
     report.wall_s = (time.monotonic_ns() - wall_before) / 1e9
