@@ -10,7 +10,9 @@ our open-loop driver saturate it, and with how much of its core? More connection
 server and the driver more per request.) The order changes every round, so drift on a busy
 machine falls on all alike; the result is the median over the rounds.
 
-Each line gives the load's CPU and the server's (in cores, over the run), and the open loop's
+Each line gives the load's CPU and the server's (in cores, over the run), the share of the run
+the server's loop waited for a CPU (the machine's other work) or slept with nothing to read (a
+load that leaves it idle), and the open loop's
 two waits apart: how late the driver issued requests (its own lateness: over 100 ms at p99 and
 the point is refused) and how many waited for a connection the server kept busy (the server's
 queue: charged to their latency from the intended send time, never a refusal).
@@ -46,13 +48,25 @@ class Run:
     served: float
     load_cpu: float
     server_cpu: float
+    server_starved: float
     outcome: LoadOutcome | None = None
+
+    @property
+    def server_idle(self) -> float:
+        """The share of the run the server's loop slept: neither running nor waiting for a CPU,
+        so it had nothing to read (the load's doing, not the machine's)."""
+        return max(0.0, 1.0 - self.server_cpu - self.server_starved)
 
 
 def _cpu_s(pid: int) -> float:
     # The server's user + system time so far (all its threads), from /proc.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _waited_s(pid: int) -> float:
+    # How long the server's main thread (its event loop) was runnable but waiting for a CPU.
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def _children_cpu_s() -> float:
@@ -65,6 +79,7 @@ def run_wrk(server: ServerProcess, url: str, seconds: float, connections: int, c
     command = ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", url]
     assert server.pid is not None
     server_before, load_before = _cpu_s(server.pid), _children_cpu_s()
+    waited_before = _waited_s(server.pid)
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if found is None:
@@ -73,6 +88,7 @@ def run_wrk(server: ServerProcess, url: str, seconds: float, connections: int, c
         served=float(found.group(1)),
         load_cpu=(_children_cpu_s() - load_before) / seconds,
         server_cpu=(_cpu_s(server.pid) - server_before) / seconds,
+        server_starved=(_waited_s(server.pid) - waited_before) / seconds,
     )
 
 
@@ -95,13 +111,16 @@ def run_driver(
         timeout_s=10,
     )
     assert server.pid is not None
-    server_before = _cpu_s(server.pid)
+    server_before, waited_before = _cpu_s(server.pid), _waited_s(server.pid)
+    # (The server has nothing to do while the driver starts: its CPU and waits all fall in
+    # the load's span.)
     outcome = run_fixed_rate(plan, cpus=(core,))
     span_s = max(1e-9, (outcome.end_ns - outcome.start_ns) / 1e9)
     return Run(
         served=outcome.achieved_rps,
         load_cpu=outcome.driver_cpu,
         server_cpu=(_cpu_s(server.pid) - server_before) / span_s,
+        server_starved=(_waited_s(server.pid) - waited_before) / span_s,
         outcome=outcome,
     )
 
@@ -192,14 +211,15 @@ def main() -> None:
         "target (open loop past capacity serves within 10% of wrk, on schedule, from less than "
         "one core): "
         + ("met" if saturates else "MISSED")
-        + "; the server's CPU beside each rate says whether it had its core: on a loaded "
-        "machine a rate gap with less server CPU is the machine's, not the driver's"
+        + "; beside each rate, the server's loop ran, waited for a CPU (the machine's load) or "
+        "was idle (no request to read: the load's doing)"
     )
 
 
 def _served(run: Run) -> str:
     return (
-        f"{run.served:6.0f} req/s (load {run.load_cpu:.2f} core, server {run.server_cpu:.2f} core)"
+        f"{run.served:6.0f} req/s (load {run.load_cpu:.2f} core; server {run.server_cpu:.2f} "
+        f"core, waited for a CPU {run.server_starved:.0%}, idle {run.server_idle:.0%})"
     )
 
 
@@ -208,6 +228,7 @@ def _median(runs: list[Run]) -> Run:
         served=statistics.median(r.served for r in runs),
         load_cpu=statistics.median(r.load_cpu for r in runs),
         server_cpu=statistics.median(r.server_cpu for r in runs),
+        server_starved=statistics.median(r.server_starved for r in runs),
     )
 
 
