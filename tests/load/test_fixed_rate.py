@@ -123,3 +123,17 @@ def test_the_client_reads_every_kind_of_answer(
         assert report.connections_opened == 20
     else:
         assert report.connections_opened <= 2
+
+
+def test_a_server_error_is_counted_as_its_status_not_as_a_dropped_connection(
+    burn: ServerProcess,
+) -> None:
+    # uvicorn closes the connection after an answer the app raised behind, without a
+    # `connection: close`. One connection and 30 requests due at once: the next is on the wire
+    # before the close arrives, and is sent again on a fresh connection (it never reached the
+    # app), so every request is counted once, by the server's own answer.
+    plan = RatePlan(url=burn.url + "/boom", rate=10_000, duration_s=0.003, connections=1)
+    outcome = run_fixed_rate(plan)
+    assert outcome.intended == 30
+    assert outcome.error_kinds == {"HTTP 500": 30}
+    assert outcome.errors == 30 and outcome.timeouts == 0

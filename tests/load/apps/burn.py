@@ -1,5 +1,6 @@
 """A raw ASGI app for the fixed-rate driver's tests: a route that burns CPU (a server with a
-known, low capacity), one that answers chunked, and one that closes its connection."""
+known, low capacity), one that answers chunked, one that closes its connection, and one that
+fails."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         until = time.thread_time() + float(query.get("ms", ["2"])[0]) / 1000
         while time.thread_time() < until:
             pass
+    if path == "/boom":
+        # As Starlette's error middleware does: answer 500, then raise. uvicorn then closes the
+        # connection, without a `connection: close` on the answer already sent.
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b"boom"})
+        raise RuntimeError("boom")
     if path == "/chunked":
         # No content-length: the answer comes in chunks.
         await send({"type": "http.response.start", "status": 200, "headers": []})
