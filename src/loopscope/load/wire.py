@@ -1,9 +1,10 @@
 """A lean HTTP/1.1 client for the fixed-rate driver: keep-alive connections that are callbacks,
 not tasks, with httptools' C parser reading the answers.
 
-Why not aiohttp here: its request path cost the driver 100-190 µs of CPU per request (profiled:
-`ClientSession._request`, header building, its timers and connector), so on a machine shared
-with other work the driver, not the server, set the pace past capacity. A connection here sends
+Why not aiohttp here: its request path cost the driver 104-190 µs of CPU per request (profiled:
+`ClientSession._request`, header building, its timers and connector; 50-60 µs with this client,
+`benchmarks/bench_driver.py`), so on a machine shared with other work the driver, not the
+server, set the pace past capacity. A connection here sends
 one pre-built request at a time and hands the answer to `Pool.finished`; nothing is allocated per
 request but the `Exchange` and its bytes.
 
@@ -234,7 +235,10 @@ class Pool:
         self.connecting.discard(exchange)
         # uvloop may resolve the connection before it calls `connection_made`.
         connection.connection_made(transport)
-        if exchange.finished:  # timed out while connecting: the connection serves the next
+        if connection.closed:  # closed by the server at once (`lost` counted it)
+            if not exchange.finished:
+                self._finish(exchange, error="disconnected (closed on connect)")
+        elif exchange.finished:  # timed out while connecting: the connection serves the next
             self._free(connection)
         else:
             self._send(connection, exchange)
