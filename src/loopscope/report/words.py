@@ -344,9 +344,10 @@ def saturation_text(rate: float | None, achieved: float | None, top_rate: float)
 def fell_behind_text(lag_p99_ms: float) -> str:
     """What is said instead of a point's percentiles when the driver fell behind."""
     return (
-        f"not reported: the load driver fell behind (99% of sends within {lag_p99_ms:.0f} ms "
-        "of schedule), so its latencies would measure the driver. Use fewer --connections or "
-        "more --drivers"
+        f"not reported: the load driver fell behind (99% of requests issued within "
+        f"{lag_p99_ms:.0f} ms of their intended time), so its latencies would measure the "
+        "driver (a wait for a connection the server keeps busy is the server's queue, never "
+        "this). Use fewer --connections or more --drivers"
     )
 
 
