@@ -153,6 +153,7 @@ def server_record(
         counts=ProbeCounts(
             dropped_events=rec.dropped,
             probe_errors=rec.errors,
+            unrecorded_events=rec.unrecorded,
             steps=len(steps),
             loops=loops,
             unobserved_loops=unobserved_loops,

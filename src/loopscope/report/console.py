@@ -21,6 +21,7 @@ from loopscope.report.words import (
     block_kind,
     format_duration,
     place,
+    probe_losses,
     times,
     verdict_text,
     worker_sentences,
@@ -222,10 +223,9 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
         )
     for note in run.notes:
         out.append(f"[yellow]note:[/] {escape(describe_note(note))}")
-    dropped = run.probe.get("dropped_events", 0)
-    errors = run.probe.get("probe_errors", 0)
-    if dropped or errors:
-        out.append(f"[yellow]probe:[/] {dropped} events dropped (memory cap), {errors} errors")
+    losses = probe_losses(run)
+    if losses is not None:
+        out.append(f"[yellow]probe:[/] {escape(losses)}")
     for failure in run.probe_failures:
         out.append(
             f"  probe failure in {escape(failure.hook)} ×{failure.count}: {escape(failure.error)}"

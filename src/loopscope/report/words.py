@@ -174,6 +174,27 @@ def unseen_note(run: Run) -> str | None:
     )
 
 
+def probe_losses(run: Run) -> str | None:
+    """What the probe could not record, by cause; `None` when it recorded everything.
+
+    Two causes, never merged: events dropped past its memory cap (the budget was spent), and
+    events a hook did not record after one of the probe's own failures (the budget was not
+    spent; the hook skipped the rest of its chunk).
+    """
+    dropped = run.probe.get("dropped_events", 0)
+    unrecorded = run.probe.get("unrecorded_events", 0)
+    errors = run.probe.get("probe_errors", 0)
+    if not (dropped or unrecorded or errors):
+        return None
+    parts = []
+    if dropped:
+        parts.append(f"{_count(dropped, 'event')} dropped past the memory cap")
+    if unrecorded:
+        parts.append(f"{_count(unrecorded, 'event')} not recorded after a probe failure")
+    parts.append(_count(errors, "probe error"))
+    return ", ".join(parts)
+
+
 def verdict_text(verdict: Verdict) -> str:
     """One route's verdict in plain words, with the fix where there is one."""
     text = _verdict_text(verdict)

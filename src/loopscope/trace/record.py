@@ -48,16 +48,19 @@ class ServerRequest:
 
 @dataclass(slots=True)
 class ProbeCounts:
-    """How much the probe recorded and how much it could not: events dropped past its budget,
-    its own failures, loop steps recorded, event loops watched one after another, and loops
-    that served the app while another was watched (not recorded). Under uvloop, where only task
-    steps are timed, `unseen_blocks` and `unseen_block_ns` count the loop blocks (and their
-    time) the watchdog found outside every timed task step: callbacks outside tasks."""
+    """How much the probe recorded and how much it could not: events dropped past its budget
+    (the memory cap), its own failures, events it did not record after such a failure (a hook
+    that failed skips the rest of its chunk of the budget), loop steps recorded, event loops
+    watched one after another, and loops that served the app while another was watched (not
+    recorded). Under uvloop, where only task steps are timed, `unseen_blocks` and
+    `unseen_block_ns` count the loop blocks (and their time) the watchdog found outside every
+    timed task step: callbacks outside tasks."""
 
     __pydantic_config__ = PYDANTIC_CONFIG
 
     dropped_events: int = 0
     probe_errors: int = 0
+    unrecorded_events: int = 0
     steps: int = 0
     loops: int = 0
     unobserved_loops: int = 0
