@@ -229,8 +229,10 @@ class Probe:
         )
         return ProbeMiddleware(app, self, watcher, on_shutdown)
 
-    def collect(self) -> ServerRecord:
-        """What the probe recorded in this process (see `loopscope.probe`)."""
+    def collect(self, checkpoint_ns: int | None = None) -> ServerRecord:
+        """What the probe recorded in this process (see `loopscope.probe`); with
+        `checkpoint_ns`, as a checkpoint taken then while the app runs
+        (`loopscope.probe.checkpoint`)."""
         return server_record(
             self.recorder,
             pid=os.getpid(),
@@ -240,6 +242,7 @@ class Probe:
             block_ms=self.block_ms,
             loops=self._loops,
             unobserved_loops=self.unobserved_loops,
+            checkpoint_ns=checkpoint_ns,
         )
 
     def dump(self, path: str | Path) -> Path:

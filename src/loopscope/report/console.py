@@ -141,7 +141,7 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
         f"{len(trace.requests)} requests, probe: {mode}"
     )
     spread = processes.worker_spread(trace)
-    if spread is not None and (len(spread.workers) > 1 or spread.died):
+    if spread is not None and spread.worth_telling:
         out.extend(escape(sentence) for sentence in worker_sentences(spread))
     queue = processes.accept_queue_stats(trace)
     if queue is not None:

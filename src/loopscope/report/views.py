@@ -168,7 +168,7 @@ def _facts(trace: Trace) -> list[tuple[str, str]]:
             causes = "; ".join(f"{f.hook}: {f.error} ×{f.count}" for f in run.probe_failures)
             facts.append(("probe failures", f"{errors} ({causes})" if causes else str(errors)))
     spread = worker_spread(trace)
-    if spread is not None and (len(spread.workers) > 1 or spread.died):
+    if spread is not None and spread.worth_telling:
         facts.append(("worker processes", " ".join(worker_sentences(spread))))
     queue = accept_queue_stats(trace)
     if queue is not None:

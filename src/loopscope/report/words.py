@@ -247,6 +247,21 @@ def _seconds(ns: int) -> str:
     return f"{ns / 1e9:.2f} s"
 
 
+def checkpoint_sentence(worker: WorkerShare) -> str:
+    """What is known of a worker whose probe left only a checkpoint, and as of when."""
+    taken = worker.checkpoint_ns or 0
+    when = f"at {_seconds(taken)}" if taken >= 0 else "before the run began"
+    gap = ""
+    if worker.ended_ns is not None:
+        before = _seconds(max(0, worker.ended_ns - taken))
+        gap = f", {before} before it died ({_seconds(worker.ended_ns)})"
+    return (
+        f"The server-side view of worker pid {worker.pid} is as of its probe's last "
+        f"checkpoint, taken {when}{gap}; it wrote no final record: what it did after the "
+        "checkpoint shows the client's view only."
+    )
+
+
 def worker_sentences(spread: WorkerSpread) -> list[str]:
     """How the requests spread over the worker processes, and which died and were replaced:
     `Requests served per worker process: pid 812: 24, pid 813: 16.`"""
@@ -276,6 +291,7 @@ def worker_sentences(spread: WorkerSpread) -> list[str]:
             else "; its probe record was lost with it: what it served shows the client's view only"
         )
         sentences.append(f"Worker pid {worker.pid} died at {_seconds(worker.ended_ns or 0)}{lost}.")
+    sentences += [checkpoint_sentence(w) for w in spread.checkpointed]
     for worker in spread.replacements:
         sentences.append(
             f"Worker pid {worker.pid} started at {_seconds(worker.started_ns or 0)}, after the "

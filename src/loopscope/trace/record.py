@@ -74,6 +74,9 @@ class ServerRecord:
 
     `loop` is `asyncio`, `uvloop`, another loop's class path, or `unknown` (no ASGI call seen);
     `precise` says whether loop steps were timed (else the watchdog's heartbeat only ran).
+    `checkpoint_ns` is `None` for the final record, written when the process shut down; else the
+    record is a checkpoint taken at that time while the app ran (the process ended without
+    writing its final record, see `loopscope.probe.checkpoint`).
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -89,6 +92,7 @@ class ServerRecord:
     lanes: list[Segment] = field(default_factory=list)
     counts: ProbeCounts = field(default_factory=ProbeCounts)
     failures: list[ProbeFailure] = field(default_factory=list)
+    checkpoint_ns: int | None = None
     version: int = RECORD_VERSION
 
     def request(self, request_id: str) -> ServerRequest:
