@@ -1,62 +1,223 @@
-"""Checkpoints: the probe's record written while the app runs, so that a crash loses little.
+"""Checkpoints: what the probe recorded, saved while the app runs, so that a crash loses little.
 
 The final record (`probe-<pid>.json`) is written when the app's lifespan shuts down, or at exit;
 a process that segfaults, calls `os._exit` or is SIGKILLed (the OOM killer) never gets there.
-So a daemon thread of the probe's (`Checkpointer`) writes the record every `period_s` (0.5 s;
-`LOOPSCOPE_CHECKPOINT_S`, 0 turns it off) beside it, as `checkpoint-<pid>.json`, marked with the
-time it was taken (`ServerRecord.checkpoint_ns`). `loopscope.trace.record_files.read_records`
-takes each process's final record where there is one, else its last checkpoint: the final
-record always wins.
+So a daemon thread of the probe's (`Checkpointer`) saves the recorder's contents every
+`period_s` (0.5 s; `LOOPSCOPE_CHECKPOINT_S`, 0 turns it off) beside it, as
+`checkpoint-<pid>.bin`. After a crash, `loopscope.trace.record_files.read_records` turns the
+last checkpoint into the process's `ServerRecord` (`read_checkpoint`), marked with the time it
+was taken (`ServerRecord.checkpoint_ns`); where the final record was written, it wins.
 
-What a checkpoint costs the app, and how it is bounded:
+A checkpoint is the recorder's raw contents (`RecorderSnapshot`), not a `ServerRecord`: building
+the record (segments, blocks, lanes) and its JSON takes seconds of the GIL near the event cap,
+while copying the packed logs and pickling the rest takes milliseconds. The record is built by
+the CLI, from the last checkpoint only, and only after a crash. The cost to the app:
 
-- Nothing at all while nothing new was recorded: the thread compares a few of the recorder's
-  counters and lengths (`_mark`) and sleeps on.
-- Collecting holds the GIL for as long as the loop's own thread lets it (Python switches threads
-  every 5 ms), so the loop runs slower while a checkpoint is taken, but never stalls for long:
-  the record is also encoded one small piece at a time (`_pieces`), not in one `json.dumps`
-  call that would hold the GIL for the whole file.
-- The time spent taking checkpoints is at most `MAX_SHARE` of the time: after a checkpoint that
-  took `t`, the next waits at least `t / MAX_SHARE`. `make bench` measures a checkpoint of a
-  record near the 200,000-event cap (`benchmarks/probe_checkpoint.py`).
-- It never raises into the app: a checkpoint that fails is counted as the probe's own failure
-  (hook `checkpoint`), and a part of the record that fails to build is counted in that
-  checkpoint only (see `loopscope.probe.collect.server_record`).
+- nothing while nothing new was stored: the thread compares a few of the recorder's lengths
+  and counters (`_mark`; events merely dropped past the cap are no news) and sleeps on;
+- one checkpoint of a record near the 200,000-event cap: measured by
+  `benchmarks/probe_checkpoint.py` (`make bench`), see `docs/probe.md`;
+- at most `MAX_SHARE` of the time: after a checkpoint that took `t`, the next waits at least
+  `t / MAX_SHARE`;
+- never an exception in the app: a checkpoint that fails is counted as the probe's own
+  failure (hook `checkpoint`) and tried again at the next period.
 
-What a checkpoint cannot hold: whatever happened after it was taken, and the loop step running
-when it was taken (a step is recorded when it ends).
+A checkpoint cannot hold what happened after it was taken, nor the loop step running then (a
+step is recorded when it ends). The file is pickled: it is written and read by the same
+loopscope, in the private directory (mode 0700) the CLI made for the server's records.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import os
+import pickle
 import threading
 import time
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from loopscope.probe.recorder import Recorder
+from loopscope.probe.collect import server_record
+from loopscope.probe.recorder import GcPause, Recorder, StackSamples, live_row
+from loopscope.trace.model import LoopBlock, PoolCall, PoolSample, ProbeFailure
 from loopscope.trace.record import ServerRecord
 
 ENV_CHECKPOINT_S = "LOOPSCOPE_CHECKPOINT_S"
 DEFAULT_PERIOD_S = 0.5
-MAX_SHARE = 0.1
+MAX_SHARE = 0.05
 """The largest share of the time that taking checkpoints may use."""
 
-_SEPARATORS = (",", ":")
+LiveRequest = tuple[str, str, str, int, int, int]
+"""A request running when the checkpoint was taken: `(request_id, method, path, start_ns,
+first_step_ns, serial)`."""
 
 
 class Recording(Protocol):
-    """What a `Checkpointer` needs of the probe: its recorder and a way to collect it."""
+    """What a `Checkpointer` reads of the probe (`loopscope.probe.Probe` has it all)."""
 
     @property
     def recorder(self) -> Recorder: ...
+    @property
+    def loop(self) -> str: ...
+    @property
+    def precise(self) -> bool: ...
+    @property
+    def task_steps(self) -> bool: ...
+    @property
+    def loops_observed(self) -> int: ...
+    @property
+    def unobserved_loops(self) -> int: ...
 
-    def collect(self, checkpoint_ns: int | None = None) -> ServerRecord: ...
+    block_ms: float
+
+
+@dataclass(slots=True)
+class RecorderSnapshot:
+    """A recorder's contents at `taken_ns`, with what `server_record` needs of the probe."""
+
+    taken_ns: int
+    pid: int
+    loop: str
+    precise: bool
+    task_steps: bool
+    block_ms: float
+    loops: int
+    unobserved_loops: int
+    steps: bytes
+    finished_numbers: bytes
+    finished_texts: bytes
+    serial: int
+    live: list[LiveRequest]
+    late: dict[str, int]
+    pool_hops: dict[str, int]
+    pool: list[PoolCall]
+    pool_samples: list[PoolSample]
+    gc_pauses: list[GcPause]
+    samples: dict[int, StackSamples]
+    watch_blocks: list[LoopBlock]
+    dropped: int
+    unrecorded: int
+    errors: int
+    failures: list[ProbeFailure] = field(default_factory=list)
+
+
+def snapshot(probe: Recording, taken_ns: int) -> RecorderSnapshot:
+    """`probe`'s recorder as it is now, copied: the hooks may go on appending meanwhile."""
+    rec = probe.recorder
+    # The numbers before the texts: a request's texts are stored before its numbers.
+    numbers = bytes(rec.finished.numbers)
+    texts = bytes(rec.finished.texts)
+    live: list[LiveRequest] = []
+    for request_id, entry in list(rec.live.items()):
+        method, path, start, first_step, serial = live_row(entry)
+        live.append(
+            (
+                request_id,
+                method if isinstance(method, str) else "",
+                path if isinstance(path, str) else "",
+                start,
+                first_step,
+                serial,
+            )
+        )
+    return RecorderSnapshot(
+        taken_ns=taken_ns,
+        pid=os.getpid(),
+        loop=probe.loop,
+        precise=probe.precise,
+        task_steps=probe.task_steps,
+        block_ms=probe.block_ms,
+        loops=probe.loops_observed,
+        unobserved_loops=probe.unobserved_loops,
+        steps=bytes(rec.steps.data),
+        finished_numbers=numbers,
+        finished_texts=texts,
+        serial=rec.serial,
+        live=live,
+        late=dict(rec.late),
+        pool_hops=dict(rec.pool_hops),
+        pool=list(rec.pool),
+        pool_samples=list(rec.pool_samples),
+        gc_pauses=list(rec.gc_pauses),
+        samples=dict(rec.samples),
+        watch_blocks=list(rec.watch_blocks),
+        dropped=rec.dropped,
+        unrecorded=rec.unrecorded,
+        errors=rec.errors,
+        failures=rec.failure_list(),
+    )
+
+
+class _LiveEntry:
+    """A running request as `Recorder.live` holds it (only its `row` is read)."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: tuple[str, str, int, int, int]) -> None:
+        self.row = row
+
+
+def restore(shot: RecorderSnapshot) -> ServerRecord:
+    """The `ServerRecord` the probe would have collected when `shot` was taken."""
+    rec = Recorder(0, id_prefix="")
+    rec.steps.data += shot.steps
+    rec.finished.numbers += shot.finished_numbers
+    rec.finished.texts += shot.finished_texts
+    rec.serial = shot.serial
+    rec.live = {
+        request_id: _LiveEntry((method, path, start, first_step, serial))
+        for request_id, method, path, start, first_step, serial in shot.live
+    }
+    rec.late = dict(shot.late)
+    rec.pool_hops = dict(shot.pool_hops)
+    rec.pool = list(shot.pool)
+    rec.pool_samples = list(shot.pool_samples)
+    rec.gc_pauses = list(shot.gc_pauses)
+    rec.samples = dict(shot.samples)
+    rec.watch_blocks = list(shot.watch_blocks)
+    rec.dropped, rec.unrecorded, rec.errors = shot.dropped, shot.unrecorded, shot.errors
+    rec.failures = {(f.hook, f.error): f for f in shot.failures}
+    return server_record(
+        rec,
+        pid=shot.pid,
+        loop=shot.loop,
+        precise=shot.precise,
+        block_ms=shot.block_ms,
+        task_steps=shot.task_steps,
+        loops=shot.loops,
+        unobserved_loops=shot.unobserved_loops,
+        checkpoint_ns=shot.taken_ns,
+    )
+
+
+def write_snapshot(shot: RecorderSnapshot, path: Path) -> None:
+    """Write `shot` to `path` atomically (beside it, then renamed)."""
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        with partial.open("wb") as out:
+            pickle.dump(shot, out, protocol=pickle.HIGHEST_PROTOCOL)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: str | Path) -> ServerRecord:
+    """The `ServerRecord` of the checkpoint at `path` (see the module on its format).
+
+    Raises `ValueError` when the file is not a checkpoint, or cannot be read or restored.
+    """
+    try:
+        with Path(path).open("rb") as source:
+            shot = pickle.load(source)
+        if not isinstance(shot, RecorderSnapshot):
+            raise ValueError(f"{path} holds a {type(shot).__name__}, not a probe checkpoint.")
+        return restore(shot)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable probe checkpoint: {exc!r}") from exc
 
 
 def period_from_env() -> float:
@@ -70,11 +231,9 @@ def period_from_env() -> float:
 
 
 def _mark(rec: Recorder) -> tuple[int, ...]:
-    """Numbers that change whenever the recorder stores (or fails to store) anything."""
+    """Numbers that change whenever the recorder stores anything, or fails to."""
     return (
         rec.used,
-        rec.dropped,
-        rec.unrecorded,
         rec.errors,
         rec.serial,
         len(rec.steps.data),
@@ -86,42 +245,10 @@ def _mark(rec: Recorder) -> tuple[int, ...]:
     )
 
 
-def _pieces(value: Any, depth: int = 3) -> Iterator[str]:
-    """The JSON of `value` (as `json.dumps` with compact separators writes it), in pieces: the
-    lists and objects of its first `depth` levels are taken apart, so that no single call into
-    the C encoder holds the GIL for the whole record."""
-    if depth and isinstance(value, dict):
-        yield "{"
-        for i, (key, item) in enumerate(value.items()):
-            yield f"{',' if i else ''}{json.dumps(str(key))}:"
-            yield from _pieces(item, depth - 1)
-        yield "}"
-    elif depth and isinstance(value, list):
-        yield "["
-        for i, item in enumerate(value):
-            if i:
-                yield ","
-            yield from _pieces(item, depth - 1)
-        yield "]"
-    else:
-        yield json.dumps(value, separators=_SEPARATORS)
-
-
-def write_checkpoint(record: ServerRecord, path: Path) -> None:
-    """Write `record` to `path` atomically (beside it, then renamed), a piece at a time."""
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        with partial.open("w", encoding="utf-8") as out:
-            out.writelines(_pieces(dataclasses.asdict(record)))
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
 class Checkpointer:
-    """Writes `probe`'s record to `path` every `period_s` while it changes, from a daemon thread
-    (see the module). `stop` before writing the final record; `discard` once it is written."""
+    """Saves `probe`'s recorder to `path` every `period_s` while it changes, from a daemon
+    thread (see the module). `stop` it before writing the final record; `discard` the file
+    once that is written."""
 
     def __init__(self, probe: Recording, path: str | Path, period_s: float) -> None:
         self._probe = probe
@@ -131,8 +258,8 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._last: tuple[int, ...] | None = None
         self.written = 0  # checkpoints written
-        self.last_cost_ns = 0  # what the last one took, collecting and writing
-        self.last_taken_ns: int | None = None  # its `checkpoint_ns`
+        self.last_cost_ns = 0  # what the last one took
+        self.last_taken_ns: int | None = None  # when it was taken
 
     def start(self) -> None:
         """Start taking checkpoints (not at all when `period_s` is 0)."""
@@ -149,22 +276,22 @@ class Checkpointer:
             wait_s = max(self.period_s, self.last_cost_ns / 1e9 / MAX_SHARE)
 
     def take(self) -> bool:
-        """Write a checkpoint now if anything was recorded since the last one; whether one was
-        written. Never raises: a failure is counted as the probe's own (hook `checkpoint`)."""
+        """Save a checkpoint now if anything was recorded since the last one; whether one was
+        saved. Never raises: a failure is counted as the probe's own (hook `checkpoint`)."""
         recorder = self._probe.recorder
         try:
             mark = _mark(recorder)
             if mark == self._last:
                 return False
-            started = time.monotonic_ns()
-            record = self._probe.collect(checkpoint_ns=started)
+            taken = time.monotonic_ns()
+            shot = snapshot(self._probe, taken)
             if self._stopped.is_set():
                 return False  # the final record is on its way: it must not be overtaken
-            write_checkpoint(record, self.path)
+            write_snapshot(shot, self.path)
             self._last = mark
             self.written += 1
-            self.last_taken_ns = started
-            self.last_cost_ns = time.monotonic_ns() - started
+            self.last_taken_ns = taken
+            self.last_cost_ns = time.monotonic_ns() - taken
             return True
         except Exception as exc:
             recorder.fail("checkpoint", exc)

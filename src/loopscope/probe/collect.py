@@ -5,7 +5,6 @@ The record's meaning is documented in `loopscope.probe`; its types are `loopscop
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TypeVar
@@ -56,32 +55,22 @@ def server_record(
 
     `task_steps`: the steps are task steps (uvloop), and the watchdog's heartbeat ran beside
     them; its blocks that lie mostly outside every timed step are kept, and counted as unseen.
-
-    `checkpoint_ns` (when this record is taken while the app runs, see
-    `loopscope.probe.checkpoint`) marks the record as a checkpoint; a part that fails then is
-    counted in this record only, not in `recorder`, so that checkpoints taken one after another
-    do not count one failure many times over. Nothing of `recorder` is changed either way.
+    `checkpoint_ns`: `recorder` is a checkpoint's, taken then (`loopscope.probe.checkpoint`).
     """
     rec = recorder
-    # A checkpoint's own failures go to a recorder of its own (no budget: it stores nothing).
-    sink = rec if checkpoint_ns is None else Recorder(0)
     block_ns = int(block_ms * 1_000_000)
-    requests: dict[str, RequestRecord] = _part(sink, "requests", rec.request_records, {})
+    requests: dict[str, RequestRecord] = _part(rec, "requests", rec.request_records, {})
     steps: list[Step] = _part(
-        sink, "loop steps", lambda: attribute_steps(rec.loop_steps(), requests), []
+        rec, "loop steps", lambda: attribute_steps(rec.loop_steps(), requests), []
     )
     pool: list[PoolCall] = _part(
-        sink, "thread pool", lambda: sorted(rec.pool, key=lambda c: c.submitted_ns), []
+        rec, "thread pool", lambda: sorted(rec.pool, key=lambda c: c.submitted_ns), []
     )
-    pauses: list[tuple[int, int]] = _part(sink, "gc", lambda: sorted(rec.gc_pauses), [])
-    samples: dict[int, StackSamples] = _part(sink, "stack samples", lambda: dict(rec.samples), {})
+    pauses: list[tuple[int, int]] = _part(rec, "gc", lambda: sorted(rec.gc_pauses), [])
+    samples: dict[int, StackSamples] = _part(rec, "stack samples", lambda: dict(rec.samples), {})
 
     def watchdog_blocks() -> tuple[list[LoopBlock], int]:
-        # Copies: the blocks are given a request and labelled here, and the recorder's own
-        # must stay as the watchdog left them for the next collection.
-        watched = (
-            [dataclasses.replace(b) for b in rec.watch_blocks] if not precise or task_steps else []
-        )
+        watched = list(rec.watch_blocks) if not precise or task_steps else []
         if task_steps:
             # Under uvloop they are the loop ticker's: callbacks outside tasks, no request's.
             return outside_steps(watched, steps, block_ns)
@@ -90,7 +79,7 @@ def server_record(
         return watched, 0
 
     no_blocks: tuple[list[LoopBlock], int] = ([], 0)
-    watched, unseen_ns = _part(sink, "watchdog", watchdog_blocks, no_blocks)
+    watched, unseen_ns = _part(rec, "watchdog", watchdog_blocks, no_blocks)
 
     def loop_blocks() -> tuple[list[LoopBlock], dict[int, LoopBlock]]:
         by_start: dict[int, LoopBlock] = {}
@@ -106,7 +95,7 @@ def server_record(
         return blocks, by_start
 
     nothing: tuple[list[LoopBlock], dict[int, LoopBlock]] = ([], {})
-    found = _part(sink, "loop blocks", loop_blocks, nothing)
+    found = _part(rec, "loop blocks", loop_blocks, nothing)
     blocks, by_start = found
 
     steps_of: dict[str, list[Step]] = defaultdict(list)
@@ -145,14 +134,14 @@ def server_record(
                 loop_steps=len(own) if precise else None,
                 longest_step_ns=max((s[1] - s[0] for s in own), default=None) if precise else None,
                 pool_hops=record.pool_hops,
-                segments=_part(sink, "request segments", segments_of, []),
+                segments=_part(rec, "request segments", segments_of, []),
             )
         )
 
     lanes: list[Segment] = _part(
-        sink, "lanes", lambda: loop_lane(pid, steps, by_start, watched) + thread_lanes(pool), []
+        rec, "lanes", lambda: loop_lane(pid, steps, by_start, watched) + thread_lanes(pool), []
     )
-    pool_samples: list[PoolSample] = _part(sink, "pool samples", lambda: list(rec.pool_samples), [])
+    pool_samples: list[PoolSample] = _part(rec, "pool samples", lambda: list(rec.pool_samples), [])
     return ServerRecord(
         pid=pid,
         loop=loop,
@@ -165,7 +154,7 @@ def server_record(
         lanes=lanes,
         counts=ProbeCounts(
             dropped_events=rec.dropped,
-            probe_errors=rec.errors + (sink.errors if sink is not rec else 0),
+            probe_errors=rec.errors,
             unrecorded_events=rec.unrecorded,
             steps=len(steps),
             loops=loops,
@@ -173,6 +162,6 @@ def server_record(
             unseen_blocks=len(watched) if task_steps else 0,
             unseen_block_ns=unseen_ns,
         ),
-        failures=rec.failure_list() + (sink.failure_list() if sink is not rec else []),
+        failures=rec.failure_list(),
         checkpoint_ns=checkpoint_ns,
     )

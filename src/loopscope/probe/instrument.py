@@ -115,6 +115,11 @@ class Probe:
         self.observe_loop()
 
     @property
+    def task_steps(self) -> bool:
+        """Whether the loop steps timed are task steps (uvloop), the watchdog beside them."""
+        return self._task_steps
+
+    @property
     def tracks_tasks(self) -> bool:
         """Whether the middleware must map tasks to requests: only the heartbeat watchdog
         (uvloop) needs it, as it cannot read a handle's context."""
@@ -229,10 +234,8 @@ class Probe:
         )
         return ProbeMiddleware(app, self, watcher, on_shutdown)
 
-    def collect(self, checkpoint_ns: int | None = None) -> ServerRecord:
-        """What the probe recorded in this process (see `loopscope.probe`); with
-        `checkpoint_ns`, as a checkpoint taken then while the app runs
-        (`loopscope.probe.checkpoint`)."""
+    def collect(self) -> ServerRecord:
+        """What the probe recorded in this process (see `loopscope.probe`)."""
         return server_record(
             self.recorder,
             pid=os.getpid(),
@@ -242,7 +245,6 @@ class Probe:
             block_ms=self.block_ms,
             loops=self._loops,
             unobserved_loops=self.unobserved_loops,
-            checkpoint_ns=checkpoint_ns,
         )
 
     def dump(self, path: str | Path) -> Path:

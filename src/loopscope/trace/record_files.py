@@ -1,9 +1,9 @@
 """The probe's record files in a server's probe directory: where each process writes them, and
 which of them a run reads.
 
-Each process writes `checkpoint-<pid>.json` while it runs (`loopscope.probe.checkpoint`) and
-`probe-<pid>.json` when it shuts down; both are written atomically. A process that crashed left
-only its last checkpoint.
+Each process saves `checkpoint-<pid>.bin` while it runs (`loopscope.probe.checkpoint`) and
+writes `probe-<pid>.json` when it shuts down, both atomically. A process that crashed left only
+its last checkpoint.
 """
 
 from __future__ import annotations
@@ -15,36 +15,61 @@ from loopscope.trace.io import load_record
 from loopscope.trace.record import ServerRecord
 
 FINAL_PREFIX = "probe-"
+FINAL_SUFFIX = ".json"
 CHECKPOINT_PREFIX = "checkpoint-"
+CHECKPOINT_SUFFIX = ".bin"
 
 
 def final_path(directory: str | Path, pid: int) -> Path:
     """Where process `pid` writes its final record."""
-    return Path(directory) / f"{FINAL_PREFIX}{pid}.json"
+    return Path(directory) / f"{FINAL_PREFIX}{pid}{FINAL_SUFFIX}"
 
 
 def checkpoint_path(directory: str | Path, pid: int) -> Path:
-    """Where process `pid` writes its checkpoints."""
-    return Path(directory) / f"{CHECKPOINT_PREFIX}{pid}.json"
+    """Where process `pid` saves its checkpoints."""
+    return Path(directory) / f"{CHECKPOINT_PREFIX}{pid}{CHECKPOINT_SUFFIX}"
+
+
+def _by_pid(directory: Path, prefix: str, suffix: str) -> dict[int, Path]:
+    found: dict[int, Path] = {}
+    for path in directory.glob(f"{prefix}*{suffix}"):
+        pid = path.name[len(prefix) : -len(suffix)]
+        if pid.isdigit():
+            found[int(pid)] = path
+    return found
 
 
 def read_records(directory: str | Path) -> list[ServerRecord]:
-    """Each process's record in `directory`: its final one where it wrote it, else its last
-    checkpoint (`ServerRecord.checkpoint_ns` set), in order of pid.
+    """Each process's record in `directory`, in order of pid: its final record where it wrote
+    one, else the record of its last checkpoint (`ServerRecord.checkpoint_ns` set).
 
-    A file that cannot be read is skipped (records are written atomically, so a process killed
-    mid-write leaves its previous file or none); the others still count. A final record that
-    cannot be read falls back to the checkpoint.
+    A file that cannot be read is skipped (files are written atomically: a process killed
+    mid-write leaves its previous file or none), and a final record that cannot be read falls
+    back to the checkpoint; the other processes' records still count.
     """
     folder = Path(directory)
-    records: dict[int, ServerRecord] = {}
-    for prefix in (FINAL_PREFIX, CHECKPOINT_PREFIX):
-        for path in sorted(folder.glob(f"{prefix}*.json")):
-            pid_text = path.name[len(prefix) : -len(".json")]
-            if not pid_text.isdigit() or int(pid_text) in records:
-                continue
+    finals = _by_pid(folder, FINAL_PREFIX, FINAL_SUFFIX)
+    checkpoints = _by_pid(folder, CHECKPOINT_PREFIX, CHECKPOINT_SUFFIX)
+    records: list[ServerRecord] = []
+    for pid in sorted(finals.keys() | checkpoints.keys()):
+        record = _final(finals.get(pid))
+        if record is None and pid in checkpoints:
+            # Imported here: only a crash needs the probe's code in the CLI's process.
+            from loopscope.probe.checkpoint import read_checkpoint
+
             try:
-                records[int(pid_text)] = load_record(path)
-            except TraceError:
+                record = read_checkpoint(checkpoints[pid])
+            except ValueError:
                 continue
-    return [records[pid] for pid in sorted(records)]
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def _final(path: Path | None) -> ServerRecord | None:
+    if path is None:
+        return None
+    try:
+        return load_record(path)
+    except TraceError:
+        return None
