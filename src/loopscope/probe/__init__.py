@@ -28,9 +28,9 @@ imports only
 One `loopscope.trace.record.ServerRecord` per process, typed and versioned; `dump` writes it
 atomically, `loopscope.trace.io.load_record` reads it back, validated. In a server, the probe
 also saves checkpoints while the app runs, from which the record is rebuilt if the process dies
-before its `dump` (`loopscope.probe.checkpoint`; `checkpoint_ns` marks such a record). All times are integer
-nanoseconds of `time.monotonic_ns()` (the system-wide CLOCK_MONOTONIC, the same clock as the
-load driver's).
+before its `dump` (`loopscope.probe.checkpoint`; `checkpoint_ns` marks such a record). All
+times are integer nanoseconds of `time.monotonic_ns()` (the system-wide CLOCK_MONOTONIC, the
+same clock as the load driver's).
 
 - `pid`, `loop` (`asyncio`, `uvloop`, another loop's class path, `mixed`, or `unknown`: no ASGI
   call seen), `precise` (loop steps timed; false = watchdog heartbeat only), `block_ms`.
