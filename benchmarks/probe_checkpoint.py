@@ -8,9 +8,12 @@ ASGI app, called directly, until the budget is nearly spent. Then, for that reco
 - how late the loop's 1 ms timer ran (its worst lateness) while a checkpoint was taken in the
   probe's thread, against the same timer with no checkpoint, and against the final record
   written (`Probe.dump`: collect + one `json.dumps` call, as at shutdown);
-- the time the CLI takes to turn the checkpoint into a `ServerRecord` after a crash.
+- the time the CLI takes to turn the checkpoint into a `ServerRecord` after a crash;
+- what checkpoints cost a server under load: a probed server (asyncio, h11) driven by `wrk` for
+  `--seconds` (long enough to fill the budget), with checkpoints (`LOOPSCOPE_CHECKPOINT_S`
+  0.5, the default) and without (0), alternating, `--server-rounds` times each.
 
-    python benchmarks/probe_checkpoint.py [--rounds 3]
+    python benchmarks/probe_checkpoint.py [--rounds 3] [--server-rounds 3] [--seconds 8]
 
 Measured numbers only; run on a quiet machine for figures worth quoting.
 """
@@ -20,7 +23,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -31,8 +37,10 @@ from typing import Any
 from loopscope.probe import install
 from loopscope.probe.checkpoint import Checkpointer, read_checkpoint
 from loopscope.probe.instrument import Probe
+from loopscope.server import ServerProcess, ServerSettings
 
 TICK_S = 0.001
+APPS = str(Path(__file__).parent / "apps")
 
 
 async def trivial(scope: Any, receive: Any, send: Any) -> None:
@@ -139,13 +147,55 @@ async def _measure(probe: Probe, folder: Path, rounds: int) -> None:
     )
 
 
+def _served(period: str, seconds: int) -> tuple[float, int]:
+    """Requests/s of a probed server under `wrk` with checkpoints every `period` s (0: none),
+    and the checkpoint files it left (1 while it runs, 0 once it wrote its final record)."""
+    settings = ServerSettings(
+        app="trivial:app",
+        app_dir=APPS,
+        probe=True,
+        env={"LOOPSCOPE_CHECKPOINT_S": period},
+        stop_grace_s=120.0,
+    )
+    with ServerProcess(settings) as server:
+        command = ["wrk", "-t1", "-c32", f"-d{seconds}s", server.url + "/"]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        left = len(list(server.probe_dir.glob("checkpoint-*")))
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise SystemExit(f"wrk printed no rate:\n{out}")
+    return float(found.group(1)), left
+
+
+def _server_rounds(rounds: int, seconds: int) -> None:
+    if shutil.which("wrk") is None:
+        print("server rounds skipped: wrk is not installed")
+        return
+    rates: dict[str, list[float]] = {"0.5": [], "0": []}
+    for _ in range(rounds):
+        for period in rates:
+            rate, left = _served(period, seconds)
+            rates[period].append(rate)
+            if period != "0" and not left:
+                raise SystemExit("the server under load wrote no checkpoint")
+    on, off = statistics.median(rates["0.5"]), statistics.median(rates["0"])
+    print(
+        f"probed server under wrk ({seconds} s, 32 connections, median of {rounds}): "
+        f"{on:,.0f} requests/s with checkpoints, {off:,.0f} without ({on / off:.3f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--server-rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
     print(f"backend: {'pure Python' if os.environ.get('LOOPSCOPE_PURE_PYTHON') else 'compiled'}")
     with tempfile.TemporaryDirectory() as folder, install(block_ms=20, precise=True) as probe:
         asyncio.run(_measure(probe, Path(folder), args.rounds))
+    if args.server_rounds:
+        _server_rounds(args.server_rounds, args.seconds)
 
 
 if __name__ == "__main__":
