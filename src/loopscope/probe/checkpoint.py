@@ -271,13 +271,16 @@ class Checkpointer:
     def _run(self) -> None:
         wait_s = self.period_s
         while not self._stopped.wait(wait_s):
-            self.take()
+            self._take(background=True)
             # A checkpoint that took long is followed by a longer wait (`MAX_SHARE`).
             wait_s = max(self.period_s, self.last_cost_ns / 1e9 / MAX_SHARE)
 
     def take(self) -> bool:
         """Save a checkpoint now if anything was recorded since the last one; whether one was
         saved. Never raises: a failure is counted as the probe's own (hook `checkpoint`)."""
+        return self._take(background=False)
+
+    def _take(self, background: bool) -> bool:
         recorder = self._probe.recorder
         try:
             mark = _mark(recorder)
@@ -285,7 +288,7 @@ class Checkpointer:
                 return False
             taken = time.monotonic_ns()
             shot = snapshot(self._probe, taken)
-            if self._stopped.is_set():
+            if background and self._stopped.is_set():
                 return False  # the final record is on its way: it must not be overtaken
             write_snapshot(shot, self.path)
             self._last = mark

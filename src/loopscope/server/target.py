@@ -112,6 +112,10 @@ def _saver(probe: Any, out_dir: str) -> Callable[[], None]:
 
     def save() -> None:
         checkpoints.stop()
+        if checkpoints.period_s > 0:
+            # A last one first: should the final record be cut short (near the event cap it
+            # takes seconds to write, and the server's stop grace may run out), little is lost.
+            checkpoints.take()
         probe.dump(final_path(out_dir, pid))
         checkpoints.discard()
 
