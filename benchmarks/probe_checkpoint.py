@@ -9,9 +9,10 @@ ASGI app, called directly, until the budget is nearly spent. Then, for that reco
   probe's thread, against the same timer with no checkpoint, and against the final record
   written (`Probe.dump`: collect + one `json.dumps` call, as at shutdown);
 - the time the CLI takes to turn the checkpoint into a `ServerRecord` after a crash;
-- what checkpoints cost a server under load: a probed server (asyncio, h11) driven by `wrk` for
-  `--seconds` (long enough to fill the budget), with checkpoints (`LOOPSCOPE_CHECKPOINT_S`
-  0.5, the default) and without (0), alternating, `--server-rounds` times each.
+- what checkpoints cost a server under load: two probed servers (asyncio, h11), one with
+  checkpoints (`LOOPSCOPE_CHECKPOINT_S` 0.5, the default) and one without (0), side by side on
+  one core while two `wrk` drive them for `--seconds` from the other (as
+  `probe_overhead.py` does), `--server-rounds` times, fresh servers each round.
 
     python benchmarks/probe_checkpoint.py [--rounds 3] [--server-rounds 3] [--seconds 8]
 
@@ -23,16 +24,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from probe_overhead import run_wrk
 
 from loopscope.probe import install
 from loopscope.probe.checkpoint import Checkpointer, read_checkpoint
@@ -72,7 +74,27 @@ async def _fill(probe: Probe, share: float) -> int:
     return served
 
 
-async def _worst_lateness(seconds: float, during: Callable[[], None] | None) -> tuple[float, float]:
+def _size(folder: Path) -> int:
+    """The bytes of a checkpoint on disk: its snapshot and side files."""
+    return sum(p.stat().st_size for p in folder.glob("checkpoint.*"))
+
+
+async def _serve_more(probe: Probe, count: int) -> None:
+    app = probe.asgi(trivial)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        pass
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+    await asyncio.gather(*(app(dict(scope), receive, send) for _ in range(count)))
+
+
+async def _worst_lateness(
+    seconds: float, during: Callable[[], object] | None
+) -> tuple[float, float]:
     """The 1 ms timer's worst lateness (ms) over `seconds`, with `during` run in a thread; and
     how long `during` took (s)."""
     took = 0.0
@@ -99,46 +121,51 @@ async def _worst_lateness(seconds: float, during: Callable[[], None] | None) -> 
 async def _measure(probe: Probe, folder: Path, rounds: int) -> None:
     probe.observe_loop()
     started = time.perf_counter()
-    served = await _fill(probe, 0.97)
+    served = await _fill(probe, 0.9)
     rec = probe.recorder
     print(
         f"filled: {served:,} requests, {rec.used:,} of {rec.capacity:,} events used, "
         f"{len(rec.steps):,} steps, in {time.perf_counter() - started:.1f} s"
     )
-    checkpoints = Checkpointer(probe, folder / "checkpoint.bin", period_s=0.5)
-    costs, late, late_dump, late_none, dumps = [], [], [], [], []
+    full, late, more, late_dump, late_none, dumps = [], [], [], [], [], []
+    path = folder / "checkpoint.bin"
     for _ in range(rounds):
         base, _ = await _worst_lateness(1.0, None)
         late_none.append(base)
-
-        def take() -> None:
-            checkpoints._last = None  # as if something changed: a full checkpoint each round
-            assert checkpoints.take()
-
-        worst, took = await _worst_lateness(0.0, take)
-        costs.append(took)
+        # A first checkpoint of the whole record (as the first after a quiet start would be),
+        # then one after 200 more requests: what each checkpoint of a busy server costs.
+        checkpoints = Checkpointer(probe, path, period_s=0.5)
+        checkpoints.discard()
+        worst, took = await _worst_lateness(0.0, checkpoints.take)
+        full.append(took)
         late.append(worst)
+        await _serve_more(probe, 200)
+        _, took = await _worst_lateness(0.0, checkpoints.take)
+        more.append(took)
         worst, took = await _worst_lateness(0.0, lambda: probe.dump(folder / "final.json"))
         late_dump.append(worst)
         dumps.append(took)
-    size = (folder / "checkpoint.bin").stat().st_size
+    size = _size(folder)
     print(
-        f"checkpoint: {statistics.median(costs) * 1000:.0f} ms (median of {rounds}; "
-        f"min {min(costs) * 1000:.0f}, max {max(costs) * 1000:.0f}), {size / 1e6:.1f} MB"
+        f"checkpoint of the whole record: {statistics.median(full) * 1000:.0f} ms (median of "
+        f"{rounds}; {min(full) * 1000:.0f}–{max(full) * 1000:.0f}), {size / 1e6:.1f} MB on disk; "
+        f"the next, 200 requests later: {statistics.median(more) * 1000:.1f} ms "
+        f"({min(more) * 1000:.1f}–{max(more) * 1000:.1f})"
     )
     print(
         f"1 ms timer's worst lateness (median of {rounds} rounds): "
         f"{statistics.median(late_none):.1f} ms with no checkpoint, "
-        f"{statistics.median(late):.1f} ms while a checkpoint is taken, "
+        f"{statistics.median(late):.1f} ms while a whole-record checkpoint is taken, "
         f"{statistics.median(late_dump):.1f} ms while the final record is written "
         f"(which takes {statistics.median(dumps):.1f} s)"
     )
     started = time.perf_counter()
-    record = read_checkpoint(folder / "checkpoint.bin")
+    record = read_checkpoint(path)
     print(
         f"the CLI reads it back: {time.perf_counter() - started:.1f} s, "
         f"{len(record.requests):,} requests, {record.counts.steps:,} steps"
     )
+    checkpoints.take()  # nothing runs on the loop from here to the next one
     unchanged = time.perf_counter()
     skipped = not checkpoints.take()
     print(
@@ -147,41 +174,40 @@ async def _measure(probe: Probe, folder: Path, rounds: int) -> None:
     )
 
 
-def _served(period: str, seconds: int) -> tuple[float, int]:
-    """Requests/s of a probed server under `wrk` with checkpoints every `period` s (0: none),
-    and the checkpoint files it left (1 while it runs, 0 once it wrote its final record)."""
+def _server(period: str) -> ServerProcess:
+    """A probed server of the trivial app on core 0, checkpoints every `period` s (0: none)."""
     settings = ServerSettings(
         app="trivial:app",
         app_dir=APPS,
         probe=True,
+        cpus=(0,),
         env={"LOOPSCOPE_CHECKPOINT_S": period},
         stop_grace_s=120.0,
     )
-    with ServerProcess(settings) as server:
-        command = ["wrk", "-t1", "-c32", f"-d{seconds}s", server.url + "/"]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        left = len(list(server.probe_dir.glob("checkpoint-*")))
-    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if found is None:
-        raise SystemExit(f"wrk printed no rate:\n{out}")
-    return float(found.group(1)), left
+    return ServerProcess(settings)
 
 
 def _server_rounds(rounds: int, seconds: int) -> None:
-    if shutil.which("wrk") is None:
-        print("server rounds skipped: wrk is not installed")
+    """Two fresh probed servers per round, one with checkpoints and one without, sharing core 0
+    while two `wrk` drive them at once from core 1: the machine's noise hits both alike, and
+    the ratio of their throughputs is the ratio of their costs per request."""
+    if shutil.which("wrk") is None or shutil.which("taskset") is None:
+        print("server rounds skipped: wrk or taskset is not installed")
         return
-    rates: dict[str, list[float]] = {"0.5": [], "0": []}
+    ratios: list[float] = []
     for _ in range(rounds):
-        for period in rates:
-            rate, left = _served(period, seconds)
-            rates[period].append(rate)
-            if period != "0" and not left:
-                raise SystemExit("the server under load wrote no checkpoint")
-    on, off = statistics.median(rates["0.5"]), statistics.median(rates["0"])
+        with _server("0.5") as on, _server("0") as off, ThreadPoolExecutor(2) as pool:
+            with_checkpoints = pool.submit(run_wrk, on, seconds, 32, 1)
+            without = pool.submit(run_wrk, off, seconds, 32, 1)
+            rate_on, rate_off = with_checkpoints.result().rps, without.result().rps
+            if not list(on.probe_dir.glob("checkpoint-*")):
+                raise SystemExit("the server with checkpoints saved none")
+        ratios.append(rate_on / rate_off)
+        print(f"  round: {rate_on:,.0f} requests/s with checkpoints, {rate_off:,.0f} without")
     print(
-        f"probed server under wrk ({seconds} s, 32 connections, median of {rounds}): "
-        f"{on:,.0f} requests/s with checkpoints, {off:,.0f} without ({on / off:.3f})"
+        f"probed server under wrk ({seconds} s, side by side on one core, {rounds} rounds): "
+        f"throughput with checkpoints / without = {statistics.median(ratios):.3f} (median; "
+        f"{min(ratios):.3f}–{max(ratios):.3f})"
     )
 
 
@@ -192,8 +218,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
     print(f"backend: {'pure Python' if os.environ.get('LOOPSCOPE_PURE_PYTHON') else 'compiled'}")
-    with tempfile.TemporaryDirectory() as folder, install(block_ms=20, precise=True) as probe:
-        asyncio.run(_measure(probe, Path(folder), args.rounds))
+    if args.rounds:
+        with tempfile.TemporaryDirectory() as folder, install(block_ms=20, precise=True) as probe:
+            asyncio.run(_measure(probe, Path(folder), args.rounds))
     if args.server_rounds:
         _server_rounds(args.server_rounds, args.seconds)
 

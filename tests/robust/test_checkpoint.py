@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from loopscope.probe import install
-from loopscope.probe.checkpoint import Checkpointer, read_checkpoint
+from loopscope.probe.checkpoint import Checkpointer, read_checkpoint, side_path
 from loopscope.probe.instrument import Probe
 from loopscope.probe.loop import PURE_PYTHON_ENV
 from loopscope.trace.io import dump_record
@@ -107,6 +107,38 @@ def test_a_checkpoint_turns_back_into_the_record_the_probe_collects(tmp_path: Pa
     ]
 
 
+def test_each_checkpoint_appends_only_what_is_new_and_restores_all(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint-1.bin"
+    steps_file = side_path(path, "steps")
+    with install(block_ms=20, app_root=str(Path(__file__).parent)) as probe:
+        checkpoints = Checkpointer(probe, path, period_s=0.5)
+        _serve(probe, [("/", "R0"), ("/block", "R1")])
+        assert checkpoints.take()
+        first = steps_file.stat().st_size
+        assert first == len(probe.recorder.steps.data) > 0
+        _serve(probe, [("/", "R2"), ("/block", "R3")])
+        assert checkpoints.take()
+        assert steps_file.stat().st_size == len(probe.recorder.steps.data) > first
+        # A side file that is not as the last checkpoint left it is written anew.
+        with steps_file.open("r+b") as out:
+            out.truncate(first // 2)
+        _serve(probe, [("/", "R4")])
+        probe.uninstall()
+        assert checkpoints.take()
+        collected = probe.collect()
+    restored = read_checkpoint(path)
+    assert _without_checkpoint(restored) == _without_checkpoint(collected)
+    assert restored.request_ids == ["R0", "R1", "R2", "R3", "R4"]
+    assert [b.request_id for b in restored.loop_blocks] == ["R1", "R3"]
+    # A side file cut short (a disk that filled): the checkpoint is refused, not misread.
+    with steps_file.open("r+b") as out:
+        out.truncate(first // 2)
+    with pytest.raises(ValueError, match="shorter than its checkpoint says"):
+        read_checkpoint(path)
+    checkpoints.discard()
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_checkpoint_taken_mid_request_keeps_it_running_and_the_blocks_before(
     tmp_path: Path,
 ) -> None:
@@ -172,7 +204,7 @@ def test_the_thread_checkpoints_while_the_app_runs_and_stops_when_told(tmp_path:
     assert seen == [True]
     assert "R1" in read_checkpoint(path).request_ids
     checkpoints.discard()
-    assert not path.exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_process_s_final_record_wins_over_its_checkpoint(tmp_path: Path) -> None:

@@ -8,10 +8,14 @@ So a daemon thread of the probe's (`Checkpointer`) saves the recorder's contents
 last checkpoint into the process's `ServerRecord` (`read_checkpoint`), marked with the time it
 was taken (`ServerRecord.checkpoint_ns`); where the final record was written, it wins.
 
-A checkpoint is the recorder's raw contents (`RecorderSnapshot`), not a `ServerRecord`: building
-the record (segments, blocks, lanes) and its JSON takes seconds of the GIL near the event cap,
-while copying the packed logs and pickling the rest takes milliseconds. The record is built by
-the CLI, from the last checkpoint only, and only after a crash. The cost to the app:
+A checkpoint is the recorder's raw contents, not a `ServerRecord`: building the record
+(segments, blocks, lanes) and its JSON takes seconds of the GIL near the event cap, while saving
+the raw contents takes milliseconds. The packed logs of steps and finished requests, most of
+the bytes, are only ever appended to: each checkpoint appends what is new of them to a side file
+each (`checkpoint-<pid>.steps`, `.numbers`, `.texts`), then writes the rest, pickled, with how
+much of each side file counts (`RecorderSnapshot`), to a temporary file renamed into place: a
+crash at any moment leaves the previous checkpoint whole. The record is built by the CLI, from
+the last checkpoint only, and only after a crash. The cost to the app:
 
 - nothing while nothing new was stored: the thread compares a few of the recorder's lengths
   and counters (`_mark`; events merely dropped past the cap are no news) and sleeps on;
@@ -48,6 +52,10 @@ DEFAULT_PERIOD_S = 0.5
 MAX_SHARE = 0.05
 """The largest share of the time that taking checkpoints may use."""
 
+PACKED = ("steps", "numbers", "texts")
+"""The recorder's packed logs (`steps.data`, `finished.numbers`, `finished.texts`): only ever
+appended to, so each checkpoint appends what is new of them to a side file of its own."""
+
 LiveRequest = tuple[str, str, str, int, int, int]
 """A request running when the checkpoint was taken: `(request_id, method, path, start_ns,
 first_step_ns, serial)`."""
@@ -74,7 +82,8 @@ class Recording(Protocol):
 
 @dataclass(slots=True)
 class RecorderSnapshot:
-    """A recorder's contents at `taken_ns`, with what `server_record` needs of the probe."""
+    """A recorder's contents at `taken_ns`, with what `server_record` needs of the probe; the
+    packed logs are in side files (see `Checkpointer`), `packed` says how much of each."""
 
     taken_ns: int
     pid: int
@@ -84,9 +93,7 @@ class RecorderSnapshot:
     block_ms: float
     loops: int
     unobserved_loops: int
-    steps: bytes
-    finished_numbers: bytes
-    finished_texts: bytes
+    packed: tuple[int, int, int]  # lengths of the packed logs (`PACKED`) in their side files
     serial: int
     live: list[LiveRequest]
     late: dict[str, int]
@@ -106,8 +113,8 @@ def snapshot(probe: Recording, taken_ns: int) -> RecorderSnapshot:
     """`probe`'s recorder as it is now, copied: the hooks may go on appending meanwhile."""
     rec = probe.recorder
     # The numbers before the texts: a request's texts are stored before its numbers.
-    numbers = bytes(rec.finished.numbers)
-    texts = bytes(rec.finished.texts)
+    numbers = len(rec.finished.numbers)
+    texts = len(rec.finished.texts)
     live: list[LiveRequest] = []
     for request_id, entry in list(rec.live.items()):
         method, path, start, first_step, serial = live_row(entry)
@@ -130,9 +137,7 @@ def snapshot(probe: Recording, taken_ns: int) -> RecorderSnapshot:
         block_ms=probe.block_ms,
         loops=probe.loops_observed,
         unobserved_loops=probe.unobserved_loops,
-        steps=bytes(rec.steps.data),
-        finished_numbers=numbers,
-        finished_texts=texts,
+        packed=(len(rec.steps.data), numbers, texts),
         serial=rec.serial,
         live=live,
         late=dict(rec.late),
@@ -158,12 +163,13 @@ class _LiveEntry:
         self.row = row
 
 
-def restore(shot: RecorderSnapshot) -> ServerRecord:
-    """The `ServerRecord` the probe would have collected when `shot` was taken."""
+def restore(shot: RecorderSnapshot, packed: tuple[bytes, bytes, bytes]) -> ServerRecord:
+    """The `ServerRecord` the probe would have collected when `shot` was taken, with the
+    packed logs `packed` (`PACKED`'s, each cut to its length in `shot.packed`)."""
     rec = Recorder(0, id_prefix="")
-    rec.steps.data += shot.steps
-    rec.finished.numbers += shot.finished_numbers
-    rec.finished.texts += shot.finished_texts
+    rec.steps.data += packed[0]
+    rec.finished.numbers += packed[1]
+    rec.finished.texts += packed[2]
     rec.serial = shot.serial
     rec.live = {
         request_id: _LiveEntry((method, path, start, first_step, serial))
@@ -203,17 +209,30 @@ def write_snapshot(shot: RecorderSnapshot, path: Path) -> None:
         raise
 
 
+def side_path(path: Path, log: str) -> Path:
+    """Where the checkpoint at `path` keeps the packed log `log` (one of `PACKED`)."""
+    return path.with_suffix(f".{log}")
+
+
 def read_checkpoint(path: str | Path) -> ServerRecord:
     """The `ServerRecord` of the checkpoint at `path` (see the module on its format).
 
     Raises `ValueError` when the file is not a checkpoint, or cannot be read or restored.
     """
+    path = Path(path)
     try:
-        with Path(path).open("rb") as source:
+        with path.open("rb") as source:
             shot = pickle.load(source)
         if not isinstance(shot, RecorderSnapshot):
             raise ValueError(f"{path} holds a {type(shot).__name__}, not a probe checkpoint.")
-        return restore(shot)
+        logs = []
+        for log, length in zip(PACKED, shot.packed, strict=True):
+            with side_path(path, log).open("rb") as source:
+                data = source.read(length)
+            if len(data) != length:
+                raise ValueError(f"{side_path(path, log)} is shorter than its checkpoint says.")
+            logs.append(data)
+        return restore(shot, (logs[0], logs[1], logs[2]))
     except ValueError:
         raise
     except Exception as exc:
@@ -257,6 +276,7 @@ class Checkpointer:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._last: tuple[int, ...] | None = None
+        self._appended = [0, 0, 0]  # how much of each packed log its side file holds
         self.written = 0  # checkpoints written
         self.last_cost_ns = 0  # what the last one took
         self.last_taken_ns: int | None = None  # when it was taken
@@ -290,6 +310,9 @@ class Checkpointer:
             shot = snapshot(self._probe, taken)
             if background and self._stopped.is_set():
                 return False  # the final record is on its way: it must not be overtaken
+            # The logs first: the snapshot, renamed into place last, says how much of them
+            # counts, so a crash between the two leaves the previous checkpoint whole.
+            self._append_logs(recorder, shot.packed)
             write_snapshot(shot, self.path)
             self._last = mark
             self.written += 1
@@ -300,6 +323,21 @@ class Checkpointer:
             recorder.fail("checkpoint", exc)
             return False
 
+    def _append_logs(self, rec: Recorder, lengths: tuple[int, int, int]) -> None:
+        """Append what is new of each packed log (up to `lengths`) to its side file."""
+        logs = (rec.steps.data, rec.finished.numbers, rec.finished.texts)
+        for i, (log, data, length) in enumerate(zip(PACKED, logs, lengths, strict=True)):
+            side = side_path(self.path, log)
+            done = self._appended[i]
+            # A side file that is not as left (a failed write, a log cleared) starts over.
+            if done and (length < done or not side.exists() or side.stat().st_size != done):
+                done = self._appended[i] = 0
+            if length == done and done:
+                continue
+            with side.open("ab" if done else "wb") as out:
+                out.write(data[done:length])  # a copy of the new part only
+            self._appended[i] = length
+
     def stop(self, timeout_s: float = 5.0) -> None:
         """Take no more checkpoints; wait (up to `timeout_s`) for one being taken."""
         self._stopped.set()
@@ -309,5 +347,6 @@ class Checkpointer:
 
     def discard(self) -> None:
         """Remove the checkpoint file (once the final record is written, it says more)."""
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
+        for path in (self.path, *(side_path(self.path, log) for log in PACKED)):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
