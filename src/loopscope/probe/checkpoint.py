@@ -14,7 +14,8 @@ the raw contents takes milliseconds. The packed logs of steps and finished reque
 the bytes, are only ever appended to: each checkpoint appends what is new of them to a side file
 each (`checkpoint-<pid>.steps`, `.numbers`, `.texts`), then writes the rest, pickled, with how
 much of each side file counts (`RecorderSnapshot`), to a temporary file renamed into place: a
-crash at any moment leaves the previous checkpoint whole. The record is built by the CLI, from
+crash at any moment leaves the previous checkpoint whole (but while a side file is written anew,
+after a failed write, when a crash leaves none). The record is built by the CLI, from
 the last checkpoint only, and only after a crash. The cost to the app:
 
 - nothing while nothing new was stored: the thread compares a few of the recorder's lengths
