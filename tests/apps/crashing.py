@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,11 @@ async def exit_now(request: Request) -> JSONResponse:
     os._exit(7)
 
 
+async def killed(request: Request) -> JSONResponse:
+    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer does
+    return JSONResponse({})
+
+
 async def segfault(request: Request) -> JSONResponse:
     ctypes.string_at(0)  # reads address 0: SIGSEGV in native code
     return JSONResponse({})
@@ -44,6 +50,7 @@ ROUTES = [
     Route("/wait", wait),
     Route("/exit", exit_now, methods=["POST"]),
     Route("/segv", segfault, methods=["POST"]),
+    Route("/kill", killed, methods=["POST"]),
 ]
 app = Starlette(routes=ROUTES)
 

@@ -130,7 +130,11 @@ def _states(request: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("backend", ["compiled", "python"])
 @pytest.mark.parametrize(
     ("route", "how"),
-    [("/exit", "exited with code 7"), ("/segv", "was killed by SIGSEGV")],
+    [
+        ("/exit", "exited with code 7"),
+        ("/segv", "was killed by SIGSEGV"),
+        ("/kill", "was killed by SIGKILL"),
+    ],
 )
 def test_a_crashed_server_s_last_checkpoint_keeps_its_server_side_view(
     tmp_path: Path, route: str, how: str, backend: str
