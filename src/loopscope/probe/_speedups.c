@@ -33,7 +33,7 @@ static PyObject *str_loop, *str_context, *str_get, *str_take, *str_when, *str_cu
 static PyObject *str_method, *str_path, *str_headers, *str_type, *str_status;
 static PyObject *str_response_start, *str_used, *str_capacity;
 static PyObject *str_fail;
-static PyObject *str_dropped, *str_errors, *str_serial, *str_ready, *str_append;
+static PyObject *str_dropped, *str_unrecorded, *str_errors, *str_serial, *str_ready, *str_append;
 static PyObject *one, *chunk;
 
 /* The clock in ns; 0 when it cannot be read (a thread's CPU clock once the thread is gone). */
@@ -557,6 +557,8 @@ typedef struct {
     unsigned long step_thread; /* the thread that runs the step `current_step` times */
     int inline_run;       /* whether to do the original's work (it is asyncio's own) */
     Py_ssize_t room; /* events taken from the budget and not used yet; below 0: steps to drop */
+    PyObject *skipped; /* what the steps dropped (room below 0) count as: `dropped` (the budget
+                        * is spent) or `unrecorded` (asking the budget failed) */
     PyObject *task_ready; /* uvloop: when each request's task became runnable, by request id */
     PyObject *current_request; /* the request of the task step now running (None between) */
     vectorcallfunc vectorcall;
@@ -608,22 +610,25 @@ record_ready_step(StepHook *self, long long start, long long end, PyObject *requ
                   long long ready, const char *hook)
 {
     long long cpu_end = end - start > self->long_ns ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
-    if (self->room < 0) { /* the budget is spent: drop a chunk of steps before asking again */
+    if (self->room < 0) { /* drop a chunk of steps before asking again */
         self->room++;
-        bump(self->recorder, str_dropped);
+        bump(self->recorder, self->skipped);
         return;
     }
     if (self->room == 0) {
         PyObject *granted = PyObject_CallMethodOneArg(self->recorder, str_take, chunk);
         self->room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
         Py_XDECREF(granted);
+        /* A failure is no spent budget: its steps are `unrecorded`, not `dropped`. */
+        self->skipped = str_dropped;
         if (PyErr_Occurred() || self->room < 0) {
             bump_after_clear(self->recorder, hook);
             self->room = 0;
+            self->skipped = str_unrecorded;
         }
         if (self->room == 0) {
             self->room = 1 - BUDGET_CHUNK;
-            bump(self->recorder, str_dropped);
+            bump(self->recorder, self->skipped);
             return;
         }
     }
@@ -883,6 +888,7 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->foreign_step = 0;
     self->step_thread = 0;
     self->room = 0;
+    self->skipped = str_dropped; /* interned for the module's life: not counted */
     self->current_request = Py_NewRef(Py_None);
     self->task_ready = PyDict_New();
     if (self->task_ready == NULL) {
@@ -1892,9 +1898,10 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     long long start = clock_ns(CLOCK_MONOTONIC);
     /* One event per request, as Recorder.add_request takes: a small budget is shared fairly. */
     int room = take_one(self);
-    if (room < 0) {
+    if (room < 0) { /* a failure, not a spent budget: the request is unrecorded, not dropped */
         bump_after_clear(self->recorder, "middleware");
-        room = 0;
+        bump(self->recorder, str_unrecorded);
+        return with_pending(Py_NewRef(Py_None));
     }
     if (room == 0) {
         bump(self->recorder, str_dropped);
@@ -2506,6 +2513,7 @@ PyInit__speedups(void)
     INTERN(str_capacity, "capacity");
     INTERN(str_when, "_when");
     INTERN(str_dropped, "dropped");
+    INTERN(str_unrecorded, "unrecorded");
     INTERN(str_errors, "errors");
     INTERN(str_fail, "fail");
     INTERN(str_serial, "serial");

@@ -128,11 +128,24 @@ class StepHook:
         def store(start: int, end: int, ref: int, ready: int) -> None:
             nonlocal room
             cpu_end = thread_cpu() if end - start > long_ns else 0
-            if room or (room := rec.take(BUDGET_CHUNK)):
-                room -= 1
-                add_step(pack_step(start, end, cpu_end, ref, ready))
-            else:
-                rec.dropped += 1
+            if room < 0:  # after a failure to take from the budget: a chunk goes unrecorded
+                room += 1
+                rec.unrecorded += 1
+                return
+            if not room:
+                try:
+                    room = rec.take(BUDGET_CHUNK)
+                except Exception:
+                    # As the C hook: one failure (counted by the caller) per chunk of steps,
+                    # which are `unrecorded`, not `dropped` (the budget is not spent).
+                    room = 1 - BUDGET_CHUNK
+                    rec.unrecorded += 1
+                    raise
+                if not room:
+                    rec.dropped += 1
+                    return
+            room -= 1
+            add_step(pack_step(start, end, cpu_end, ref, ready))
 
         def _run(handle: Any) -> None:
             if handle._loop is not hook.loop:

@@ -193,6 +193,7 @@ class Recorder:
         "samples",
         "serial",
         "steps",
+        "unrecorded",
         "used",
         "watch_blocks",
     )
@@ -201,6 +202,8 @@ class Recorder:
         self.capacity = max_events
         self.used = 0
         self.dropped = 0
+        # Events a hook could not record after one of the probe's failures (not the budget's).
+        self.unrecorded = 0
         self.errors = 0
         self.failures: dict[tuple[str, str], ProbeFailure] = {}
         self.current_step = 0  # always 0: the clock when no step hook is in place

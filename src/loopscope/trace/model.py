@@ -227,7 +227,9 @@ class WorkerLife:
     loopscope saw it gone during the run (`None`: alive when the run ended), to within the
     sampling period. `loop` and `http` are what the process really ran (`uvloop`, `asyncio`;
     `h11`, `httptools`), read inside it; `unknown` where it served no request. `recorded` says
-    whether its probe left a record (a worker that died leaves none).
+    whether its probe left a record; `checkpoint_ns`, set where that record is a checkpoint
+    (the process ended without writing its final record: a crash), when it was taken: the
+    server-side view of this process is as of then.
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -238,6 +240,7 @@ class WorkerLife:
     loop: str = "unknown"
     http: str = "unknown"
     recorded: bool = False
+    checkpoint_ns: int | None = None
 
 
 @dataclass(slots=True)
