@@ -1,12 +1,15 @@
 """How much of a worker thread's wait was the GIL: other threads' Python work meanwhile.
 
-The probe measures a worker thread's wall time and its CPU time; the rest (wall minus CPU) is
+The probe measures a worker thread's wall time, its CPU time and its run-queue time; the rest is
 waiting, and it cannot tell waiting on I/O from waiting for the GIL. Read as I/O, a CPU-bound
 `def` route traced beside another one would be fitted with a wait that the model then adds on top
 of the GIL contention it simulates itself: counted twice. So the fit takes out of each in-thread
 wait the CPU time that the same process's other threads (its loop and its other worker threads)
-spent during it: while they ran Python, this thread could not. The loop's runs are read the
-same way (a loop thread that waits for the GIL is neither running Python nor doing I/O).
+spent during it: while they ran Python, this thread could not. A holder of the GIL that is
+preempted (runnable, no core: another process's turn) keeps it, so its run-queue time counts
+as its GIL time too (measured where the probe read it, else estimated from the machine's steal,
+`loopscope.sim.machine`). The loop's runs are read the same way (a loop thread that waits for
+the GIL is neither running Python nor doing I/O).
 """
 
 from __future__ import annotations
@@ -28,32 +31,48 @@ class Busy:
     who: str
 
 
-def _busy(trace: Trace) -> dict[str, list[Busy]]:
+def _held(cpu_ns: int, runnable_ns: int | None, duration_ns: int, steal: float) -> int:
+    # CPU plus the time preempted while holding the GIL: read, or estimated from the steal.
+    if runnable_ns is None:
+        runnable_ns = round(cpu_ns * steal / (1.0 - steal))
+    return min(duration_ns, cpu_ns + runnable_ns)
+
+
+def _busy(trace: Trace, steal: float) -> dict[str, list[Busy]]:
     # By process: a pid from the loop's lane or the request's worker ("" with one process).
     out: dict[str, list[Busy]] = defaultdict(list)
     single = trace.run.workers <= 1
+    blocks = {b.start_ns: b.runnable_ns for b in trace.loop_blocks}
+    trips = {(c.request_id, c.started_ns): c.runnable_ns for c in trace.pool}
     for seg in trace.lanes:
         if seg.lane.startswith("loop:") and seg.end_ns > seg.start_ns:
-            cpu = seg.duration_ns if seg.state == "on-loop" else (seg.cpu_ns or 0)
+            if seg.state == "on-loop":
+                held = seg.duration_ns  # the loop ran it, or wanted to, all the time
+            else:
+                runnable = blocks.get(seg.start_ns)
+                held = _held(seg.cpu_ns or 0, runnable, seg.duration_ns, steal)
             pid = "" if single else seg.lane.removeprefix("loop:")
-            out[pid].append(Busy(seg.start_ns, seg.end_ns, cpu, "loop"))
+            out[pid].append(Busy(seg.start_ns, seg.end_ns, held, "loop"))
     for request in trace.requests:
         pid = "" if single else str(request.worker)
         for seg in request.segments:
             if seg.state == "in-thread" and seg.cpu_ns and seg.end_ns > seg.start_ns:
                 who = f"{request.id}@{seg.start_ns}"
-                out[pid].append(Busy(seg.start_ns, seg.end_ns, seg.cpu_ns, who))
+                runnable = trips.get((request.id, seg.start_ns))
+                held = _held(seg.cpu_ns, runnable, seg.duration_ns, steal)
+                out[pid].append(Busy(seg.start_ns, seg.end_ns, held, who))
     for stretches in out.values():
         stretches.sort(key=lambda b: b.start_ns)
     return out
 
 
 class GilShare:
-    """Answers, for an in-thread segment, how much CPU the rest of its process spent during it."""
+    """Answers, for an in-thread segment, how long the rest of its process held the GIL during
+    it (its CPU time, and its run-queue time while it held it)."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: Trace, steal: float = 0.0) -> None:
         self.trace = trace
-        self.busy = _busy(trace)
+        self.busy = _busy(trace, steal)
         self.starts = {pid: [b.start_ns for b in bs] for pid, bs in self.busy.items()}
         self.longest = {
             pid: max((b.end_ns - b.start_ns for b in bs), default=0)
