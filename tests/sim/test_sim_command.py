@@ -71,7 +71,7 @@ def test_sim_of_own_routes_writes_an_html_report(tmp_path: Path) -> None:
         (["--mode", "async", "--rate", "0", "--duration", "3"], "must be positive"),
         (["--mode", "async", "--rate", "10"], "--rate and --duration go together"),
         (["--mode", "async", "--change", "/nope=offload"], "not among the routes"),
-        (["--mode", "async", "--change", "/login/async=offload"], "changes nothing"),
+        (["--mode", "async", "--change", "/info/async=offload"], "changes nothing"),
         (["--mode", "async", "--route", "/x=cpu:1"], "exactly one of"),
         ([], "exactly one of"),
     ],

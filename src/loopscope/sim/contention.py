@@ -18,6 +18,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 
+from loopscope.sim.machine import cpu_bound
 from loopscope.trace.model import Segment, Trace
 
 
@@ -33,8 +34,12 @@ class Busy:
 
 def _held(cpu_ns: int, runnable_ns: int | None, duration_ns: int, steal: float) -> int:
     # CPU plus the time preempted while holding the GIL: read, or estimated from the steal.
+    # Only a CPU-bound stretch is taken to hold the GIL while it queues for a core; a thread
+    # whose wait just ended queues for a core before it takes the GIL.
     if runnable_ns is None:
         runnable_ns = round(cpu_ns * steal / (1.0 - steal))
+    if not cpu_bound(duration_ns, cpu_ns, runnable_ns):
+        return cpu_ns
     return min(duration_ns, cpu_ns + runnable_ns)
 
 

@@ -6,8 +6,12 @@ The probe reads, for a loop block (`LoopBlock.runnable_ns`) and for a worker thr
 So the fit keeps it out of every recipe and measures instead the machine's `steal`, the share of
 a runnable server thread's time that went to other processes:
 
-    steal = Σ runnable / Σ (CPU + runnable)      over every stretch where both were measured
+    steal = Σ runnable / Σ (CPU + runnable)      over the CPU-bound stretches where both were read
 
+Only CPU-bound stretches count (the thread wanted a core at least half its wall time): a thread
+that wakes from a wait together with many others (40 pool threads whose sleeps end at once)
+queues for a core behind its own process's threads, which the model simulates itself, and that
+queueing says nothing about the rest of the machine.
 The model then runs each `cpu` step for `1 / (1 - steal)` of its time (a thread gets a core
 `1 - steal` of the time it wants one), on top of the contention it simulates itself (the GIL,
 `--cores`). This is a fair-share approximation: it holds when the other load is steady over the
@@ -26,16 +30,31 @@ MAX_STEAL = 0.9
 """Above this the stretch (×10) says more about the measurement than about the machine."""
 
 
+CPU_BOUND = 0.5
+"""A stretch is CPU-bound when CPU plus run-queue time is at least this share of its wall."""
+MIN_CPU_NS = 1_000_000
+"""...and it did at least this much work: in a short trip (a response's validation, 20 µs) the
+wake-up's own wait for a core outweighs the work and says nothing of the machine."""
+
+
+def cpu_bound(wall_ns: int, cpu_ns: int, runnable_ns: int) -> bool:
+    """Whether the thread wanted a core for most of the stretch (`CPU_BOUND`) and did real
+    work in it (`MIN_CPU_NS`)."""
+    return cpu_ns >= MIN_CPU_NS and cpu_ns + runnable_ns >= CPU_BOUND * wall_ns
+
+
 def measured_steal(trace: Trace) -> float:
     """Other processes' share of the server threads' runnable time in `trace` (0 when the
     trace has no run-queue readings: an older trace, or not Linux)."""
     cpu = runnable = 0
-    for block in trace.loop_blocks:
-        if block.runnable_ns is not None and block.cpu_ns is not None:
-            cpu, runnable = cpu + block.cpu_ns, runnable + block.runnable_ns
-    for call in trace.pool:
-        if call.runnable_ns is not None and call.cpu_ns is not None:
-            cpu, runnable = cpu + call.cpu_ns, runnable + call.runnable_ns
+    stretches = [(b.duration_ns, b.cpu_ns, b.runnable_ns) for b in trace.loop_blocks] + [
+        (c.finished_ns - c.started_ns, c.cpu_ns, c.runnable_ns)
+        for c in trace.pool
+        if c.started_ns is not None and c.finished_ns is not None
+    ]
+    for wall, used, queued in stretches:
+        if used is not None and queued is not None and cpu_bound(wall, used, queued):
+            cpu, runnable = cpu + used, runnable + queued
     if cpu + runnable <= 0:
         return 0.0
     return min(MAX_STEAL, max(0.0, runnable / (cpu + runnable)))
