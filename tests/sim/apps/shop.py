@@ -9,6 +9,7 @@ import asyncio
 import difflib
 import time
 from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
@@ -47,7 +48,9 @@ orders = APIRouter(prefix="/orders", tags=["orders"])
 
 
 @catalog.get("/items/{item_id}", response_model=list[Item])
-async def related_items(item_id: int, session: Session = Depends(get_session)) -> list[Item]:
+async def related_items(
+    item_id: int, session: Annotated[Session, Depends(get_session)]
+) -> list[Item]:
     await asyncio.sleep(0.04)  # an async driver's query
     return [
         Item(id=item_id + i, name=WORDS[i % len(WORDS)], tags=WORDS[i : i + 4], price=i * 0.5)
