@@ -47,6 +47,11 @@ APPS = Path(__file__).resolve().parent.parent / "tests" / "sim" / "apps"
 CALIBRATION_APPS = {
     "library:app": ["GET /books/7", "GET /search", "GET /feed", "GET /export"],
     "ledger:app": ["GET /rows", "GET /audit", "GET /report"],
+    "shop:app": [
+        "GET /api/v1/catalog/items/3",
+        "GET /api/v1/catalog/search?q=tanks",
+        "GET /api/v1/orders/12",
+    ],
 }
 
 
@@ -138,10 +143,10 @@ def grid() -> None:
             )
 
 
-def traced(app: str, hits: list[str], users: int) -> Trace:
-    """A real run of `app` with `users` users sending `hits`, under the probe."""
+def traced(app: str, hits: list[str], users: int, rounds: int = 1) -> Trace:
+    """A real run of `app` with `users` users sending `hits` `rounds` times, under the probe."""
     settings = ServerSettings(app=app, app_dir=str(APPS), probe=True, block_ms=20.0)
-    scenario = uniform_scenario([parse_hit(h) for h in hits], users, 1)
+    scenario = uniform_scenario([parse_hit(h) for h in hits], users, rounds)
     return measure(settings, scenario, describe_run(settings, scenario, mode="trace"))
 
 
