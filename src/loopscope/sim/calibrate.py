@@ -24,8 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from loopscope.errors import UsageError
-from loopscope.sim.contention import GilShare
-from loopscope.sim.machine import measured_steal
+from loopscope.sim.contention import GilShare, block_runnable, measured_steal
 from loopscope.sim.recipe import Item, PoolStep, Recipe, Step
 from loopscope.sim.settings import Load, ServerModel
 from loopscope.trace.model import Request, Trace
@@ -60,23 +59,6 @@ def _thread_runnable(trace: Trace) -> dict[tuple[str, int], int]:
         for c in trace.pool
         if c.runnable_ns is not None and c.started_ns is not None
     }
-
-
-def _runnable(trace: Trace) -> dict[int, int]:
-    # A block and its request's segment may start a few µs apart: match on the request.
-    by_request: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for block in trace.loop_blocks:
-        if block.request_id and block.runnable_ns is not None:
-            by_request[block.request_id].append((block.start_ns, block.runnable_ns))
-    out: dict[int, int] = {}
-    for request in trace.requests:
-        blocks = by_request.get(request.id, [])
-        for seg in request.segments:
-            if seg.state == "loop-blocked" and blocks:
-                start, runnable = min(blocks, key=lambda b: abs(b[0] - seg.start_ns))
-                if abs(start - seg.start_ns) < seg.duration_ns:
-                    out[seg.start_ns] = runnable
-    return out
 
 
 def _tokens(
@@ -164,7 +146,7 @@ def fit_recipes(trace: Trace) -> tuple[dict[str, Recipe], tuple[str, ...]]:
     the routes' own work, without the machine's steal (`loopscope.sim.machine`)."""
     steal = measured_steal(trace)
     threads = _threads(trace)
-    runnable = _runnable(trace)
+    runnable = block_runnable(trace)
     thread_runnable = _thread_runnable(trace)
     gil = GilShare(trace, steal)
     shapes: dict[str, list[list[Token]]] = defaultdict(list)

@@ -18,7 +18,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 
-from loopscope.sim.machine import cpu_bound
+from loopscope.sim.machine import MAX_STEAL, cpu_bound
 from loopscope.trace.model import Segment, Trace
 
 
@@ -103,3 +103,52 @@ class GilShare:
             overlap = min(b.end_ns, seg.end_ns) - max(b.start_ns, seg.start_ns)
             total += b.cpu_ns * overlap / (b.end_ns - b.start_ns)
         return round(total)
+
+
+ALONE_SHARE = 0.1
+"""A stretch had its process alone when the rest of it held the GIL for less than this share."""
+
+
+def measured_steal(trace: Trace) -> float:
+    """Other processes' share of the server threads' runnable time in `trace`
+    (`loopscope.sim.machine`): over the CPU-bound stretches that had their process alone; 0
+    where there are none or no run-queue readings (an older trace, not Linux)."""
+    blocks = block_runnable(trace)
+    trips = {(c.request_id, c.started_ns): c.runnable_ns for c in trace.pool}
+    share: GilShare | None = None
+    cpu = runnable = 0
+    for request in trace.requests:
+        for seg in request.segments:
+            if seg.cpu_ns is None or seg.state not in ("loop-blocked", "in-thread"):
+                continue
+            if seg.state == "in-thread":
+                queued = trips.get((request.id, seg.start_ns))
+            else:
+                queued = blocks.get(seg.start_ns)
+            if queued is None or not cpu_bound(seg.duration_ns, seg.cpu_ns, queued):
+                continue
+            share = share or GilShare(trace)
+            if share.others_cpu_ns(request.id, seg) > ALONE_SHARE * seg.duration_ns:
+                continue
+            cpu, runnable = cpu + seg.cpu_ns, runnable + queued
+    if cpu + runnable <= 0:
+        return 0.0
+    return min(MAX_STEAL, runnable / (cpu + runnable))
+
+
+def block_runnable(trace: Trace) -> dict[int, int]:
+    """The run-queue time of each `loop-blocked` segment (by its start) whose block has one."""
+    # A block and its request's segment may start a few µs apart: match on the request.
+    by_request: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for block in trace.loop_blocks:
+        if block.request_id and block.runnable_ns is not None:
+            by_request[block.request_id].append((block.start_ns, block.runnable_ns))
+    out: dict[int, int] = {}
+    for request in trace.requests:
+        blocks = by_request.get(request.id, [])
+        for seg in request.segments:
+            if seg.state == "loop-blocked" and blocks:
+                start, runnable = min(blocks, key=lambda b: abs(b[0] - seg.start_ns))
+                if abs(start - seg.start_ns) < seg.duration_ns:
+                    out[seg.start_ns] = runnable
+    return out

@@ -4,14 +4,17 @@ The probe reads, for a loop block (`LoopBlock.runnable_ns`) and for a worker thr
 (`PoolCall.runnable_ns`), how long the thread was ready to run while the OS ran something else
 (Linux schedstat). That time is neither the route's work nor its waiting: it is the machine's.
 So the fit keeps it out of every recipe and measures instead the machine's `steal`, the share of
-a runnable server thread's time that went to other processes:
+a runnable server thread's time that went to other processes
+(`loopscope.sim.contention.measured_steal`):
 
-    steal = Σ runnable / Σ (CPU + runnable)      over the CPU-bound stretches where both were read
+    steal = Σ runnable / Σ (CPU + runnable)      over the stretches that had their process alone
 
-Only CPU-bound stretches count (the thread wanted a core at least half its wall time): a thread
-that wakes from a wait together with many others (40 pool threads whose sleeps end at once)
-queues for a core behind its own process's threads, which the model simulates itself, and that
-queueing says nothing about the rest of the machine.
+A stretch counts where it was CPU-bound (the thread wanted a core at least half its wall time,
+and did at least 1 ms of work) and the rest of its process did next to nothing meanwhile. A
+thread that wakes from a wait together with many others (40 pool threads whose sleeps end at
+once), or that hands the GIL back and forth with another CPU-bound thread (each hand-over wakes
+a thread, which then queues for a core), queues behind its own process, which the model
+simulates itself; that says nothing about the rest of the machine.
 The model then runs each `cpu` step for `1 / (1 - steal)` of its time (a thread gets a core
 `1 - steal` of the time it wants one), on top of the contention it simulates itself (the GIL,
 `--cores`). This is a fair-share approximation: it holds when the other load is steady over the
@@ -24,7 +27,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from loopscope.sim.recipe import Item, PoolStep, Recipe, Step
-from loopscope.trace.model import Trace
 
 MAX_STEAL = 0.9
 """Above this the stretch (×10) says more about the measurement than about the machine."""
@@ -41,23 +43,6 @@ def cpu_bound(wall_ns: int, cpu_ns: int, runnable_ns: int) -> bool:
     """Whether the thread wanted a core for most of the stretch (`CPU_BOUND`) and did real
     work in it (`MIN_CPU_NS`)."""
     return cpu_ns >= MIN_CPU_NS and cpu_ns + runnable_ns >= CPU_BOUND * wall_ns
-
-
-def measured_steal(trace: Trace) -> float:
-    """Other processes' share of the server threads' runnable time in `trace` (0 when the
-    trace has no run-queue readings: an older trace, or not Linux)."""
-    cpu = runnable = 0
-    stretches = [(b.duration_ns, b.cpu_ns, b.runnable_ns) for b in trace.loop_blocks] + [
-        (c.finished_ns - c.started_ns, c.cpu_ns, c.runnable_ns)
-        for c in trace.pool
-        if c.started_ns is not None and c.finished_ns is not None
-    ]
-    for wall, used, queued in stretches:
-        if used is not None and queued is not None and cpu_bound(wall, used, queued):
-            cpu, runnable = cpu + used, runnable + queued
-    if cpu + runnable <= 0:
-        return 0.0
-    return min(MAX_STEAL, max(0.0, runnable / (cpu + runnable)))
 
 
 def _stretch(items: tuple[Item, ...], factor: float) -> tuple[Item, ...]:
