@@ -176,6 +176,9 @@ class PoolCall:
     is where `func` is defined (`users.py:42`), for the app's and installed libraries' code.
     `executor` names the executor (its `thread_name_prefix`, e.g. `reports`, or `aiosqlite`;
     `None`: anyio's thread pool) and `capacity` its number of threads, where known.
+    `runnable_ns`, where measured (Linux schedstat, read by the thread itself), is the time the
+    thread was ready to run during the call but the OS ran something else: wall minus `cpu_ns`
+    minus `runnable_ns` is what it spent waiting (on I/O, or for the GIL).
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -191,6 +194,7 @@ class PoolCall:
     where: str | None = None
     executor: str | None = None
     capacity: int | None = None
+    runnable_ns: int | None = None
 
 
 @dataclass(slots=True)
