@@ -59,3 +59,50 @@ class RunQueueClock:
 
 RUN_QUEUE = RunQueueClock()
 """The one reader every probe hook shares (one open file per worker thread)."""
+
+
+class ProcessRunQueue:
+    """`read()`: the run-queue delay of every thread of this process so far, summed (ns), or
+    `None` where it cannot be read.
+
+    Read by the watchdog while the loop is stuck: a loop thread that waits for a library's own
+    threads on a busy machine sees them compute *and* wait for a core, and both are their work,
+    not I/O. Each thread's file stays open (by thread id) and is re-read with `os.pread`; the
+    list of threads is read anew every time, so that threads that came or went are followed.
+    Only the watchdog thread calls it (not thread-safe).
+    """
+
+    def __init__(self, tasks: str = "/proc/self/task") -> None:
+        self._tasks = tasks
+        self._files: dict[str, int] = {}
+
+    def read(self) -> int | None:
+        """The process's summed run-queue delay so far (ns); `None` where it cannot be read."""
+        try:
+            tids = os.listdir(self._tasks)
+        except OSError:
+            return None
+        files, total = self._files, 0
+        for gone in files.keys() - set(tids):
+            with contextlib.suppress(OSError):
+                os.close(files.pop(gone))
+        for tid in tids:
+            try:
+                fd = files.get(tid)
+                if fd is None:
+                    fd = files[tid] = os.open(
+                        f"{self._tasks}/{tid}/schedstat", os.O_RDONLY | os.O_CLOEXEC
+                    )
+                total += int(os.pread(fd, 128, 0).split()[1])
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+            except (OSError, ValueError, IndexError):
+                return None
+        return total
+
+    def close(self) -> None:
+        """Close every file kept open."""
+        for fd in self._files.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._files.clear()

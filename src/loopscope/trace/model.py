@@ -143,7 +143,9 @@ class LoopBlock:
     provides, the library's own last line (`fastapi_users/manager.py:376`). `process_cpu_ns`,
     where measured, is the CPU time of the whole server process during the block: far above
     `cpu_ns`, the loop thread was waiting on work in other threads (a library's own), not on
-    I/O.
+    I/O. `process_runnable_ns`, where measured, is how long the process's threads together
+    waited for a core during the block (Linux `schedstat`): on a busy machine the threads a
+    loop waits for compute less and queue more, and both are their work.
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -159,6 +161,7 @@ class LoopBlock:
     runnable_ns: int | None = None
     inner: str | None = None
     process_cpu_ns: int | None = None
+    process_runnable_ns: int | None = None
 
     @property
     def duration_ns(self) -> int:
