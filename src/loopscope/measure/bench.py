@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import re
 import time
 import urllib.error
 import urllib.request
@@ -23,17 +24,22 @@ from loopscope.errors import LoadError, UsageError
 from loopscope.load.driver_process import run_fixed_rate
 from loopscope.load.fixed_rate import RatePlan
 from loopscope.load.outcome import LoadOutcome
+from loopscope.measure.sampler import ServerSampler
 from loopscope.server import ServerProcess
 from loopscope.server.models import Capacity, ServerModel
+from loopscope.server.models.base import WSGI_APP
 from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
 from loopscope.trace.merge import build_trace
-from loopscope.trace.model import Request, Run, Trace
+from loopscope.trace.model import Request, Run, Trace, WorkerLife
+from loopscope.trace.record import ServerRecord
 
 SATURATED_SHARE = 0.9
 """A point is saturated when the server served less than this share of the offered rate, or
 answered any request with an error or not at all."""
 MAX_KEPT_REQUESTS = 5000
 """With `--probe`, the client stamps of at most this many requests per point join its Trace."""
+ID_PREFIX = "B"
+"""The driver's request ids: `B1`, `B2`, ... (the `x-loopscope-request` header)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,16 +173,37 @@ def measure_point(
             timeout_s=options.timeout_s,
             connections=options.connections,
             keep_requests=MAX_KEPT_REQUESTS if options.probe else 0,
+            id_prefix=ID_PREFIX,
         )
-        outcome = run_fixed_rate(plan, options.processes, options.driver_cpus, progress)
+        # With the probe, the kernel's accept queue and the worker processes are sampled from
+        # outside while the load runs: what a worker never sees, the wait before it took a
+        # request, and which worker lived when.
+        sampler = (
+            ServerSampler(settings.host, server.port, server.worker_lives)
+            if options.probe
+            else None
+        )
+        if sampler is not None:
+            sampler.start()
+        try:
+            outcome = run_fixed_rate(plan, options.processes, options.driver_cpus, progress)
+        finally:
+            if sampler is not None:
+                sampler.stop()
         server.check_alive()
+        workers = [
+            dataclasses.replace(w, ended_ns=sampler.ended.get(w.pid) if sampler else None)
+            for w in server.worker_lives()
+        ]
         server.stop()
         records = server.probe_records()
     finally:
         server.close()
     point = BenchPoint(model.name, mode, rate, model.capacity(mode), outcome)
     if options.probe and model.probe_able:
-        point.trace = _trace(model, mode, rate, options, outcome, records, settings.app)
+        point.trace = _trace(
+            model, mode, rate, options, outcome, records, settings.app, sampler, workers
+        )
     return point
 
 
@@ -200,9 +227,13 @@ def _trace(
     rate: float,
     options: BenchOptions,
     outcome: LoadOutcome,
-    records: list[Any],
+    records: list[ServerRecord],
     app: str,
+    sampler: ServerSampler | None = None,
+    workers: Sequence[WorkerLife] = (),
 ) -> Trace:
+    """The point's Trace: the client's kept (sampled) requests joined with every worker's probe
+    record, the accept queue's samples and the worker processes."""
     path = model.route(mode)
     requests = [
         Request(
@@ -218,6 +249,21 @@ def _trace(
         )
         for kept in outcome.requests
     ]
+    notes = [] if records else ["The probe wrote no record: client stamps only."]
+    kept = {r.id for r in requests}
+    if outcome.sent > len(kept):
+        notes.append(
+            f"Sampled: the client kept {len(kept)} of the {outcome.sent} requests it sent "
+            "(evenly spread); the others are left out of this trace, and of the server's view."
+        )
+    records = [_sampled(record, kept, several=len(records) > 1) for record in records]
+    if model.app == WSGI_APP:
+        threads = model.threads or 1  # a sync worker is one thread
+    else:
+        threads = model.threads if model.threads is not None else ANYIO_DEFAULT_TOKENS
+    queue = sampler.queue if sampler is not None else []
+    if sampler is not None and sampler.unavailable:
+        notes.append(f"The accept queue was not sampled: {sampler.unavailable}")
     run = Run(
         mode=mode,
         app=app,
@@ -225,13 +271,42 @@ def _trace(
         python=platform.python_version(),
         server=model.server,
         workers=model.workers,
-        threads=model.threads if model.threads is not None else ANYIO_DEFAULT_TOKENS,
+        threads=threads,
         io_ms=options.io_ms,
         scenario=f"open loop: {rate:g} req/s for {options.duration_s:g} s ({model.name})",
         started_ns=outcome.start_ns,
-        notes=[] if records else ["The probe wrote no record: client stamps only."],
+        notes=notes,
+        queue_sample_ms=sampler.period_ms if queue and sampler is not None else None,
     )
-    return build_trace(run, requests, records, since_ns=outcome.start_ns)
+    return build_trace(
+        run, requests, records, since_ns=outcome.start_ns, accept_queue=queue, workers=workers
+    )
+
+
+_DRIVER_ID = re.compile(rf"^{ID_PREFIX}[0-9-]+$")
+"""The ids the bench's driver gives its requests (`B<n>`, `B<k>-<n>` with several driver
+processes; see `driver_process.plans_for`)."""
+
+
+def _sampled(record: ServerRecord, kept: set[str], several: bool) -> ServerRecord:
+    """`record` without the driver's requests the client did not keep (their lanes go with
+    them in `build_trace`); requests from anyone else stay. With `several` records, its thread
+    lanes are named `thread:<pid>/<name>`: each worker has its own threads, and their names
+    (`AnyIO worker thread`, `Thread-5`) repeat from one worker to the next."""
+    lanes = record.lanes
+    if several:
+        own = f"thread:{record.pid}/"
+        lanes = [
+            dataclasses.replace(lane, lane=own + lane.lane.removeprefix("thread:"))
+            if lane.lane.startswith("thread:") and not lane.lane.startswith(own)
+            else lane
+            for lane in lanes
+        ]
+    return dataclasses.replace(
+        record,
+        requests=[r for r in record.requests if r.id in kept or not _DRIVER_ID.match(r.id)],
+        lanes=lanes,
+    )
 
 
 def point_record(point: BenchPoint, io_ms: float) -> dict[str, Any]:
