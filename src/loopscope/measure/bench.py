@@ -15,7 +15,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,8 +257,10 @@ def _trace(
             "(evenly spread); the others are left out of this trace, and of the server's view."
         )
     records = [_sampled(record, kept, several=len(records) > 1) for record in records]
+    http = "h11"
     if model.app == WSGI_APP:
         threads = model.threads or 1  # a sync worker is one thread
+        http = "gunicorn"  # gunicorn's own HTTP parser
     else:
         threads = model.threads if model.threads is not None else ANYIO_DEFAULT_TOKENS
     queue = sampler.queue if sampler is not None else []
@@ -270,6 +272,7 @@ def _trace(
         tool_version=__version__,
         python=platform.python_version(),
         server=model.server,
+        http=http,
         workers=model.workers,
         threads=threads,
         io_ms=options.io_ms,
@@ -309,8 +312,9 @@ def _sampled(record: ServerRecord, kept: set[str], several: bool) -> ServerRecor
     )
 
 
-def point_record(point: BenchPoint, io_ms: float) -> dict[str, Any]:
-    """One point in the JSON shape of `loopscope bench --json`."""
+def point_record(point: BenchPoint, io_ms: float, trace: str | None = None) -> dict[str, Any]:
+    """One point in the JSON shape of `loopscope bench --json`; `trace`, where given, is
+    where its kept trace was written (`--probe`)."""
     o = point.outcome
     latency = o.latency
     shown: dict[str, float | None] = {
@@ -341,14 +345,22 @@ def point_record(point: BenchPoint, io_ms: float) -> dict[str, Any]:
         "capacity_rps": point.capacity.max_rps(io_ms),
         "capacity_slots": point.capacity.slots,
         "capacity_holder": point.capacity.holder,
+        **({"trace": trace} if trace is not None else {}),
     }
 
 
-def bench_record(result: BenchResult) -> dict[str, Any]:
-    """The whole bench as JSON: `{"points": [...], "run": {...}}`."""
+def bench_record(
+    result: BenchResult, traces: Mapping[tuple[str, str, float], str] | None = None
+) -> dict[str, Any]:
+    """The whole bench as JSON: `{"points": [...], "run": {...}}`; `traces[(server, mode,
+    rate)]` is where a point's trace was written, if it was."""
     options = dataclasses.asdict(result.options)
+    traces = traces or {}
     return {
-        "points": [point_record(p, result.options.io_ms) for p in result.points],
+        "points": [
+            point_record(p, result.options.io_ms, traces.get((p.server, p.mode, p.rate)))
+            for p in result.points
+        ],
         "run": {
             **options,
             "tool_version": __version__,
