@@ -21,9 +21,10 @@ The record is the ASGI probe's `ServerRecord` with `loop = "wsgi"` and `precise 
 
 - `requests`: `id` from the `x-loopscope-request` header (sanitized as the ASGI probe does; a
   repeated id gets `.2`, `.3`...) or a generated `s<pid>-<n>`; `route` is the matched rule's
-  template where the app says it (Flask and any werkzeug app: `request.url_rule.rule`), else
-  the path; `server_start_ns` when the app was called, `server_end_ns` when the server closed
-  the response (after it wrote the body); `status` from `start_response`, `None` if the app
+  template where the app says it (Flask and any werkzeug app: `request.url_rule.rule`, read
+  when the app starts its response), else the path; `server_start_ns` when the app was called, `server_end_ns` when
+  its last chunk of body was handed to the server (before the server writes it, as the ASGI
+  probe's end; the response's close for an empty body); `status` from `start_response`, `None` if the app
   raised. One segment, `in-thread`, covers start→end with the thread's CPU time.
 - `lanes`: `thread:<pid>/<thread name>`, one `in-thread` segment per request it served.
 
@@ -72,7 +73,8 @@ def thread_lane(pid: int, thread: str) -> str:
 
 def route_of(environ: dict[str, Any]) -> str | None:
     """The matched rule's template of a werkzeug app (Flask), read from the request object it
-    leaves in `environ`; `None` where there is none (no match, another framework)."""
+    keeps in `environ` while it serves the request (the probe reads it when the app starts its
+    response); `None` where there is none (no match, another framework)."""
     request = environ.get("werkzeug.request")
     rule = getattr(request, "url_rule", None)
     template = getattr(rule, "rule", None)
@@ -179,6 +181,8 @@ class ProbedApp:
 
         def starting(status: str, headers: Any, exc_info: Any = None) -> Any:
             request.status_line = status
+            # Read now: Flask clears its request from the environ once the app returns.
+            request.route = route_of(environ)
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
@@ -204,15 +208,26 @@ class _Pending:
         self.cpu_start = cpu_start
         self.id = probe.request_id(environ)
         self.status_line: str | None = None
+        self.route: str | None = None
+        self.handed: tuple[int, int] | None = None  # (monotonic, thread CPU) at the last chunk
         self._done = False
 
     def finish(self) -> None:
         if self._done:
             return
         self._done = True
-        end_ns = time.monotonic_ns()
+        # The end is when the last chunk was handed to the server (the ASGI probe's end: the
+        # last message handed over), not the close, which comes after the server wrote it and
+        # may come after the client has read it. The CPU clock is read inside the wall
+        # interval at both ends, so the CPU time fits in it (to within the two clocks'
+        # resolution, which the `min` absorbs).
+        if self.handed is not None:
+            end_ns, cpu_end = self.handed
+        else:
+            cpu_end = time.thread_time_ns()
+            end_ns = time.monotonic_ns()
         try:
-            cpu_ns = time.thread_time_ns() - self.cpu_start
+            cpu_ns = min(cpu_end - self.cpu_start, end_ns - self.start_ns)
             env = self.environ
             path = f"{env.get('SCRIPT_NAME', '')}{env.get('PATH_INFO', '')}" or "/"
             status = int(self.status_line.split(" ", 1)[0]) if self.status_line else None
@@ -222,7 +237,7 @@ class _Pending:
                 id=self.id,
                 method=str(env.get("REQUEST_METHOD", "GET")),
                 path=path,
-                route=route_of(env) or path,
+                route=self.route or path,
                 status=status,
                 server_start_ns=self.start_ns,
                 server_end_ns=end_ns,
@@ -237,15 +252,18 @@ class _Pending:
 
 
 class _Response:
-    """The app's response body, passed through; its `close()` (which the server calls once the
-    body is written, PEP 3333) ends the request."""
+    """The app's response body, passed through, each chunk's hand-over stamped; its `close()`
+    (which the server calls once the body is written, PEP 3333) records the request."""
 
     def __init__(self, body: Iterable[bytes], request: _Pending) -> None:
         self._body = body
         self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+        request = self._request
+        for chunk in self._body:
+            request.handed = (time.monotonic_ns(), time.thread_time_ns())
+            yield chunk
 
     def close(self) -> None:
         try:
