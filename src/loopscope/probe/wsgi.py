@@ -22,10 +22,11 @@ The record is the ASGI probe's `ServerRecord` with `loop = "wsgi"` and `precise 
 - `requests`: `id` from the `x-loopscope-request` header (sanitized as the ASGI probe does; a
   repeated id gets `.2`, `.3`...) or a generated `s<pid>-<n>`; `route` is the matched rule's
   template where the app says it (Flask and any werkzeug app: `request.url_rule.rule`, read
-  when the app starts its response), else the path; `server_start_ns` when the app was called, `server_end_ns` when
-  its last chunk of body was handed to the server (before the server writes it, as the ASGI
-  probe's end; the response's close for an empty body); `status` from `start_response`, `None` if the app
-  raised. One segment, `in-thread`, covers start→end with the thread's CPU time.
+  when the app starts its response), else the path; `server_start_ns` when the app was
+  called, `server_end_ns` when its last chunk of body was handed to the server (before the
+  server writes it, as the ASGI probe's end; the response's close for an empty body);
+  `status` from `start_response`, `None` if the app raised. One segment, `in-thread`, covers
+  start→end with the thread's CPU time.
 - `lanes`: `thread:<pid>/<thread name>`, one `in-thread` segment per request it served.
 
 What it does NOT see: there is no event loop, so no loop steps, no loop blocks and no thread
