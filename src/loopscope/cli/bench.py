@@ -84,8 +84,8 @@ def bench(
         bool,
         typer.Option(
             "--probe/--no-probe",
-            help="Run the probe in every worker (ASGI and WSGI) and keep each point's trace "
-            "and timeline (in a folder beside the HTML, else the JSON).",
+            help="Run the probe in every worker (ASGI and WSGI; not granian) and keep each "
+            "point's trace and timeline (in a folder beside the HTML, else the JSON).",
         ),
     ] = False,
     arrivals: Annotated[
