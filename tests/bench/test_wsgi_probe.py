@@ -186,3 +186,44 @@ def test_a_gthread_worker_serves_from_several_threads_each_its_own_lane() -> Non
     # Threads of one worker serve at once: some two requests overlap.
     spans = sorted((r.server_start_ns, r.server_end_ns or 0) for r in record.requests)
     assert any(a[1] > b[0] for a, b in itertools.pairwise(spans))
+
+
+def test_a_wsgi_trace_reads_as_a_wsgi_server_not_as_a_loop_or_a_pool(flask_app: Any) -> None:
+    from rich.console import Console
+
+    from loopscope.report.console import trace_summary
+    from loopscope.report.explain import explain
+    from loopscope.report.views import run_view
+    from loopscope.report.words import WSGI_VERDICT
+    from loopscope.trace.merge import build_trace
+    from loopscope.trace.model import Request, Run
+
+    probe = WsgiProbe()
+    client = Client(probe.wsgi(flask_app))
+    requests = []
+    for n in (1, 2):
+        sent = time.monotonic_ns()
+        status = client.get("/users/1", headers={REQUEST_HEADER: f"B{n}"}, buffered=True)
+        done = time.monotonic_ns()
+        requests.append(
+            Request(f"B{n}", "GET", "/users/1", "/users/1", status.status_code, sent, done)
+        )
+    run = Run(mode="blocking", app="wsgi_users:create_app", server="gunicorn-sync", threads=1)
+    trace = build_trace(run, requests, [probe.collect()])
+    assert trace.run.loop == WSGI_LOOP
+    assert not any("watchdog" in note for note in trace.run.notes)
+    assert all(r.route == "/users/<int:uid>" and r.worker == os.getpid() for r in trace.requests)
+    said = " ".join(explain(trace))
+    assert "A WSGI server, no event loop" in said and "coroutines" not in said
+    view = run_view(trace, svg="")
+    facts = dict(view.facts)
+    assert facts["loop"] == "none (WSGI)" and facts["threads"] == "1 per worker"
+    assert "thread pool" not in facts and facts["probe"] == "WSGI middleware"
+    assert view.wsgi and view.pool == [] and view.pool_waits == []
+    assert [v["text"] for v in view.verdicts] == [WSGI_VERDICT]
+    console = Console(width=300, record=True)
+    for part in trace_summary(trace):
+        console.print(part)
+    text = console.export_text()
+    assert "No event loop: a WSGI server" in text and "Thread pool:" not in text
+    assert "1 thread(s) per worker" in text and "probe: WSGI middleware" in text
