@@ -111,5 +111,9 @@ def test_a_sampled_trace_keeps_only_the_requests_the_client_kept(
     # Every 4th request kept (40 / 10); the server's view of the others is left out.
     check_joined(trace, 10)
     assert {r.id for r in trace.requests} == {f"B{n}" for n in range(1, 41, 4)}
-    assert {s.request_id for s in trace.lanes} == {r.id for r in trace.requests}
+    # The workers' threads are shown busy for every request up to the last one kept (B37),
+    # those not kept for no request.
+    assert 37 <= len(trace.lanes) <= 40
+    assert {s.request_id for s in trace.lanes} == {r.id for r in trace.requests} | {None}
+    assert sum(s.request_id is None for s in trace.lanes) == len(trace.lanes) - 10
     assert any("kept 10 of the 40 requests" in note for note in trace.run.notes)

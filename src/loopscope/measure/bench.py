@@ -30,7 +30,7 @@ from loopscope.server.models import Capacity, ServerModel
 from loopscope.server.models.base import WSGI_APP
 from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
 from loopscope.trace.merge import build_trace
-from loopscope.trace.model import Request, Run, Trace, WorkerLife
+from loopscope.trace.model import Request, Run, Segment, Trace, WorkerLife
 from loopscope.trace.record import ServerRecord
 
 SATURATED_SHARE = 0.9
@@ -254,7 +254,8 @@ def _trace(
     if outcome.sent > len(kept):
         notes.append(
             f"Sampled: the client kept {len(kept)} of the {outcome.sent} requests it sent "
-            "(evenly spread); the others are left out of this trace, and of the server's view."
+            "(evenly spread); the others are left out of this trace's requests, and what the "
+            "server did for them is shown for no request."
         )
     records = [_sampled(record, kept, several=len(records) > 1) for record in records]
     http = "h11"
@@ -292,23 +293,40 @@ processes; see `driver_process.plans_for`)."""
 
 
 def _sampled(record: ServerRecord, kept: set[str], several: bool) -> ServerRecord:
-    """`record` without the driver's requests the client did not keep (their lanes go with
-    them in `build_trace`); requests from anyone else stay. With `several` records, its thread
-    lanes are named `thread:<pid>/<name>`: each worker has its own threads, and their names
-    (`AnyIO worker thread`, `Thread-5`) repeat from one worker to the next."""
-    lanes = record.lanes
-    if several:
-        own = f"thread:{record.pid}/"
-        lanes = [
-            dataclasses.replace(lane, lane=own + lane.lane.removeprefix("thread:"))
-            if lane.lane.startswith("thread:") and not lane.lane.startswith(own)
-            else lane
-            for lane in lanes
-        ]
+    """`record` with only the driver's requests the client kept (requests from anyone else
+    stay). What the server did for the others stays too, attributed to no request: the loop's
+    and threads' lanes, loop blocks and pool calls, so the loop's busy time and its blocks are
+    the whole run's. With `several` records, its thread lanes are named `thread:<pid>/<name>`:
+    each worker has its own threads, and their names (`AnyIO worker thread`, `Thread-5`) repeat
+    from one worker to the next."""
+    dropped = {r.id for r in record.requests if r.id not in kept and _DRIVER_ID.match(r.id)}
+    own = f"thread:{record.pid}/"
+
+    def lane_of(segment: Segment) -> Segment:
+        name = segment.lane
+        if several and name.startswith("thread:") and not name.startswith(own):
+            name = own + name.removeprefix("thread:")
+        unkept = segment.request_id in dropped
+        if name == segment.lane and not unkept:
+            return segment
+        return dataclasses.replace(
+            segment, lane=name, request_id=None if unkept else segment.request_id
+        )
+
     return dataclasses.replace(
         record,
-        requests=[r for r in record.requests if r.id in kept or not _DRIVER_ID.match(r.id)],
-        lanes=lanes,
+        requests=[r for r in record.requests if r.id not in dropped],
+        lanes=[lane_of(segment) for segment in record.lanes],
+        loop_blocks=[
+            dataclasses.replace(b, request_id=None, delayed=[d for d in b.delayed if d in kept])
+            if b.request_id in dropped
+            else b
+            for b in record.loop_blocks
+        ],
+        pool=[
+            dataclasses.replace(c, request_id=None) if c.request_id in dropped else c
+            for c in record.pool
+        ],
     )
 
 
