@@ -35,7 +35,8 @@ gthread worker its own queue of accepted connections) is outside every worker. T
 only as the gap between the client's send and `server_start_ns` (the trace's `queued`
 segment), and as the accept queue's depth where loopscope samples it from outside.
 
-Bounded: at most `max_requests` requests are recorded (the rest counted as dropped events);
+Bounded: at most `max_requests` requests are recorded (the rest counted as dropped events; a
+few more where threads finish at once);
 the probe never raises into the app (its own failures are counted, the first few kept).
 """
 
@@ -64,6 +65,10 @@ MAX_REQUESTS = 200_000
 _KEPT_FAILURES = 5
 _FAILURE_TEXT = 200
 
+RequestRow = tuple[str, str, str, str | None, int | None, int, int, int, str]
+"""One finished request as the probe keeps it until `collect`: id, method, path, route (None:
+unmatched), status, start, end, thread CPU time, the thread's name."""
+
 _installed: list[tuple[WsgiProbe, Path]] = []
 
 
@@ -87,8 +92,7 @@ class WsgiProbe:
 
     def __init__(self, max_requests: int = MAX_REQUESTS) -> None:
         self.max_requests = max_requests
-        self.requests: list[ServerRequest] = []
-        self.lanes: list[Segment] = []
+        self._rows: list[RequestRow] = []
         self.dropped = 0
         self.errors = 0
         self.failures: dict[tuple[str, str], ProbeFailure] = {}
@@ -122,31 +126,43 @@ class WsgiProbe:
             self._named[given] = seen
         return given if seen == 1 else f"{given}.{seen}"
 
-    def record(self, request: ServerRequest, thread: str) -> None:
-        """Keep one finished request and its thread lane's segment (or count it dropped)."""
-        with self._lock:
-            if len(self.requests) >= self.max_requests:
+    def record(self, row: RequestRow) -> None:
+        """Keep one finished request (or count it dropped, past the budget). A tuple, turned
+        into the record's types only by `collect`: the request's thread pays for no more."""
+        if len(self._rows) < self.max_requests:
+            self._rows.append(row)  # atomic under the GIL: no lock on the way
+        else:
+            with self._lock:
                 self.dropped += 1
-                return
-            self.requests.append(request)
-            if request.server_end_ns is not None:
-                lane = Segment(
-                    lane=thread_lane(os.getpid(), thread),
-                    state="in-thread",
-                    start_ns=request.server_start_ns,
-                    end_ns=request.server_end_ns,
-                    cpu_ns=request.segments[0].cpu_ns if request.segments else None,
-                    request_id=request.id,
-                )
-                self.lanes.append(lane)
 
     def collect(self) -> ServerRecord:
         """What was recorded so far, as this process's `ServerRecord`."""
+        pid = os.getpid()
+        rows = sorted(self._rows, key=lambda row: row[5])
+        requests = []
+        lanes = []
+        for rid, method, path, route, status, start, end, cpu, thread in rows:
+            segment = Segment(request_lane(rid), "in-thread", start, end, cpu, None, rid)
+            requests.append(
+                ServerRequest(
+                    id=rid,
+                    method=method,
+                    path=path,
+                    route=route or path,
+                    status=status,
+                    server_start_ns=start,
+                    server_end_ns=end,
+                    loop_steps=None,
+                    longest_step_ns=None,
+                    pool_hops=0,
+                    segments=[segment],
+                )
+            )
+            lanes.append(Segment(thread_lane(pid, thread), "in-thread", start, end, cpu, None, rid))
+        lanes.sort(key=lambda lane: (lane.lane, lane.start_ns))
         with self._lock:
-            requests = sorted(self.requests, key=lambda r: r.server_start_ns)
-            lanes = sorted(self.lanes, key=lambda s: (s.lane, s.start_ns))
             return ServerRecord(
-                pid=os.getpid(),
+                pid=pid,
                 loop=WSGI_LOOP,
                 precise=False,
                 block_ms=0.0,
@@ -232,22 +248,10 @@ class _Pending:
             env = self.environ
             path = f"{env.get('SCRIPT_NAME', '')}{env.get('PATH_INFO', '')}" or "/"
             status = int(self.status_line.split(" ", 1)[0]) if self.status_line else None
-            lane = request_lane(self.id)
-            segment = Segment(lane, "in-thread", self.start_ns, end_ns, cpu_ns, None, self.id)
-            record = ServerRequest(
-                id=self.id,
-                method=str(env.get("REQUEST_METHOD", "GET")),
-                path=path,
-                route=self.route or path,
-                status=status,
-                server_start_ns=self.start_ns,
-                server_end_ns=end_ns,
-                loop_steps=None,
-                longest_step_ns=None,
-                pool_hops=0,
-                segments=[segment],
-            )
-            self.probe.record(record, threading.current_thread().name)
+            method = str(env.get("REQUEST_METHOD", "GET"))
+            thread = threading.current_thread().name
+            row = (self.id, method, path, self.route, status, self.start_ns, end_ns, cpu_ns, thread)
+            self.probe.record(row)
         except Exception as exc:
             self.probe.fail("wsgi finish", exc)
 
