@@ -62,6 +62,7 @@ bench: setup
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/probe_overhead.py
 	$(BIN)/python benchmarks/probe_memory.py
+	$(BIN)/python benchmarks/probe_checkpoint.py
 	$(BIN)/python benchmarks/sim_bench.py
 	$(BIN)/python benchmarks/audit_bench.py
 	$(BIN)/python benchmarks/accept_queue_cost.py

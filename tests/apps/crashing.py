@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,8 +20,23 @@ async def hello(request: Request) -> JSONResponse:
     return JSONResponse({"hello": "world"})
 
 
+async def block(request: Request) -> JSONResponse:
+    time.sleep(0.06)  # blocks the loop: the line a checkpoint must name
+    return JSONResponse({"blocked_ms": 60})
+
+
+async def wait(request: Request) -> JSONResponse:
+    await asyncio.sleep(float(request.query_params.get("s", "1.5")))
+    return JSONResponse({"waited": True})
+
+
 async def exit_now(request: Request) -> JSONResponse:
     os._exit(7)
+
+
+async def killed(request: Request) -> JSONResponse:
+    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer does
+    return JSONResponse({})
 
 
 async def segfault(request: Request) -> JSONResponse:
@@ -29,8 +46,11 @@ async def segfault(request: Request) -> JSONResponse:
 
 ROUTES = [
     Route("/", hello),
+    Route("/block", block),
+    Route("/wait", wait),
     Route("/exit", exit_now, methods=["POST"]),
     Route("/segv", segfault, methods=["POST"]),
+    Route("/kill", killed, methods=["POST"]),
 ]
 app = Starlette(routes=ROUTES)
 

@@ -279,8 +279,10 @@ def test_dump_writes_the_collected_record_as_json(tmp_path: Path) -> None:
         "lanes",
         "counts",
         "failures",
+        "checkpoint_ns",
     }
     record = load_record(path)
+    assert record.checkpoint_ns is None, "a final record"
     assert (record.loop, record.precise, record.block_ms) == ("asyncio", True, 50)
     assert record.counts.loops == 1
     (request,) = record.requests

@@ -7,6 +7,7 @@ import contextvars
 import functools
 import gc
 import sys
+import threading
 import weakref
 from asyncio import base_events
 from typing import Any
@@ -256,3 +257,30 @@ def test_a_stamped_handle_is_let_go_when_its_request_ended_before_it_ran(
         assert released[0]() is None
 
     asyncio.run(scenario())
+
+
+def test_running_here_is_true_only_inside_a_watched_step_on_its_own_thread(
+    hooks: LoopHooks,
+) -> None:
+    steps = hooks.clock
+    seen: dict[str, bool] = {}
+
+    async def scenario() -> None:
+        seen["before watching"] = steps.running_here()
+        hooks.loop = asyncio.get_running_loop()
+        await asyncio.sleep(0)  # the next step is a watched one
+        seen["in a watched step"] = steps.running_here()
+        other: list[bool] = []
+        thread = threading.Thread(target=lambda: other.append(steps.running_here()))
+        thread.start()
+        thread.join()  # the loop's step is still running meanwhile, on another thread
+        seen["on another thread"] = other[0]
+
+    asyncio.run(scenario())
+    seen["between steps"] = steps.running_here()
+    assert seen == {
+        "before watching": False,
+        "in a watched step": True,
+        "on another thread": False,
+        "between steps": False,
+    }

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from loopscope.probe import _speedups_python, installed
+from loopscope.probe.backend import is_compiled, load_backend
 from loopscope.probe.context import REQUEST_HEADER, REQUEST_ID
 from loopscope.probe.loop import PURE_PYTHON_ENV
 from loopscope.probe.packed import FINISHED, FinishedLog, StepLog, pack_text, unpack_texts
@@ -118,3 +119,53 @@ def test_the_c_and_python_middlewares_store_the_same_bytes(
             return bytes(probe.recorder.finished.texts), numbers
 
     assert run(pure=False) == run(pure=True)
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure-python"])
+def test_a_routes_template_is_built_once_unless_a_mount_prefixed_it(
+    pure: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PURE_PYTHON_ENV, "1" if pure else "")
+    backend = load_backend()
+    assert is_compiled(backend) is not pure
+    built: list[Any] = []
+
+    def route_of(scope: Any) -> str | None:
+        built.append(scope.get("path"))
+        return route_template(scope)
+
+    class Route:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+    class Unhashable(Route):  # as Starlette's routes: they compare by value
+        __hash__ = None  # type: ignore[assignment]
+
+    class Context:
+        path_format = "/v1/items"
+
+    recorder = Recorder(1000)
+    watcher = backend.RequestWatcher(recorder, REQUEST_ID, recorder, REQUEST_HEADER, route_of)
+
+    def finish(path: str, **scope: Any) -> str | None:
+        watch = watcher.begin({"type": "http", "method": "GET", "path": path, "headers": []}, None)
+        watch.finish({"path": path, **scope})
+        return [row for _, row, _, _ in recorder.finished][-1][3]
+
+    items, other = Route("/items"), Route("/other")
+    assert [finish("/items", route=items) for _ in range(3)] == ["/items"] * 3
+    assert finish("/other", route=other) == "/other"
+    assert built == ["/items", "/other"]  # once per route
+    assert finish("/nowhere") is None  # no route matched: nothing to build
+    assert finish("/nowhere", route=None) is None
+    context = Context()
+    for _ in range(2):  # FastAPI's included routes: by their effective context
+        assert finish("/v1", route=items, fastapi={"effective_route_context": context}) == (
+            "/v1/items"
+        )
+    mounted = {"root_path": "/sub", "app_root_path": ""}
+    for _ in range(2):  # a mount's prefix is in the scope, not the route: built each time
+        assert finish("/sub/items", route=items, **mounted) == "/sub/items"
+    odd = Unhashable("/odd")
+    assert [finish("/odd", route=odd) for _ in range(2)] == ["/odd"] * 2
+    assert built == ["/items", "/other", "/v1", "/sub/items", "/sub/items", "/odd"]

@@ -7,22 +7,26 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from loopscope.errors import EXIT_CODES, ServerError, TraceError, UsageError
+from loopscope.probe.loop import PURE_PYTHON_ENV
 
 APPS = str(Path(__file__).parents[1] / "apps")
 
 
-def _loopscope(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _loopscope(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "loopscope", *args],
         capture_output=True,
         text=True,
         timeout=180,
         cwd=cwd,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", **(env or {})},
     )
 
 
@@ -106,6 +110,103 @@ def test_an_app_dying_mid_run_keeps_what_was_measured(tmp_path: Path, route: str
     assert statuses[0] == 200, "the request answered before the crash is kept"
     assert statuses[1:] == [None, None]
     assert (tmp_path / "partial.html").is_file()
+
+
+# Three requests that block the loop, then one that awaits long enough for the probe's
+# checkpoint thread (every 0.5 s by default) to save them all, whatever the machine's load.
+BEFORE_THE_CRASH = ["GET /block", "GET /block", "GET /block", "GET /wait?s=2"]
+
+
+def _sleep_line() -> str:
+    """`crashing.py:<n>`, where the app's `/block` blocks the loop."""
+    lines = (Path(APPS) / "crashing.py").read_text().splitlines()
+    return f"crashing.py:{next(i for i, t in enumerate(lines, 1) if 'time.sleep(' in t)}"
+
+
+def _states(request: dict[str, Any]) -> list[str]:
+    return [segment["state"] for segment in request["segments"]]
+
+
+@pytest.mark.parametrize("backend", ["compiled", "python"])
+@pytest.mark.parametrize(
+    ("route", "how"),
+    [
+        ("/exit", "exited with code 7"),
+        ("/segv", "was killed by SIGSEGV"),
+        ("/kill", "was killed by SIGKILL"),
+    ],
+)
+def test_a_crashed_server_s_last_checkpoint_keeps_its_server_side_view(
+    tmp_path: Path, route: str, how: str, backend: str
+) -> None:
+    out, html = tmp_path / "partial.json", tmp_path / "partial.html"
+    hits = [arg for hit in [*BEFORE_THE_CRASH, f"POST {route}", "GET /"] for arg in ("--hit", hit)]
+    run = _loopscope(
+        "trace", "crashing:app", "--app-dir", APPS, *hits, "--no-warmup",
+        "--json", str(out), "--html", str(html),
+        env={PURE_PYTHON_ENV: "1"} if backend == "python" else {},
+    )  # fmt: skip
+    assert f"crashing:app {how}" in " ".join(_one_error(run, ServerError.exit_code).split())
+    trace = json.loads(out.read_text())
+    assert trace["run"]["partial"] is True
+    requests = trace["requests"]
+    blocked = [r for r in requests if r["path"] == "/block"]
+    assert len(blocked) == 3
+    for request in blocked:
+        assert request["status"] == 200
+        assert request["server_start_ns"] is not None, "the server-side view, from the checkpoint"
+        assert "loop-blocked" in _states(request)
+    blocks = [(b["request_id"], b["where"]) for b in trace["loop_blocks"] if b["kind"] == "code"]
+    assert blocks == [(r["id"], _sleep_line()) for r in blocked]
+    crashed = next(r for r in requests if r["path"] == route)
+    assert crashed["status"] is None and crashed["server_start_ns"] is None
+    (worker,) = trace["workers"]
+    assert worker["recorded"] is True
+    assert worker["checkpoint_ns"] is not None
+    assert worker["checkpoint_ns"] > max(r["server_end_ns"] for r in blocked)
+    if worker["ended_ns"] is not None:
+        assert worker["checkpoint_ns"] < worker["ended_ns"]
+    said = " ".join(run.stdout.split())
+    assert f"server-side view of worker pid {worker['pid']} is as of its probe's last " in said
+    page = " ".join(html.read_text().split())
+    assert f"server-side view of worker pid {worker['pid']} is as of its probe" in page
+
+
+def test_with_two_workers_a_crashed_worker_s_checkpoint_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "trace.json"
+    hits = ["GET /block"] * 4 + ["GET /wait?s=2", "POST /segv", "GET /wait?s=0.5", "GET /"]
+    run = _loopscope(
+        "trace", "crashing:app", "--app-dir", APPS, "--workers", "2", "--no-warmup",
+        "--allow-errors", "--no-html", "--json", str(out),
+        *[arg for hit in hits for arg in ("--hit", hit)],
+    )  # fmt: skip
+    assert run.returncode in (0, ServerError.exit_code), run.stdout[-2000:] + run.stderr[-2000:]
+    trace = json.loads(out.read_text())
+    blocked = [r for r in trace["requests"] if r["path"] == "/block"]
+    assert all("loop-blocked" in _states(r) for r in blocked), "every worker's view is kept"
+    where = {b["request_id"]: b["where"] for b in trace["loop_blocks"] if b["kind"] == "code"}
+    assert all(where.get(r["id"]) == _sleep_line() for r in blocked)
+    segv = next(r for r in trace["requests"] if r["path"] == "/segv")
+    assert segv["status"] is None
+    workers = {w["pid"]: w for w in trace["workers"]}
+    crashed = workers[blocked[0]["worker"]]
+    assert crashed["checkpoint_ns"] is not None, "it wrote no final record: its checkpoint"
+    assert crashed["ended_ns"] is not None
+    said = " ".join(run.stdout.split())
+    assert f"server-side view of worker pid {crashed['pid']} is as of its probe's last" in said
+
+
+def test_a_clean_run_reads_the_final_records_not_the_checkpoints(tmp_path: Path) -> None:
+    out = tmp_path / "trace.json"
+    run = _loopscope(
+        "trace", "crashing:app", "--app-dir", APPS, "--hit", "GET /block", "--hit", "GET /wait?s=1",
+        "--no-warmup", "--no-html", "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    (worker,) = json.loads(out.read_text())["workers"]
+    assert worker["recorded"] is True
+    assert worker["checkpoint_ns"] is None
+    assert "checkpoint" not in run.stdout
 
 
 def test_an_app_dying_in_the_warm_up_is_said_so() -> None:

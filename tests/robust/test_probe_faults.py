@@ -11,6 +11,9 @@ The table this module checks (the issue's "fault → app result → what the rep
 | `request` | unchanged (all 200) | `probe failure in middleware`                        |
 | `pool`    | unchanged (all 200) | `probe failure in thread pool`                       |
 | `collect` | unchanged (all 200) | `probe failure in collect loop steps`                |
+
+After a `step` fault the steps the hook skipped are said to be `not recorded after a probe
+failure`, never `dropped past the memory cap` (the budget was not spent).
 """
 
 from __future__ import annotations
@@ -86,3 +89,9 @@ def test_a_fault_in_the_probe_changes_no_answer_and_is_reported(
     assert EXPECTED_HOOK[fault, loop] in hooks, hooks
     assert f"probe failure in {EXPECTED_HOOK[fault, loop]}" in said
     assert "injected probe fault" in said
+    # A failure is no spent budget: nothing is said to be dropped past the memory cap.
+    assert faulty["run"]["probe"]["dropped_events"] == 0
+    assert "memory cap" not in said
+    if fault == "step":
+        assert faulty["run"]["probe"]["unrecorded_events"] > 0
+        assert "not recorded after a probe failure" in said

@@ -4,6 +4,7 @@ these are a subset, with margins for a busy 2-core machine."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from loopscope.load import parse_hit, uniform_scenario
 from loopscope.measure.experiment import MODES, DemoOptions, run_mode
 from loopscope.measure.run import describe_run, measure
 from loopscope.server import ServerSettings
-from loopscope.sim import SimOptions, mode_model, plan, simulate
+from loopscope.sim import SimOptions, calibrate, mode_model, plan, simulate
+from loopscope.sim.recipe import PoolStep
 from loopscope.trace import Trace, dump_trace
 from loopscope.trace.analysis import makespan_ns, percentile
 
@@ -49,48 +51,78 @@ def test_built_in_modes_agree_with_the_measured_demo_at_six_users(mode: str) -> 
     assert sp == pytest.approx(mp, rel=0.10)
 
 
-def traced(app: str, hits: list[str], users: int) -> Trace:
+def traced(app: str, hits: list[str], users: int, rounds: int = 1) -> Trace:
     settings = ServerSettings(app=app, app_dir=str(APPS), probe=True, block_ms=20.0)
-    scenario = uniform_scenario([parse_hit(h) for h in hits], users, 1)
+    scenario = uniform_scenario([parse_hit(h) for h in hits], users, rounds)
     return measure(settings, scenario, describe_run(settings, scenario, mode="trace"))
 
 
-def fastest(runs: int, app: str, hits: list[str], users: int, near: float | None = None) -> Trace:
-    """The fastest (least makespan) of up to `runs` real runs: other processes on a shared
-    machine only ever slow a run down, and the model predicts a machine that runs only the
-    server and its client. With `near`, stop at a run within 15% of it."""
-    best: Trace | None = None
-    for _ in range(runs):
-        trace = traced(app, hits, users)
-        if best is None or makespan_ns(trace) < makespan_ns(best):
-            best = trace
-        if near is not None and abs(makespan_ns(best) / 1e6 / near - 1) <= 0.15:
-            break
-    assert best is not None
-    return best
+CALIBRATION_APPS = {
+    # A loop-blocking helper, a CPU loop on the loop, an awaiting route, a `def` route.
+    "library:app": ["GET /books/7", "GET /search", "GET /feed", "GET /export"],
+    # Offloaded sleeps, CPU-bound `def` routes (the GIL, and a core shared with the machine).
+    "ledger:app": ["GET /rows", "GET /audit", "GET /report"],
+    # Routers with prefixes, a sync dependency, libraries doing the work (pydantic, difflib).
+    "shop:app": [
+        "GET /api/v1/catalog/items/3",
+        "GET /api/v1/catalog/search?q=tanks",
+        "GET /api/v1/orders/12",
+    ],
+}
+ROUTES = {
+    "library:app": {"/books/{book_id}", "/search", "/feed", "/export"},
+    "ledger:app": {"/rows", "/audit", "/report"},
+    "shop:app": {
+        "/api/v1/catalog/items/{item_id}",
+        "/api/v1/catalog/search",
+        "/api/v1/orders/{order_id}",
+    },
+}
 
 
+@pytest.mark.parametrize("app", list(CALIBRATION_APPS))
 def test_a_fit_at_two_users_predicts_six_users_of_an_app_it_was_not_written_for(
-    tmp_path: Path,
+    app: str, tmp_path: Path
 ) -> None:
-    hits = ["GET /books/7", "GET /search", "GET /feed", "GET /export"]
-    # The shared machine's load moves between the 2-user trace and the 6-user runs (three runs
-    # of one point differ by x1.1-x1.7 here, docs/sim.md), and the fit carries the trace's
-    # share of the machine. The issue's target is 15%; what holds here on every run is 35%
-    # (a fresh-clone CI run gave p50 x1.20-x1.28 three tries in a row), so that is what is
-    # asserted, and `make bench` prints the ratios against 15%. Up to two tries: the second
-    # only where the first missed 15%, and every try must hold 35%.
-    ratios: list[tuple[float, float]] = []
-    for attempt in range(2):
-        path = dump_trace(traced("library:app", hits, 2), tmp_path / f"two-{attempt}.json")
+    # The 2-user trace and the real 6-user run alternate, three times, and the medians are
+    # compared: the machine (2 cores shared with other sessions' tests) moves under both alike,
+    # where one trace against one run differed by up to x1.7. The issue's target is 15%;
+    # `benchmarks/sim_bench.py --only calibration` (five alternations) prints it, within 15%
+    # on a moderately loaded machine (docs/sim.md). Under a full parallel test run a single
+    # pair moves by 20-40% (a CPU-bound route's CPU time itself changes x1.5 between runs
+    # here), so what is asserted is what holds then: the medians within 35%.
+    hits = CALIBRATION_APPS[app]
+    predicted: list[tuple[float, float]] = []
+    measured: list[tuple[float, float]] = []
+    for attempt in range(3):
+        path = dump_trace(traced(app, hits, 2, rounds=2), tmp_path / f"two-{attempt}.json")
         chosen = plan(SimOptions(trace_path=path, users=6))
-        assert set(chosen.load.recipes) == {"/books/{book_id}", "/search", "/feed", "/export"}
-        sm, sp = figures(simulate(chosen.server, chosen.load))
-        mm, mp = figures(fastest(2, "library:app", hits, 6, near=sm))
-        ratios.append((sm / mm, sp / mp))
-        # The loop-blocking routes serialise: six users take far longer than two did.
-        assert chosen.baseline is not None
-        assert sm > 1.8 * makespan_ns(chosen.baseline) / 1e6
-        if all(abs(r - 1) <= 0.15 for r in ratios[-1]):
-            break
-    assert all(abs(r - 1) <= 0.35 for pair in ratios for r in pair), ratios
+        assert set(chosen.load.recipes) == ROUTES[app]
+        assert chosen.fit is not None
+        predicted.append(figures(simulate(chosen.server, chosen.load)))
+        measured.append(figures(traced(app, hits, 6, rounds=2)))
+        # Six users take longer than two in the model: it queues them (on the loop, the GIL).
+        two = figures(simulate(chosen.fit.server, chosen.fit.load))
+        assert predicted[-1][0] > 1.3 * two[0]
+    ratios = [
+        statistics.median(p[i] for p in predicted) / statistics.median(m[i] for m in measured)
+        for i in (0, 1)
+    ]
+    assert all(abs(r - 1) <= 0.35 for r in ratios), (ratios, predicted, measured)
+
+
+def test_a_cpu_bound_def_route_is_fitted_as_cpu_even_when_it_waited_for_a_core() -> None:
+    # ledger's /audit computes for ~15-25 ms in a pool thread; two run side by side (the GIL)
+    # on a machine whose other processes take cores from it. Its wall time minus CPU is the
+    # GIL and the run queue, not I/O: a wait there would overlap in the model.
+    waits = []
+    for _ in range(3):
+        trace = traced("ledger:app", CALIBRATION_APPS["ledger:app"], 2)
+        assert any(c.runnable_ns is not None for c in trace.pool)
+        fit = calibrate(trace)
+        trip = next(i for i in fit.load.recipes["/audit"].items if isinstance(i, PoolStep))
+        cpu = sum(s.ms for s in trip.steps if s.kind == "cpu")
+        io = sum(s.ms for s in trip.steps if s.kind == "io")
+        assert cpu > 5
+        waits.append(io / (cpu + io))
+    assert statistics.median(waits) <= 0.25, waits

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from loopscope.errors import UsageError
 from loopscope.sim import Load, ServerModel, apply_change, calibrate, parse_route, simulate
 from loopscope.sim.primitives import Clock
 from loopscope.sim.recipe import PoolStep, Step
-from loopscope.trace.model import Request, Run, Segment, Trace
+from loopscope.trace import dump_trace, load_trace
+from loopscope.trace.model import PoolCall, Request, Run, Segment, Trace
 
 
 def test_a_fit_of_a_simulated_trace_gives_back_the_recipes_and_the_scenario() -> None:
@@ -138,3 +142,78 @@ def test_a_wait_that_nothing_can_interrupt_gives_the_same_trace_as_an_event() ->
         never.undo()
     assert skipped.requests == evented.requests
     assert skipped.lanes == evented.lanes
+
+
+def with_trip(wall_ms: float, cpu_ms: float, runnable_ms: float | None) -> Trace:
+    """One `def` request: a 1 ms start on the loop, then a trip of `wall_ms` in the pool whose
+    thread computed `cpu_ms` and waited `runnable_ms` for a core."""
+    trace = hand_built(
+        [
+            ("queued", 0, 1, None),
+            ("on-loop", 1, 2, None),
+            ("pool-wait", 2, 3, None),
+            ("in-thread", 3, 3 + wall_ms, round(cpu_ms * 1e6)),
+            ("ready", 3 + wall_ms, 4 + wall_ms, None),
+            ("on-loop", 4 + wall_ms, 5 + wall_ms, None),
+        ]
+    )
+    runnable = None if runnable_ms is None else round(runnable_ms * 1e6)
+    start, end = 3_000_000, round((3 + wall_ms) * 1e6)
+    trace.pool = [PoolCall("R1", "app.audit", 2_000_000, start, end, "W #1", round(cpu_ms * 1e6))]
+    trace.pool[0].runnable_ns = runnable
+    return trace
+
+
+def test_a_threads_wait_for_a_core_is_the_machines_steal_not_work_of_the_route() -> None:
+    # 60 ms in the thread: 20 ms of CPU, 40 ms runnable with no core (other processes ran).
+    fit = calibrate(with_trip(60, 20, 40))
+    trips = [i for i in fit.load.recipes["/x"].items if isinstance(i, PoolStep)]
+    assert trips == [PoolStep("pool", (Step("cpu", 20.0),))]
+    assert fit.server.steal == pytest.approx(40 / 60, abs=0.001)
+    # The loop's runs had the same share taken: the recipe keeps the work, not the wait.
+    first = fit.load.recipes["/x"].items[0]
+    assert isinstance(first, Step) and first.kind == "cpu"
+    assert first.ms == pytest.approx(1 / 3, abs=0.001)
+
+
+def test_without_run_queue_readings_a_trip_is_read_as_before() -> None:
+    fit = calibrate(with_trip(60, 20, None))
+    assert fit.server.steal == 0
+    trips = [i for i in fit.load.recipes["/x"].items if isinstance(i, PoolStep)]
+    assert trips == [PoolStep("pool", (Step("cpu", 20.0), Step("io", 40.0)))]
+
+
+def test_a_trip_that_mostly_waited_tells_nothing_of_the_machine() -> None:
+    # 200 ms asleep, then 5 ms in the queue for a core behind the process's other woken
+    # threads: contention the model simulates itself, not other processes' steal.
+    fit = calibrate(with_trip(206, 1, 5))
+    assert fit.server.steal == 0
+    trips = [i for i in fit.load.recipes["/x"].items if isinstance(i, PoolStep)]
+    assert trips == [PoolStep("pool", (Step("cpu", 1.0), Step("io", 200.0)))]
+
+
+def test_the_model_runs_cpu_steps_slower_by_the_machines_steal() -> None:
+    # Half of the cores taken by other processes: 30 ms of work takes 60 ms of wall time.
+    load = Load({"/c": parse_route("/c=cpu:30")}, (("/c",),))
+    quiet = simulate(ServerModel(), load)
+    busy = simulate(ServerModel(steal=0.5), load)
+    assert [b.duration_ns for b in quiet.loop_blocks] == [30_000_000]
+    assert [b.duration_ns for b in busy.loop_blocks] == [60_000_000]
+    assert "sim:steal=0.50" in busy.run.notes
+
+
+def test_an_impossible_steal_is_a_usage_error() -> None:
+    load = Load({"/c": parse_route("/c=cpu:30")}, (("/c",),))
+    for steal in (-0.1, 0.95):
+        with pytest.raises(UsageError, match="--steal"):
+            simulate(ServerModel(steal=steal), load)
+
+
+def test_a_trace_written_before_run_queue_readings_still_reads(tmp_path: Path) -> None:
+    path = dump_trace(with_trip(60, 20, 40), tmp_path / "new.json")
+    data = json.loads(path.read_text())
+    for call in data["pool"]:
+        del call["runnable_ns"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data))
+    assert load_trace(old).pool[0].runnable_ns is None

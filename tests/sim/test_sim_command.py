@@ -71,7 +71,7 @@ def test_sim_of_own_routes_writes_an_html_report(tmp_path: Path) -> None:
         (["--mode", "async", "--rate", "0", "--duration", "3"], "must be positive"),
         (["--mode", "async", "--rate", "10"], "--rate and --duration go together"),
         (["--mode", "async", "--change", "/nope=offload"], "not among the routes"),
-        (["--mode", "async", "--change", "/login/async=offload"], "changes nothing"),
+        (["--mode", "async", "--change", "/info/async=offload"], "changes nothing"),
         (["--mode", "async", "--route", "/x=cpu:1"], "exactly one of"),
         ([], "exactly one of"),
     ],
@@ -175,3 +175,18 @@ def test_demo_compare_sim_puts_the_model_next_to_each_measured_run(tmp_path: Pat
     assert [r["run"]["source"] for r in data] == ["measured", "simulated"]
     assert abs(data[1]["makespan_s"] / data[0]["makespan_s"] - 1) < 0.25
     assert "badge simulated" in (tmp_path / "r.html").read_text()
+
+
+def test_steal_is_an_assumption_that_can_be_set(tmp_path: Path) -> None:
+    out = tmp_path / "busy.json"
+    result = loopscope(
+        "sim", "--route", "/c=cpu:30", "--steal", "0.5", "--json", str(out), "--no-html"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "other processes take a share 0.50 of the cores" in result.stdout
+    data = json.loads(out.read_text())
+    assert "sim:steal=0.50" in data["run"]["notes"]
+    assert [b["end_ns"] - b["start_ns"] for b in data["loop_blocks"]] == [60_000_000]
+    bad = loopscope("sim", "--route", "/c=cpu:30", "--steal", "1", "--no-html")
+    assert bad.returncode == 2
+    assert "--steal must be from 0 to 0.9" in bad.stderr + bad.stdout

@@ -102,6 +102,7 @@ def test_two_workers_records_merge_into_one_trace_on_one_clock() -> None:
     assert trace.run.probe == {
         "dropped_events": 2,
         "probe_errors": 0,
+        "unrecorded_events": 0,
         "steps": 12,
         "loops": 2,
         "unobserved_loops": 0,

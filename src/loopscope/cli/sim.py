@@ -39,6 +39,14 @@ def sim(
     threads: Annotated[int | None, typer.Option("--threads", help="Pool tokens.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes.")] = None,
     cores: Annotated[int | None, typer.Option("--cores", help="CPU cores (default 2).")] = None,
+    steal: Annotated[
+        float | None,
+        typer.Option(
+            "--steal",
+            help="Share of the cores other processes take (default: as measured in --from's "
+            "trace, else 0; 0 is a machine that runs only the server).",
+        ),
+    ] = None,
     changes: Annotated[
         list[str] | None,
         typer.Option("--change", help="'/route=offload' or '/route=async' (what if?)."),
@@ -71,6 +79,7 @@ def sim(
         threads=threads,
         workers=workers,
         cores=cores,
+        steal=steal,
         changes=tuple(changes or ()),
         seed=seed,
     )

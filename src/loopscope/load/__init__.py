@@ -5,10 +5,11 @@ records under the same id, and is stamped with `time.monotonic_ns()` at send, fi
 
 Two kinds of load: closed-loop users (`driver.run_load`: each waits for its answer before its
 next send; the demo and `trace`), and open-loop fixed-rate arrivals for `bench`
-(`driver_process.run_fixed_rate`: `arrivals` says when each request is due, `fixed_rate` sends it
-then from a driver process of its own and counts its latency from that intended time,
-`histogram` keeps the percentiles, `outcome` merges the processes and decides whether the
-driver kept up).
+(`driver_process.run_fixed_rate`: `arrivals` says when each request is due, `fixed_rate` issues
+it then from a driver process of its own and counts its latency from that intended time, `wire`
+is its lean HTTP/1.1 client whose connections a request queues for when the server keeps them
+all busy, `histogram` keeps the percentiles, `outcome` merges the processes and decides whether
+the driver kept up).
 """
 
 from loopscope.load.driver import run_load

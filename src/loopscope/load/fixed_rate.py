@@ -1,10 +1,16 @@
 """Send one request shape at a fixed rate for a duration, inside the driver process.
 
-Open loop (the default): every request leaves at its intended time from `arrivals`, whatever
-the server is doing, and its latency is counted from that *intended* time, not from when it
-actually left (wrk2's correction for coordinated omission): a request that had to wait for a
-connection, or for a stalled driver, is charged for the wait. A queue or a stall in the server
-therefore shows in the percentiles, as it does for real users.
+Open loop (the default): every request is issued at its intended time from `arrivals`,
+whatever the server is doing, and its latency is counted from that *intended* time, not from
+when it actually left (wrk2's correction for coordinated omission): a request that had to wait
+for a connection, or for a stalled driver, is charged for the wait. A queue or a stall in the
+server therefore shows in the percentiles, as it does for real users.
+
+Issuing never waits: a request due while all `connections` are busy with the server queues in
+the driver (`wire.Pool`'s FIFO backlog) and goes out on the first connection to free up, so a
+saturated server is kept saturated. Only the driver's own lateness in *issuing* (how long after
+its intended time the schedule got to a request: `send_lag_*`) says the driver fell behind; the
+wait for a connection (`queued`, `queue_wait_*`) is the server's queue, seen from the client.
 
 Closed loop (`closed_loop=True`), for comparison: `connections` users each send at `rate /
 connections`, but never before the answer to their last request, and count from the actual
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import json
 import resource
 import time
@@ -28,16 +35,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import aiohttp
-
 from loopscope.load.arrivals import schedule
 from loopscope.load.histogram import LatencyHistogram
-from loopscope.trace.constants import REQUEST_HEADER
+from loopscope.load.wire import Exchange, Pool, Target
 
 IN_FLIGHT_SAMPLE_S = 0.01
 LEAD_S = 0.05
 """Time between planning the first send and making it, so it is not late by construction."""
 _YIELD_EVERY = 32
+_TIMER_STEP_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,11 @@ class DriverReport:
     last_done_ns: int = 0
     send_lag_p99_ms: float = 0.0
     send_lag_max_ms: float = 0.0
+    queued: int = 0
+    queue_wait_p99_ms: float = 0.0
+    queue_wait_max_ms: float = 0.0
+    backlog_max: int = 0
+    connections_opened: int = 0
     cpu_s: float = 0.0
     wall_s: float = 0.0
     in_flight_mean: float = 0.0
@@ -112,101 +123,112 @@ class _Run:
         self.report = DriverReport(intended=len(offsets))
         self.histogram = LatencyHistogram()
         self.lags: list[int] = []
+        self.waits: list[int] = []
         self.kinds: Counter[str] = Counter()
         self.done = 0
         self.keep_every = (
             max(1, -(-len(offsets) // plan.keep_requests)) if plan.keep_requests else 0
         )
-        self.data = None if plan.body is None else json.dumps(plan.body).encode()
-        self.headers = {"content-type": "application/json"} if self.data is not None else {}
-        self.timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
-        # Requests wait for a connection here, first come first served, rather than in the
-        # connector's own queue, whose cost grew with its length: past a server's capacity
-        # thousands wait, and the driver fell behind on its schedule.
-        self.connections = asyncio.Semaphore(plan.connections)
+        self.timeout_ns = int(plan.timeout_s * 1e9)
+        self.timeout_text = f"no answer within {plan.timeout_s:g} s"
+        self.all_issued = False
+        self.all_done = asyncio.get_running_loop().create_future()
 
-    async def send(self, session: aiohttp.ClientSession, index: int, intended_ns: int) -> None:
-        plan, report = self.plan, self.report
-        request_id = f"{plan.id_prefix}{index + 1}"
-        sent_ns = time.monotonic_ns()
-        self.lags.append(sent_ns - intended_ns)
+    def issue(self, pool: Pool, index: int, intended_ns: int) -> Exchange:
+        """Hand request `index`, due at `intended_ns`, to the pool now; note how late it is."""
+        issued_ns = time.monotonic_ns()
+        exchange = Exchange(index, intended_ns, issued_ns, self.timeout_ns)
+        self.lags.append(issued_ns - intended_ns)
+        report = self.report
         report.sent += 1
-        report.last_send_ns = max(report.last_send_ns, sent_ns)
-        status: int | None = None
-        first_byte_ns: int | None = None
-        error: str | None = None
-        try:
-            # The wait for a free connection counts against the request's time limit too.
-            async with (
-                asyncio.timeout(plan.timeout_s),
-                self.connections,
-                session.request(
-                    plan.method,
-                    plan.url,
-                    data=self.data,
-                    headers={**self.headers, REQUEST_HEADER: request_id},
-                    timeout=self.timeout,
-                ) as response,
-            ):
-                first_byte_ns = time.monotonic_ns()
-                await response.read()
-                status = response.status
-        except TimeoutError:
-            report.timeouts += 1
-            error = f"no answer within {plan.timeout_s:g} s"
-        except aiohttp.ClientError as exc:
-            report.errors += 1
-            error = type(exc).__name__
-            self.kinds[error] += 1
-        done_ns = time.monotonic_ns()
+        report.last_send_ns = issued_ns
+        pool.issue(exchange)
+        return exchange
+
+    def finished(self, exchange: Exchange) -> None:
+        """Count one request's outcome (the pool calls this exactly once per request)."""
+        report = self.report
+        done_ns = exchange.done_ns
         self.done += 1
         report.last_done_ns = max(report.last_done_ns, done_ns)
-        if status is not None:
+        if exchange.waited:
+            report.queued += 1
+            self.waits.append((exchange.sent_ns or done_ns) - exchange.issued_ns)
+        error = exchange.error
+        status = exchange.status
+        if exchange.timed_out:
+            report.timeouts += 1
+            error = self.timeout_text
+        elif error is not None:
+            report.errors += 1
+            self.kinds[error] += 1
+        elif status is not None:
             report.answered += 1
             if status < 400:
                 report.ok += 1
             else:
                 report.errors += 1
                 self.kinds[f"HTTP {status}"] += 1
-            # Open loop: from the intended send time (wrk2's correction); closed: from the send.
-            self.histogram.record_ns(done_ns - (sent_ns if plan.closed_loop else intended_ns))
-        if self.keep_every and index % self.keep_every == 0:
+            # Open loop: from the intended send time (wrk2's correction), a wait for a
+            # connection included; closed loop: from the send.
+            since = exchange.issued_ns if self.plan.closed_loop else exchange.intended_ns
+            self.histogram.record_ns(done_ns - since)
+        if self.keep_every and exchange.index % self.keep_every == 0:
             report.requests.append(
                 {
-                    "id": request_id,
+                    "id": f"{self.plan.id_prefix}{exchange.index + 1}",
                     "status": status,
-                    "intended_ns": intended_ns,
-                    "send_ns": sent_ns,
-                    "first_byte_ns": first_byte_ns,
+                    "intended_ns": exchange.intended_ns,
+                    "issued_ns": exchange.issued_ns,
+                    "send_ns": exchange.sent_ns or exchange.issued_ns,
+                    "first_byte_ns": exchange.first_byte_ns,
                     "done_ns": done_ns,
                     "error": error,
                 }
             )
+        if exchange.waiter is not None:
+            exchange.waiter.set_result(None)
+        if self.all_issued and self.done == report.sent and not self.all_done.done():
+            self.all_done.set_result(None)
+
+    def issued_all(self) -> None:
+        """No more requests will be issued: `all_done` resolves once every one has finished."""
+        self.all_issued = True
+        if self.done == self.report.sent and not self.all_done.done():
+            self.all_done.set_result(None)
 
     def due(self, now_ns: int) -> int:
         return bisect.bisect_right(self.offsets, now_ns - self.report.start_ns)
 
 
-async def _open_loop(run: _Run, session: aiohttp.ClientSession) -> None:
-    tasks = set()
+async def _open_loop(run: _Run, pool: Pool) -> None:
+    # Issuing is all the schedule does: a request due while every connection is busy waits in
+    # the pool's backlog (the server is saturated), and the schedule goes on, never waiting.
+    start_ns = run.report.start_ns
     for index, offset in enumerate(run.offsets):
-        intended = run.report.start_ns + offset
+        intended = start_ns + offset
         delay = intended - time.monotonic_ns()
         if delay > 0:
             await asyncio.sleep(delay / 1e9)
+            # uvloop's timers count whole ms from a cached clock and may wake early. A request
+            # is never issued before its time (its latency would start after its send), and a
+            # shorter sleep would spin: at least one more step, the lateness counted.
+            # (A clock, not an event, is awaited: hence a sleep in a loop.)
+            while (delay := intended - time.monotonic_ns()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(max(delay / 1e9, _TIMER_STEP_S))
         elif index % _YIELD_EVERY == 0:
+            # Behind: let the answers that came in meanwhile be read, in turn with the sends.
             await asyncio.sleep(0)
-        task = asyncio.create_task(run.send(session, index, intended))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    while tasks:
-        await asyncio.gather(*list(tasks))
+        run.issue(pool, index, intended)
+    run.issued_all()
+    await run.all_done
 
 
-async def _closed_loop(run: _Run, session: aiohttp.ClientSession) -> None:
+async def _closed_loop(run: _Run, pool: Pool) -> None:
     users = max(1, min(run.plan.connections, len(run.offsets)))
     interval_ns = int(users / run.plan.rate * 1e9)
     end_ns = run.report.start_ns + int(run.plan.duration_s * 1e9)
+    loop = asyncio.get_running_loop()
 
     async def user(first: int) -> None:
         # Each user keeps its own pace: one send every `interval`, but never before the answer
@@ -219,10 +241,16 @@ async def _closed_loop(run: _Run, session: aiohttp.ClientSession) -> None:
             sent_ns = time.monotonic_ns()
             if sent_ns >= end_ns:
                 return
-            await run.send(session, index, max(next_ns, sent_ns))
+            waiter = loop.create_future()
+            exchange = run.issue(pool, index, max(next_ns, sent_ns))
+            if not exchange.finished:
+                exchange.waiter = waiter
+                await waiter
             next_ns = max(next_ns, sent_ns) + interval_ns
 
     await asyncio.gather(*(user(u) for u in range(users)))
+    run.issued_all()
+    await run.all_done
 
 
 async def _sample_in_flight(run: _Run, samples: list[int]) -> None:
@@ -254,26 +282,39 @@ async def drive(
     """
     offsets = schedule(plan.arrivals, plan.rate, plan.duration_s, plan.seed, plan.phase)
     run = _Run(plan, offsets)
-    connector = aiohttp.TCPConnector(limit=plan.connections, limit_per_host=plan.connections)
+    data = None if plan.body is None else json.dumps(plan.body).encode()
+    headers = {"content-type": "application/json"} if data is not None else {}
+    target = Target(plan.url, plan.method, data, headers)
+    pool = Pool(target, plan.connections, run.finished, plan.id_prefix)
     samples: list[int] = []
-    async with aiohttp.ClientSession(connector=connector) as session:
-        run.report.start_ns = start_at()
-        reporter = asyncio.create_task(_report_progress(run, progress)) if progress else None
-        cpu_before, wall_before = _cpu_s(), time.monotonic_ns()
-        sampler = asyncio.create_task(_sample_in_flight(run, samples))
-        try:
-            await (_closed_loop if plan.closed_loop else _open_loop)(run, session)
-        finally:
-            sampler.cancel()
-            if reporter is not None:
-                reporter.cancel()
-        report = run.report
-        report.cpu_s = _cpu_s() - cpu_before
-        report.wall_s = (time.monotonic_ns() - wall_before) / 1e9
+    # Past a server's capacity thousands of requests wait at once, and their objects trigger
+    # full collections, which would walk every module the driver imported, mid-schedule. The
+    # heap made so far (imports, the plan) is left out of collections until the run is over.
+    gc.collect()
+    gc.freeze()
+    run.report.start_ns = start_at()
+    reporter = asyncio.create_task(_report_progress(run, progress)) if progress else None
+    cpu_before, wall_before = _cpu_s(), time.monotonic_ns()
+    sampler = asyncio.create_task(_sample_in_flight(run, samples))
+    try:
+        await (_closed_loop if plan.closed_loop else _open_loop)(run, pool)
+    finally:
+        sampler.cancel()
+        if reporter is not None:
+            reporter.cancel()
+        await pool.close()
+        gc.unfreeze()
+    report = run.report
+    report.cpu_s = _cpu_s() - cpu_before
+    report.wall_s = (time.monotonic_ns() - wall_before) / 1e9
+    report.backlog_max = pool.backlog_max
+    report.connections_opened = pool.opened
     report.histogram = run.histogram.encode()
     report.error_kinds = dict(run.kinds)
     report.send_lag_p99_ms = _p99(run.lags) / 1e6
     report.send_lag_max_ms = max(run.lags, default=0) / 1e6
+    report.queue_wait_p99_ms = _p99(run.waits) / 1e6
+    report.queue_wait_max_ms = max(run.waits, default=0) / 1e6
     report.in_flight_mean = sum(samples) / len(samples) if samples else 0.0
     if progress:
         progress(run.done, len(offsets))

@@ -1,8 +1,15 @@
 """What a fixed-rate load measured, merged over its driver processes, and whether to trust it.
 
-A point is only reported when the driver kept to its schedule: if it sent late (its own CPU,
-too many connections to open) the latencies would measure the driver, not the server, so
-`fell_behind` is set and the percentiles are withheld (`latency` is `None`).
+A point is only reported when the driver kept to its schedule: if it issued requests late (its
+own CPU, too many connections to open) the latencies would measure the driver, not the server,
+so `fell_behind` is set and the percentiles are withheld (`latency` is `None`).
+
+Two waits are kept apart. The driver's *lateness* is how long after its intended time the driver
+got to a request (`send_lag_p99_ms`): that is the driver failing, and it is what `fell_behind`
+judges. A request's *wait for a connection* is how long it then queued in the driver because
+every connection was busy with the server (`queued`, `queue_wait_p99_ms`): that is the server
+saturated, as a user's request would queue, so it is charged to the request's latency (counted
+from its intended time) and never makes the driver "behind".
 """
 
 from __future__ import annotations
@@ -29,7 +36,10 @@ class LoadOutcome:
     last answer: at saturation, the rate the server really serves. `driver_cpu` is the driver
     processes' CPU time over their wall time, in cores. `in_flight` is the time-averaged
     number of requests due and unanswered, sampled; `littles_in_flight` is what Little's law
-    predicts from throughput × mean latency (answered requests only).
+    predicts from throughput × mean latency (answered requests only). `queued` requests waited
+    in the driver for a free connection (the server saturated; the wait is in their latency),
+    at most `backlog_max` at once; `queue_wait_p99_ms` is the 99th percentile of that wait
+    among them (the largest over the driver processes).
     """
 
     intended_rate: float
@@ -54,6 +64,9 @@ class LoadOutcome:
     start_ns: int
     end_ns: int
     requests: list[dict[str, Any]] = field(default_factory=list)
+    queued: int = 0
+    queue_wait_p99_ms: float = 0.0
+    backlog_max: int = 0
 
     @property
     def latency(self) -> Percentiles | None:
@@ -108,4 +121,7 @@ def merge_reports(plan: RatePlan, reports: list[DriverReport], processes: int) -
         start_ns=start,
         end_ns=end,
         requests=[request for r in reports for request in r.requests],
+        queued=sum(r.queued for r in reports),
+        queue_wait_p99_ms=max(r.queue_wait_p99_ms for r in reports),
+        backlog_max=sum(r.backlog_max for r in reports),
     )

@@ -122,8 +122,9 @@ def measure(
             )
         if settings.probe and not records:
             notes.append(
-                "The probe was asked for but wrote no record (the server may have been killed "
-                "before it could): this trace holds the client's view only."
+                "The probe was asked for but left no record, not even a checkpoint (the server "
+                "may have died before its first one, 0.5 s after the app's first call): this "
+                "trace holds the client's view only."
             )
         queue = sampler.queue
         if sampler.unavailable:

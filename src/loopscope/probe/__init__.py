@@ -26,9 +26,11 @@ imports only
 ## What it records (`Probe.collect()` → `ServerRecord`, `Probe.dump()` → its JSON)
 
 One `loopscope.trace.record.ServerRecord` per process, typed and versioned; `dump` writes it
-atomically, `loopscope.trace.io.load_record` reads it back, validated. All times are integer
-nanoseconds of `time.monotonic_ns()` (the system-wide CLOCK_MONOTONIC, the same clock as the
-load driver's).
+atomically, `loopscope.trace.io.load_record` reads it back, validated. In a server, the probe
+also saves checkpoints while the app runs, from which the record is rebuilt if the process dies
+before its `dump` (`loopscope.probe.checkpoint`; `checkpoint_ns` marks such a record). All
+times are integer nanoseconds of `time.monotonic_ns()` (the system-wide CLOCK_MONOTONIC, the
+same clock as the load driver's).
 
 - `pid`, `loop` (`asyncio`, `uvloop`, another loop's class path, `mixed`, or `unknown`: no ASGI
   call seen), `precise` (loop steps timed; false = watchdog heartbeat only), `block_ms`.
@@ -46,7 +48,8 @@ load driver's).
   `aiosqlite`, with its `capacity`), `pool_samples` (anyio's limiter at each submit, start and
   finish),
   `lanes` (`loop:<pid>`, then `thread:<name> #<n>` segments).
-- `counts`: events dropped past the budget, the probe's own errors, loop steps recorded, loops
+- `counts`: events dropped past the budget, the probe's own errors, events not recorded after
+  such an error (`unrecorded_events`), loop steps recorded, loops
   watched one after another and loops that ran while another was watched, and under uvloop the
   loop blocks (and their time) outside every timed task step; `failures`: the first few of the
   probe's own errors with their hook and cause.

@@ -28,11 +28,12 @@
 /* A finished request's missing status, and a text that is not a string (packed.py). */
 #define NO_STATUS LLONG_MIN
 #define NO_TEXT (-1)
+static PyObject *str_route, *str_app_root_path, *str_fastapi, *str_route_context;
 static PyObject *str_loop, *str_context, *str_get, *str_take, *str_when, *str_current_step;
 static PyObject *str_method, *str_path, *str_headers, *str_type, *str_status;
 static PyObject *str_response_start, *str_used, *str_capacity;
 static PyObject *str_fail;
-static PyObject *str_dropped, *str_errors, *str_serial, *str_ready, *str_append;
+static PyObject *str_dropped, *str_unrecorded, *str_errors, *str_serial, *str_ready, *str_append;
 static PyObject *one, *chunk;
 
 /* The clock in ns; 0 when it cannot be read (a thread's CPU clock once the thread is gone). */
@@ -553,8 +554,11 @@ typedef struct {
     long long long_ns;    /* steps longer than this read the thread CPU clock at their end */
     long long current_step; /* start of the step now running, 0 between steps */
     long long foreign_step; /* start of the running step of a loop not (yet) watched */
+    unsigned long step_thread; /* the thread that runs the step `current_step` times */
     int inline_run;       /* whether to do the original's work (it is asyncio's own) */
     Py_ssize_t room; /* events taken from the budget and not used yet; below 0: steps to drop */
+    PyObject *skipped; /* what the steps dropped (room below 0) count as: `dropped` (the budget
+                        * is spent) or `unrecorded` (asking the budget failed) */
     PyObject *task_ready; /* uvloop: when each request's task became runnable, by request id */
     PyObject *current_request; /* the request of the task step now running (None between) */
     vectorcallfunc vectorcall;
@@ -606,22 +610,25 @@ record_ready_step(StepHook *self, long long start, long long end, PyObject *requ
                   long long ready, const char *hook)
 {
     long long cpu_end = end - start > self->long_ns ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
-    if (self->room < 0) { /* the budget is spent: drop a chunk of steps before asking again */
+    if (self->room < 0) { /* drop a chunk of steps before asking again */
         self->room++;
-        bump(self->recorder, str_dropped);
+        bump(self->recorder, self->skipped);
         return;
     }
     if (self->room == 0) {
         PyObject *granted = PyObject_CallMethodOneArg(self->recorder, str_take, chunk);
         self->room = granted != NULL ? PyLong_AsSsize_t(granted) : 0;
         Py_XDECREF(granted);
+        /* A failure is no spent budget: its steps are `unrecorded`, not `dropped`. */
+        self->skipped = str_dropped;
         if (PyErr_Occurred() || self->room < 0) {
             bump_after_clear(self->recorder, hook);
             self->room = 0;
+            self->skipped = str_unrecorded;
         }
         if (self->room == 0) {
             self->room = 1 - BUDGET_CHUNK;
-            bump(self->recorder, str_dropped);
+            bump(self->recorder, self->skipped);
             return;
         }
     }
@@ -760,8 +767,19 @@ foreign_step(StepHook *self, PyObject *const *args, size_t nargsf)
 static PyObject *
 step_hook_adopt(StepHook *self, PyObject *Py_UNUSED(ignored))
 {
+    self->step_thread = PyThread_get_thread_ident();
     __atomic_store_n(&self->current_step, self->foreign_step, __ATOMIC_RELAXED);
     Py_RETURN_NONE;
+}
+
+/* running_here(): whether a step of the watched loop runs now on the calling thread. The
+ * middleware asks it instead of asyncio for the running loop (whose C accessor makes a getpid
+ * system call on every call): a watched step's loop is the watched loop. */
+static PyObject *
+step_hook_running_here(StepHook *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(__atomic_load_n(&self->current_step, __ATOMIC_RELAXED) != 0 &&
+                           self->step_thread == PyThread_get_thread_ident());
 }
 
 static PyObject *
@@ -787,6 +805,7 @@ step_hook_call(StepHook *self, PyObject *const *args, size_t nargsf, PyObject *k
         request_id = Py_NewRef(Py_None);
     }
     long long start = clock_ns(CLOCK_MONOTONIC);
+    self->step_thread = PyThread_get_thread_ident();
     /* Atomic: the StallGate reads it from the watchdog thread without the GIL. */
     __atomic_store_n(&self->current_step, start, __ATOMIC_RELAXED);
 
@@ -867,7 +886,9 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->long_ns = long_ns;
     self->current_step = 0;
     self->foreign_step = 0;
+    self->step_thread = 0;
     self->room = 0;
+    self->skipped = str_dropped; /* interned for the module's life: not counted */
     self->current_request = Py_NewRef(Py_None);
     self->task_ready = PyDict_New();
     if (self->task_ready == NULL) {
@@ -966,6 +987,8 @@ static PyMethodDef step_hook_methods[] = {
     {"coroutine", (PyCFunction)step_hook_coroutine, METH_O,
      "coroutine(coro): `coro` wrapped so that each step of the task that runs it is timed as "
      "a loop step (uvloop: a task factory wraps each task's coroutine)."},
+    {"running_here", (PyCFunction)step_hook_running_here, METH_NOARGS,
+     "running_here() -> bool: whether a step of the watched loop runs now on this thread."},
     {"adopt_running_step", (PyCFunction)step_hook_adopt, METH_NOARGS,
      "adopt_running_step(): the step now running (of a loop just chosen as `loop`) becomes "
      "the current step, to be recorded when it ends."},
@@ -1246,6 +1269,7 @@ timed_step(TimedCoroutine *self, PyObject *value, PyObject *const *args, Py_ssiz
     }
     Py_XSETREF(hook->current_request, Py_NewRef(request_id));
     long long start = clock_ns(CLOCK_MONOTONIC);
+    hook->step_thread = PyThread_get_thread_ident();
     __atomic_store_n(&hook->current_step, start, __ATOMIC_RELAXED);
 
     PyObject *result = advance(self, value, args, nargs);
@@ -1673,6 +1697,8 @@ static PyTypeObject TaskFactoryType = {
 
 #define MAX_REQUEST_ID 64 /* context.MAX_REQUEST_ID_LENGTH */
 
+#define ROUTE_SLOTS 256 /* _speedups_python.ROUTE_SLOTS */
+
 struct RequestWatcher {
     PyObject_HEAD
     PyObject *recorder;
@@ -1686,6 +1712,11 @@ struct RequestWatcher {
     PyObject *prefix;  /* recorder.id_prefix: of generated ids, ASCII */
     PyObject *header;  /* the request-id header's name, lower-case bytes (trace.REQUEST_HEADER) */
     PyObject *route_of; /* route_of(scope) -> the route template or None */
+    /* Route templates built so far, by the route (or FastAPI route context) object: a small
+     * direct-mapped table by address (routes compare by value and do not hash), each entry
+     * holding its object, so an address is never mistaken for a freed route's. */
+    PyObject *route_keys[ROUTE_SLOTS];
+    PyObject *route_templates[ROUTE_SLOTS];
 };
 
 
@@ -1867,9 +1898,10 @@ watcher_begin(RequestWatcher *self, PyObject *const *args, Py_ssize_t nargs)
     long long start = clock_ns(CLOCK_MONOTONIC);
     /* One event per request, as Recorder.add_request takes: a small budget is shared fairly. */
     int room = take_one(self);
-    if (room < 0) {
+    if (room < 0) { /* a failure, not a spent budget: the request is unrecorded, not dropped */
         bump_after_clear(self->recorder, "middleware");
-        room = 0;
+        bump(self->recorder, str_unrecorded);
+        return with_pending(Py_NewRef(Py_None));
     }
     if (room == 0) {
         bump(self->recorder, str_dropped);
@@ -1997,6 +2029,10 @@ watcher_traverse(RequestWatcher *self, visitproc visit, void *arg)
     Py_VISIT(self->var);
     Py_VISIT(self->clock);
     Py_VISIT(self->route_of);
+    for (int i = 0; i < ROUTE_SLOTS; i++) {
+        Py_VISIT(self->route_keys[i]);
+        Py_VISIT(self->route_templates[i]);
+    }
     return 0;
 }
 
@@ -2013,6 +2049,10 @@ watcher_clear(RequestWatcher *self)
     Py_CLEAR(self->prefix);
     Py_CLEAR(self->header);
     Py_CLEAR(self->route_of);
+    for (int i = 0; i < ROUTE_SLOTS; i++) {
+        Py_CLEAR(self->route_keys[i]);
+        Py_CLEAR(self->route_templates[i]);
+    }
     return 0;
 }
 
@@ -2089,14 +2129,56 @@ status_of(PyObject *status)
     return value;
 }
 
+/* The route template of a finished request's `scope`, as `route_of(scope)` builds it, kept by
+ * the route object (FastAPI's effective route context where there is one): building it is a
+ * Python call, too dear for every request, and a route's template does not change. Built every
+ * time where a mount added a prefix (`app_root_path` in the scope), which the route does not
+ * tell. New reference, NULL with an exception. */
+static PyObject *
+route_template_of(RequestWatcher *self, PyObject *scope)
+{
+    if (!PyDict_CheckExact(scope)) {
+        return PyObject_CallOneArg(self->route_of, scope);
+    }
+    PyObject *route = PyDict_GetItemWithError(scope, str_route); /* borrowed, as below */
+    if (route == NULL || route == Py_None) { /* no route matched (a 404): route_of says None */
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    int mounted = PyDict_Contains(scope, str_app_root_path);
+    if (mounted != 0) {
+        return mounted < 0 ? NULL : PyObject_CallOneArg(self->route_of, scope);
+    }
+    PyObject *key = route;
+    PyObject *fastapi = PyDict_GetItemWithError(scope, str_fastapi);
+    if (fastapi != NULL && PyDict_Check(fastapi)) {
+        PyObject *context = PyDict_GetItemWithError(fastapi, str_route_context);
+        if (context != NULL && context != Py_None) {
+            key = context;
+        }
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    size_t slot = ((uintptr_t)key >> 4) % ROUTE_SLOTS;
+    if (self->route_keys[slot] == key) {
+        return Py_NewRef(self->route_templates[slot]);
+    }
+    PyObject *template = PyObject_CallOneArg(self->route_of, scope);
+    if (template != NULL && PyUnicode_CheckExact(template)) {
+        Py_XSETREF(self->route_keys[slot], Py_NewRef(key));
+        Py_XSETREF(self->route_templates[slot], Py_NewRef(template));
+    }
+    return template;
+}
+
 /* finish(scope): store the request's row and reset REQUEST_ID; call once, when the app is done. */
 static PyObject *
 watch_finish(RequestWatch *self, PyObject *scope)
 {
     RequestWatcher *watcher = self->watcher;
     /* The full route template, as `loopscope.probe.routes.route_template` builds it (prefixes
-     * of included routers and mounts): one Python call per request, written once for both. */
-    PyObject *template = PyObject_CallOneArg(watcher->route_of, scope);
+     * of included routers and mounts), written once for both; built once per route. */
+    PyObject *template = route_template_of(watcher, scope);
     if (template == NULL) {
         bump_after_clear(watcher->recorder, "middleware");
         template = Py_NewRef(Py_None);
@@ -2415,6 +2497,10 @@ PyInit__speedups(void)
     INTERN(str_loop, "_loop");
     INTERN(str_context, "_context");
     INTERN(str_get, "get");
+    INTERN(str_route, "route");
+    INTERN(str_app_root_path, "app_root_path");
+    INTERN(str_fastapi, "fastapi");
+    INTERN(str_route_context, "effective_route_context");
     INTERN(str_take, "take");
     INTERN(str_current_step, "current_step");
     INTERN(str_method, "method");
@@ -2427,6 +2513,7 @@ PyInit__speedups(void)
     INTERN(str_capacity, "capacity");
     INTERN(str_when, "_when");
     INTERN(str_dropped, "dropped");
+    INTERN(str_unrecorded, "unrecorded");
     INTERN(str_errors, "errors");
     INTERN(str_fail, "fail");
     INTERN(str_serial, "serial");

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
+from threading import get_ident
 from time import monotonic_ns as _now
 from types import CoroutineType, MethodType
 from typing import Any
@@ -25,6 +26,10 @@ from typing import Any
 from loopscope.probe.context import client_request_id
 from loopscope.probe.packed import NO_TEXT as NO_TEXT
 from loopscope.probe.packed import STEP
+
+ROUTE_SLOTS = 256
+"""Route templates a `RequestWatcher` keeps, by the route object's address (direct-mapped: two
+routes that meet in a slot take turns)."""
 
 BUDGET_CHUNK = 256
 """Steps take their events from the recorder's budget this many at a time, so that the hot path
@@ -65,6 +70,7 @@ class StepHook:
         self.loop: Any = None
         self.current_step = 0
         self.foreign_step = 0
+        self._step_thread = 0  # the thread that runs the step `current_step` times
         self.__wrapped__ = original
         self.recorder = recorder
         self.stamps: dict[int, tuple[int, object]] = {}  # id(handle) → (ready_ns, handle)
@@ -95,7 +101,14 @@ class StepHook:
     def adopt_running_step(self) -> None:
         """The step now running (of a loop just chosen as `loop`) becomes the current step, to be
         recorded when it ends."""
+        self._step_thread = get_ident()
         self.current_step = self.foreign_step
+
+    def running_here(self) -> bool:
+        """Whether a step of the watched loop runs now on the calling thread (the middleware
+        asks it instead of asyncio for the running loop: a watched step's loop is the watched
+        loop)."""
+        return self.current_step != 0 and self._step_thread == get_ident()
 
     def _make_run(
         self, original: Any, rec: Any, var: Any, timer_type: Any, long_ns: int
@@ -115,11 +128,24 @@ class StepHook:
         def store(start: int, end: int, ref: int, ready: int) -> None:
             nonlocal room
             cpu_end = thread_cpu() if end - start > long_ns else 0
-            if room or (room := rec.take(BUDGET_CHUNK)):
-                room -= 1
-                add_step(pack_step(start, end, cpu_end, ref, ready))
-            else:
-                rec.dropped += 1
+            if room < 0:  # after a failure to take from the budget: a chunk goes unrecorded
+                room += 1
+                rec.unrecorded += 1
+                return
+            if not room:
+                try:
+                    room = rec.take(BUDGET_CHUNK)
+                except Exception:
+                    # As the C hook: one failure (counted by the caller) per chunk of steps,
+                    # which are `unrecorded`, not `dropped` (the budget is not spent).
+                    room = 1 - BUDGET_CHUNK
+                    rec.unrecorded += 1
+                    raise
+                if not room:
+                    rec.dropped += 1
+                    return
+            room -= 1
+            add_step(pack_step(start, end, cpu_end, ref, ready))
 
         def _run(handle: Any) -> None:
             if handle._loop is not hook.loop:
@@ -127,6 +153,7 @@ class StepHook:
                 return
             request_id = handle._context.get(var)
             start = wall()
+            hook._step_thread = get_ident()
             hook.current_step = start
             try:
                 original(handle)
@@ -184,6 +211,7 @@ class StepHook:
             ready = pop_ready(request_id, 0) if ready_of and request_id is not None else 0
             hook.current_request = request_id
             start = wall()
+            hook._step_thread = get_ident()
             hook.current_step = start
             try:
                 return advance(*args)
@@ -427,7 +455,7 @@ class RequestWatch:
         recorder = watcher.recorder
         template = None
         try:
-            template = watcher.route_of(scope)
+            template = watcher._route_template(scope)
         except Exception as exc:
             recorder.fail("middleware", exc)
         try:
@@ -470,6 +498,36 @@ class RequestWatcher:
         self.clock = clock
         self.header = header
         self.route_of = route_of
+        # Route templates built so far, by the route (or FastAPI route context) object: by its
+        # address, as routes compare by value and do not hash; each slot holds its object, so an
+        # address is never mistaken for a freed route's.
+        self._routes: list[tuple[Any, str] | None] = [None] * ROUTE_SLOTS
+
+    def _route_template(self, scope: Any) -> Any:
+        """`route_of(scope)`, kept by the route object (FastAPI's effective route context where
+        there is one): a route's template does not change. Built every time where a mount added
+        a prefix (`app_root_path` in the scope), which the route does not tell."""
+        if type(scope) is not dict:
+            return self.route_of(scope)
+        route = scope.get("route")
+        if route is None:  # no route matched (a 404): route_of says None
+            return None
+        if "app_root_path" in scope:
+            return self.route_of(scope)
+        key = route
+        fastapi = scope.get("fastapi")
+        if isinstance(fastapi, dict):
+            context = fastapi.get("effective_route_context")
+            if context is not None:
+                key = context
+        slot = (id(key) >> 4) % ROUTE_SLOTS
+        known = self._routes[slot]
+        if known is not None and known[0] is key:
+            return known[1]
+        template = self.route_of(scope)
+        if type(template) is str:
+            self._routes[slot] = (key, template)
+        return template
 
     def begin(self, scope: Any, send: Any) -> RequestWatch | None:
         """A new request's `RequestWatch`, or `None` (see the class)."""

@@ -15,8 +15,15 @@ from typing import Any, Protocol
 
 from loopscope.probe.recorder import Recorder
 
-# asyncio's C accessor of the running loop: no exception machinery when there is none.
+# asyncio's C accessor of the running loop: no exception machinery when there is none. It makes
+# a getpid system call on every call (a fork check), so the middleware asks it only where no
+# watched loop step is running on its thread (`StepHook.running_here`).
 _running_loop = asyncio.events._get_running_loop
+
+
+def _never() -> bool:
+    return False
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -65,6 +72,9 @@ class ProbeMiddleware:
         self._recorder = host.recorder
         self._loop: object = None  # the loop of the last call
         self._track_tasks = False
+        # Whether a step of the watched loop runs on this thread now: then the call's loop is
+        # the watched one, and was seen (a new loop's first call runs in a step not watched).
+        self._on_watched_step: Callable[[], bool] = getattr(host.step_clock, "running_here", _never)
 
     def _see_loop(self, loop: object) -> None:
         """Let the probe watch the loop this call runs on (the first call of every loop)."""
@@ -91,7 +101,7 @@ class ProbeMiddleware:
         return task
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (loop := _running_loop()) is not self._loop:
+        if not self._on_watched_step() and (loop := _running_loop()) is not self._loop:
             self._see_loop(loop)
         if scope.get("type") != "http":
             await self._not_http(scope, receive, send)

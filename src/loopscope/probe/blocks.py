@@ -63,6 +63,7 @@ def block_from_step(step: Step, samples: StackSamples | None) -> LoopBlock:
         runnable_ns=runnable,
         inner=inner,
         process_cpu_ns=process_cpu,
+        process_runnable_ns=samples.process_runnable_ns(start, end) if samples else None,
     )
 
 

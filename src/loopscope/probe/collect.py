@@ -45,6 +45,7 @@ def server_record(
     task_steps: bool = False,
     loops: int = 0,
     unobserved_loops: int = 0,
+    checkpoint_ns: int | None = None,
 ) -> ServerRecord:
     """What `recorder` holds, as this process's `ServerRecord` (see `loopscope.probe`).
 
@@ -54,6 +55,7 @@ def server_record(
 
     `task_steps`: the steps are task steps (uvloop), and the watchdog's heartbeat ran beside
     them; its blocks that lie mostly outside every timed step are kept, and counted as unseen.
+    `checkpoint_ns`: `recorder` is a checkpoint's, taken then (`loopscope.probe.checkpoint`).
     """
     rec = recorder
     block_ns = int(block_ms * 1_000_000)
@@ -153,6 +155,7 @@ def server_record(
         counts=ProbeCounts(
             dropped_events=rec.dropped,
             probe_errors=rec.errors,
+            unrecorded_events=rec.unrecorded,
             steps=len(steps),
             loops=loops,
             unobserved_loops=unobserved_loops,
@@ -160,4 +163,5 @@ def server_record(
             unseen_block_ns=unseen_ns,
         ),
         failures=rec.failure_list(),
+        checkpoint_ns=checkpoint_ns,
     )

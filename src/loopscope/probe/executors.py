@@ -28,6 +28,7 @@ from loopscope.probe.context import REQUEST_ID
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.pool import ThreadLabels, defined_at, describe_callable
 from loopscope.probe.recorder import Recorder
+from loopscope.probe.runqueue import RUN_QUEUE
 from loopscope.trace.constants import AIOSQLITE_EXECUTOR
 from loopscope.trace.model import PoolCall
 
@@ -109,9 +110,11 @@ class ExecutorHooks:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             cpu_start = 0
+            runq_start: int | None = None
             try:
                 call.started_ns = time.monotonic_ns()
                 cpu_start = time.thread_time_ns()
+                runq_start = RUN_QUEUE.read()
                 call.thread = labels.current(numbered=False)
             except Exception as exc:
                 rec.fail("executor", exc)
@@ -120,7 +123,10 @@ class ExecutorHooks:
             finally:
                 try:
                     call.cpu_ns = time.thread_time_ns() - cpu_start
+                    runq_end = RUN_QUEUE.read()
                     call.finished_ns = time.monotonic_ns()
+                    if runq_start is not None and runq_end is not None:
+                        call.runnable_ns = runq_end - runq_start
                 except Exception as exc:
                     rec.fail("executor", exc)
 

@@ -115,6 +115,11 @@ class Probe:
         self.observe_loop()
 
     @property
+    def task_steps(self) -> bool:
+        """Whether the loop steps timed are task steps (uvloop), the watchdog beside them."""
+        return self._task_steps
+
+    @property
     def tracks_tasks(self) -> bool:
         """Whether the middleware must map tasks to requests: only the heartbeat watchdog
         (uvloop) needs it, as it cannot read a handle's context."""

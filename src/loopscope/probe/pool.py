@@ -24,6 +24,7 @@ import anyio.to_thread
 from loopscope.probe.context import REQUEST_ID
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.recorder import Recorder
+from loopscope.probe.runqueue import RUN_QUEUE
 from loopscope.trace.model import PoolCall, PoolSample
 
 
@@ -163,9 +164,11 @@ class PoolHooks:
 
         def timed(*args: Any) -> Any:
             cpu_start = 0
+            runq_start: int | None = None
             try:
                 call.started_ns = time.monotonic_ns()
                 cpu_start = time.thread_time_ns()
+                runq_start = RUN_QUEUE.read()
                 call.thread = labels.current()
                 self._sample(limiter)
             except Exception as exc:
@@ -175,7 +178,10 @@ class PoolHooks:
             finally:
                 try:
                     call.cpu_ns = time.thread_time_ns() - cpu_start
+                    runq_end = RUN_QUEUE.read()
                     call.finished_ns = time.monotonic_ns()
+                    if runq_start is not None and runq_end is not None:
+                        call.runnable_ns = runq_end - runq_start
                     self._sample(limiter)
                 except Exception as exc:
                     rec.fail("thread pool", exc)

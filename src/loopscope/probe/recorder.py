@@ -38,6 +38,8 @@ SAMPLES_PER_STALL = 64
 # broken hook from several, and little enough that a failing hot path cannot grow memory.
 FAILURES_KEPT = 5
 _FAILURE_TEXT = 300
+# A bound for a sum over threads scaled to an interval: any number of threads may wait at once.
+_THREADS_MOST = 4096.0
 
 
 LiveRow = tuple[Any, Any, int, int, int]
@@ -88,6 +90,10 @@ class StackSamples:
     # I/O.
     process_first: tuple[int, int] | None = None
     process_last: tuple[int, int] | None = None
+    # The run-queue delay of all the process's threads, summed, at the first and last sample:
+    # threads a loop waits for that compute on a busy machine wait for a core too.
+    process_runq_first: tuple[int, int] | None = None
+    process_runq_last: tuple[int, int] | None = None
     count: int = 0
     lines: Counter[str | None] = field(default_factory=Counter)
     stacks: dict[str | None, list[str]] = field(default_factory=dict)
@@ -120,6 +126,21 @@ class StackSamples:
         if self.process_first is None:
             self.process_first = (t_ns, cpu_ns)
         self.process_last = (t_ns, cpu_ns)
+
+    def note_process_runq(self, t_ns: int, runq_ns: int | None) -> None:
+        """Keep the process's summed run-queue delay read at `t_ns` (first and last reading)."""
+        if runq_ns is None:
+            return
+        if self.process_runq_first is None:
+            self.process_runq_first = (t_ns, runq_ns)
+        self.process_runq_last = (t_ns, runq_ns)
+
+    def process_runnable_ns(self, start_ns: int, end_ns: int) -> int | None:
+        """The process's threads' run-queue time over `start_ns`→`end_ns`, summed, scaled from
+        the readings taken within it."""
+        return _scaled(
+            self.process_runq_first, self.process_runq_last, start_ns, end_ns, _THREADS_MOST
+        )
 
     def runnable_ns(self, start_ns: int, end_ns: int) -> int | None:
         """Run-queue time over `start_ns`→`end_ns`, scaled from the readings taken within it."""
@@ -193,6 +214,7 @@ class Recorder:
         "samples",
         "serial",
         "steps",
+        "unrecorded",
         "used",
         "watch_blocks",
     )
@@ -201,6 +223,8 @@ class Recorder:
         self.capacity = max_events
         self.used = 0
         self.dropped = 0
+        # Events a hook could not record after one of the probe's failures (not the budget's).
+        self.unrecorded = 0
         self.errors = 0
         self.failures: dict[tuple[str, str], ProbeFailure] = {}
         self.current_step = 0  # always 0: the clock when no step hook is in place

@@ -37,6 +37,7 @@ from typing import Any
 
 from loopscope.probe.frames import FrameNamer
 from loopscope.probe.recorder import Recorder, StackSamples
+from loopscope.probe.runqueue import ProcessRunQueue
 from loopscope.trace.model import LoopBlock
 
 # Enough ticks to look back past the start of a stall that is noticed half a threshold late.
@@ -117,6 +118,7 @@ class Watchdog:
         self._loop_thread = threading.get_ident()
         # Read only while the loop is stuck: a file read is too dear for every tick.
         self._runq = _runq_reader(threading.get_native_id())
+        self._process_runq = ProcessRunQueue()
         self._block_ns = block_ns
         self._sample_after_ns = block_ns // 2
         # Precise mode only has to catch a step between half the threshold and the threshold:
@@ -251,6 +253,7 @@ class Watchdog:
         samples.add(where, stack, inner, now)
         samples.note_runq(now, self._runq())
         samples.note_process_cpu(now, time.process_time_ns())
+        samples.note_process_runq(now, self._process_runq.read())
 
     def _watch_heartbeat(self, now: int, cpu: int | None) -> None:
         pending = self._pending
@@ -276,6 +279,7 @@ class Watchdog:
             self._sample_into(stretch.samples)
             stretch.samples.note_runq(now, self._runq())
             stretch.samples.note_process_cpu(now, time.process_time_ns())
+            stretch.samples.note_process_runq(now, self._process_runq.read())
 
     def _check_gil_stall(self, now: int, cpu: int | None) -> None:
         """Catch a stall that held the GIL (a big GC, a C extension) and so starved this thread.
@@ -336,5 +340,6 @@ class Watchdog:
                 runnable_ns=runnable,
                 inner=inner,
                 process_cpu_ns=process_cpu,
+                process_runnable_ns=stretch.samples.process_runnable_ns(start, end),
             )
             self._recorder.watch_blocks.append(block)

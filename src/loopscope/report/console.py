@@ -21,6 +21,7 @@ from loopscope.report.words import (
     block_kind,
     format_duration,
     place,
+    probe_losses,
     times,
     verdict_text,
     worker_sentences,
@@ -145,7 +146,7 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
         f"{len(trace.requests)} requests, probe: {mode}"
     )
     spread = processes.worker_spread(trace)
-    if spread is not None and (len(spread.workers) > 1 or spread.died):
+    if spread is not None and spread.worth_telling:
         out.extend(escape(sentence) for sentence in worker_sentences(spread))
     queue = processes.accept_queue_stats(trace)
     if queue is not None:
@@ -227,10 +228,9 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
         )
     for note in run.notes:
         out.append(f"[yellow]note:[/] {escape(describe_note(note))}")
-    dropped = run.probe.get("dropped_events", 0)
-    errors = run.probe.get("probe_errors", 0)
-    if dropped or errors:
-        out.append(f"[yellow]probe:[/] {dropped} events dropped (memory cap), {errors} errors")
+    losses = probe_losses(run)
+    if losses is not None:
+        out.append(f"[yellow]probe:[/] {escape(losses)}")
     for failure in run.probe_failures:
         out.append(
             f"  probe failure in {escape(failure.hook)} ×{failure.count}: {escape(failure.error)}"

@@ -23,6 +23,8 @@ _SETTINGS = {
     "threads": "{} thread-pool tokens per worker (anyio's limiter)",
     "executor_threads": "{} threads in each loop's default executor",
     "cores": "{} CPU cores, shared by the loops, the worker threads and the database",
+    "steal": "other processes take a share {} of the cores (each CPU step runs that much "
+    "longer: 1 / (1 - share))",
     "switch_ms": "Python code of one worker never runs in parallel (the GIL); a thread that "
     "wants it waits at most {} ms for the holder to let go",
     "client_ms": "the client is one thread that spends {} ms of CPU sending each request",

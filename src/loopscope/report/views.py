@@ -18,6 +18,7 @@ from loopscope.report.words import (
     executor_line,
     format_duration,
     place,
+    probe_losses,
     unseen_note,
     verdict_text,
     worker_sentences,
@@ -175,12 +176,15 @@ def _facts(trace: Trace) -> list[tuple[str, str]]:
         unseen = unseen_note(run)
         if unseen:
             facts.append(("not seen", unseen))
+        losses = probe_losses(run)
+        if losses is not None:
+            facts.append(("probe losses", losses))
         errors = run.probe.get("probe_errors", 0)
         if errors:
             causes = "; ".join(f"{f.hook}: {f.error} ×{f.count}" for f in run.probe_failures)
             facts.append(("probe failures", f"{errors} ({causes})" if causes else str(errors)))
     spread = worker_spread(trace)
-    if spread is not None and (len(spread.workers) > 1 or spread.died):
+    if spread is not None and spread.worth_telling:
         facts.append(("worker processes", " ".join(worker_sentences(spread))))
     queue = accept_queue_stats(trace)
     if queue is not None:

@@ -174,6 +174,27 @@ def unseen_note(run: Run) -> str | None:
     )
 
 
+def probe_losses(run: Run) -> str | None:
+    """What the probe could not record, by cause; `None` when it recorded everything.
+
+    Two causes, never merged: events dropped past its memory cap (the budget was spent), and
+    events a hook did not record after one of the probe's own failures (the budget was not
+    spent; the hook skipped the rest of its chunk).
+    """
+    dropped = run.probe.get("dropped_events", 0)
+    unrecorded = run.probe.get("unrecorded_events", 0)
+    errors = run.probe.get("probe_errors", 0)
+    if not (dropped or unrecorded or errors):
+        return None
+    parts = []
+    if dropped:
+        parts.append(f"{_count(dropped, 'event')} dropped past the memory cap")
+    if unrecorded:
+        parts.append(f"{_count(unrecorded, 'event')} not recorded after a probe failure")
+    parts.append(_count(errors, "probe error"))
+    return ", ".join(parts)
+
+
 WSGI_VERDICT = "runs in one worker thread from start to end (a WSGI server: no event loop)"
 """A route's verdict in a WSGI server, where the thread pool's words do not apply."""
 
@@ -233,6 +254,21 @@ def _seconds(ns: int) -> str:
     return f"{ns / 1e9:.2f} s"
 
 
+def checkpoint_sentence(worker: WorkerShare) -> str:
+    """What is known of a worker whose probe left only a checkpoint, and as of when."""
+    taken = worker.checkpoint_ns or 0
+    when = f"at {_seconds(taken)}" if taken >= 0 else "before the run began"
+    gap = ""
+    if worker.ended_ns is not None:
+        before = _seconds(max(0, worker.ended_ns - taken))
+        gap = f", {before} before it died ({_seconds(worker.ended_ns)})"
+    return (
+        f"The server-side view of worker pid {worker.pid} is as of its probe's last "
+        f"checkpoint, taken {when}{gap}; it wrote no final record: what it did after the "
+        "checkpoint shows the client's view only."
+    )
+
+
 def worker_sentences(spread: WorkerSpread) -> list[str]:
     """How the requests spread over the worker processes, and which died and were replaced:
     `Requests served per worker process: pid 812: 24, pid 813: 16.`"""
@@ -262,6 +298,7 @@ def worker_sentences(spread: WorkerSpread) -> list[str]:
             else "; its probe record was lost with it: what it served shows the client's view only"
         )
         sentences.append(f"Worker pid {worker.pid} died at {_seconds(worker.ended_ns or 0)}{lost}.")
+    sentences += [checkpoint_sentence(w) for w in spread.checkpointed]
     for worker in spread.replacements:
         sentences.append(
             f"Worker pid {worker.pid} started at {_seconds(worker.started_ns or 0)}, after the "
@@ -351,9 +388,10 @@ def saturation_text(rate: float | None, achieved: float | None, top_rate: float)
 def fell_behind_text(lag_p99_ms: float) -> str:
     """What is said instead of a point's percentiles when the driver fell behind."""
     return (
-        f"not reported: the load driver fell behind (99% of sends within {lag_p99_ms:.0f} ms "
-        "of schedule), so its latencies would measure the driver. Use fewer --connections or "
-        "more --drivers"
+        f"not reported: the load driver fell behind (99% of requests issued within "
+        f"{lag_p99_ms:.0f} ms of their intended time), so its latencies would measure the "
+        "driver (a wait for a connection the server keeps busy is the server's queue, never "
+        "this). Use fewer --connections or more --drivers"
     )
 
 

@@ -31,7 +31,6 @@ from loopscope.errors import (
     PortInUseError,
     ServerDiedError,
     ServerStartError,
-    TraceError,
     UsageError,
 )
 from loopscope.server import lifeline, target
@@ -39,9 +38,9 @@ from loopscope.server.facts import read_workers
 from loopscope.server.kinds import SERVER_KINDS, SERVER_LOG, server_kind
 from loopscope.server.ports import LOOPBACK, ensure_port_free, is_listening
 from loopscope.trace.constants import DEFAULT_BLOCK_MS
-from loopscope.trace.io import load_record
 from loopscope.trace.model import WorkerLife
 from loopscope.trace.record import ServerRecord
+from loopscope.trace.record_files import read_records
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
 """The event loop to ask uvicorn for; `auto` leaves the choice to uvicorn (uvloop when it is
@@ -289,18 +288,10 @@ class ServerProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def probe_records(self) -> list[ServerRecord]:
-        """What the probe in each worker wrote at shutdown (empty without `probe=True`).
-
-        A record that cannot be read (a worker killed mid-write leaves none: records are written
-        atomically) is skipped; the others still count.
-        """
-        records = []
-        for path in sorted(self.probe_dir.glob("probe-*.json")):
-            try:
-                records.append(load_record(path))
-            except TraceError:
-                continue
-        return records
+        """What the probe in each worker wrote: its final record, or for a worker that ended
+        without writing it (a crash), its last checkpoint (empty without `probe=True`).
+        See `loopscope.trace.record_files.read_records`."""
+        return read_records(self.probe_dir)
 
     def worker_lives(self) -> list[WorkerLife]:
         """Every process that served the app so far, as it described itself (pid, start, loop,

@@ -97,6 +97,31 @@ def _install_probe(out_dir: str) -> Any:
     return probe
 
 
+def _saver(probe: Any, out_dir: str) -> Callable[[], None]:
+    """Start the probe's checkpoints, and return what writes its final record at shutdown.
+
+    Each worker process writes its own files, named by its pid: checkpoints while it runs (what
+    is left of it if it crashes), then the final record, which replaces them.
+    """
+    from loopscope.probe.checkpoint import Checkpointer, period_from_env
+    from loopscope.trace.record_files import checkpoint_path, final_path
+
+    pid = os.getpid()
+    checkpoints = Checkpointer(probe, checkpoint_path(out_dir, pid), period_from_env())
+    checkpoints.start()
+
+    def save() -> None:
+        checkpoints.stop()
+        if checkpoints.period_s > 0:
+            # A last one first: should the final record be cut short (near the event cap it
+            # takes seconds to write, and the server's stop grace may run out), little is lost.
+            checkpoints.take()
+        probe.dump(final_path(out_dir, pid))
+        checkpoints.discard()
+
+    return save
+
+
 def build_app() -> ASGIApp:
     """Install the probe if asked, import the user's app, and wrap it."""
     # A worker of a multi-process server must not outlive its master, however the master ends.
@@ -112,9 +137,7 @@ def build_app() -> ASGIApp:
         target = target()
     wrapped: ASGIApp = target
     if probe is not None and out_dir:
-        # Each worker process writes its own file, named by its pid.
-        path = str(Path(out_dir) / f"probe-{os.getpid()}.json")
-        wrapped = probe.asgi(target, on_shutdown=OnceHook(lambda: probe.dump(path)))
+        wrapped = probe.asgi(target, on_shutdown=OnceHook(_saver(probe, out_dir)))
     tokens = os.environ.get(ENV_THREADS)
     if tokens:
         wrapped = ThreadTokens(wrapped, int(tokens))

@@ -4,8 +4,17 @@ Each is the demo app's route as the probe sees it, in steps. The times are media
 `loopscope sim --from` fitted from a 3-user demo trace at `--io-ms 200` on a 2-core machine
 (rounded; `io` is the seed's DML and follows `--io-ms`):
 
-- every request starts with ~2 ms on the loop (accepting, parsing, validating the body) and ends
-  with a little more (serialising the answer); `login` also verifies a scrypt hash (~2.5 ms);
+- every request starts with time on the loop (accepting, parsing, validating the body) and ends
+  with a little more (serialising the answer); `login` also verifies a scrypt hash (~2.5 ms),
+  written `db:` because `hashlib.scrypt` releases the GIL: it holds its thread and a core, not
+  the GIL;
+- that start is 0.4 ms where the route's own code runs in a thread (`blocking`, `single-thread`,
+  `offload`), as fitted from demo traces at 60 users (0.35 and 0.40 ms). A 3-user trace gives
+  ~1.5 ms, since a loop that wakes for each request alone pays its turn's costs per request, and
+  2 ms there made the model slow by 120–200 ms at 60–100 users, where the starts queue on the
+  loop one after another (the agreement grid, docs/sim.md). In `async` and `async-blocking` the
+  start also runs the route's code up to its first wait (opening the aiosqlite connection starts
+  a thread): 2 ms, and 60-user traces give 2.7;
 - `blocking`: the `def` endpoint runs in anyio's pool, then its response validation takes a second
   trip — the reason one token (`single-thread`) ends all three requests together at T3;
   `await:0` are anyio's checkpoints, where the task gives the loop up before taking a token;
@@ -40,7 +49,7 @@ class BuiltinMode:
 
 
 _BLOCKING = (
-    "cpu:2, await:0, cpu:0.1, await:0, cpu:0.1, pool(cpu:{verify}, cpu:0.6, io:{io}), "
+    "cpu:0.4, await:0, cpu:0.1, await:0, cpu:0.1, pool(db:{verify}, cpu:0.6, io:{io}), "
     "cpu:0.2, await:0, cpu:0.05, await:0, cpu:0.15, pool(cpu:0.03), cpu:0.3"
 )
 
@@ -48,16 +57,16 @@ MODES: dict[str, BuiltinMode] = {
     "blocking": BuiltinMode("blocking", _BLOCKING),
     "single-thread": BuiltinMode("blocking", _BLOCKING, threads=1),
     "async-blocking": BuiltinMode(
-        "async-blocking", "cpu:2, cpu:0.6, io:{io}, cpu:{verify}, cpu:0.3"
+        "async-blocking", "cpu:2, cpu:0.6, io:{io}, db:{verify}, cpu:0.3"
     ),
     "async": BuiltinMode(
         "async",
         "cpu:2, thread(cpu:1), cpu:0.02, await:{io}, cpu:0.05, thread(cpu:0.5), cpu:0.1, "
-        "thread(cpu:0.3), cpu:0.05, thread(cpu:0.5), cpu:{verify}, cpu:0.3",
+        "thread(cpu:0.3), cpu:0.05, thread(cpu:0.5), db:{verify}, cpu:0.3",
     ),
     "offload": BuiltinMode(
         "offload",
-        "cpu:2, await:0, cpu:0.08, await:0, cpu:0.08, pool(cpu:0.6, io:{io}), cpu:{verify}, "
+        "cpu:0.4, await:0, cpu:0.08, await:0, cpu:0.08, pool(cpu:0.6, io:{io}), db:{verify}, "
         "cpu:0.4",
     ),
 }
@@ -81,14 +90,18 @@ def mode_recipes(mode: str, io_ms: float) -> dict[str, Recipe]:
         verify = VERIFY_MS if action == "login" else 0
         text = spec.recipe.format(io=f"{io_ms:g}", verify=f"{verify:g}")
         # A zero step (no password to verify) is left out, so the recipe reads as it runs.
-        items = tuple(_drop_zero_cpu(i) for i in parse_items(text) if i != Step("cpu", 0))
+        items = tuple(_drop_zero(i) for i in parse_items(text) if not _zero(i))
         recipes[route] = Recipe(route=route, items=items, method="POST")
     return recipes
 
 
-def _drop_zero_cpu(item: Item) -> Item:
+def _zero(item: Item) -> bool:
+    return isinstance(item, Step) and item.kind in ("cpu", "db") and item.ms == 0
+
+
+def _drop_zero(item: Item) -> Item:
     if isinstance(item, PoolStep):
-        return PoolStep(item.kind, tuple(s for s in item.steps if s != Step("cpu", 0)))
+        return PoolStep(item.kind, tuple(s for s in item.steps if not _zero(s)))
     return item
 
 

@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from loopscope.errors import UsageError
-from loopscope.sim.contention import GilShare
+from loopscope.sim.contention import GilShare, block_runnable, measured_steal
 from loopscope.sim.recipe import Item, PoolStep, Recipe, Step
 from loopscope.sim.settings import Load, ServerModel
 from loopscope.trace.model import Request, Trace
@@ -52,43 +52,42 @@ def _threads(trace: Trace) -> dict[tuple[str, int], str]:
     }
 
 
-def _runnable(trace: Trace) -> dict[int, int]:
-    # A block and its request's segment may start a few µs apart: match on the request.
-    by_request: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for block in trace.loop_blocks:
-        if block.request_id and block.runnable_ns:
-            by_request[block.request_id].append((block.start_ns, block.runnable_ns))
-    out: dict[int, int] = {}
-    for request in trace.requests:
-        blocks = by_request.get(request.id, [])
-        for seg in request.segments:
-            if seg.state == "loop-blocked" and blocks:
-                start, runnable = min(blocks, key=lambda b: abs(b[0] - seg.start_ns))
-                if abs(start - seg.start_ns) < seg.duration_ns:
-                    out[seg.start_ns] = runnable
-    return out
+def _thread_runnable(trace: Trace) -> dict[tuple[str, int], int]:
+    # A trip's run-queue time, by its `in-thread` segment (same request, same start).
+    return {
+        (c.request_id or "", c.started_ns): c.runnable_ns
+        for c in trace.pool
+        if c.runnable_ns is not None and c.started_ns is not None
+    }
 
 
 def _tokens(
     request: Request,
     threads: dict[tuple[str, int], str],
     runnable_ns: dict[int, int],
+    thread_runnable_ns: dict[tuple[str, int], int],
     gil: GilShare,
+    steal: float,
 ) -> list[Token]:
     segs = sorted(request.segments, key=lambda s: s.start_ns)
     tokens: list[Token] = []
+    # Where a stretch's run-queue time was not read (a short loop block between two watchdog
+    # samples, an older trace), the machine's measured steal estimates it from its CPU.
+    unread = steal / (1.0 - steal)
     for i, seg in enumerate(segs):
         ms = seg.duration_ns / MS
         prev = segs[i - 1].state if i else None
         after = segs[i + 1].state if i + 1 < len(segs) else None
         if seg.state == "on-loop":
-            tokens.append(("cpu", ms, ms))
+            # The loop ran this request the whole time, or wanted to: other processes' share
+            # of it is the machine's, which the model adds back itself (`sim.machine`).
+            cpu = ms * (1.0 - steal)
+            tokens.append(("cpu", cpu, cpu))
         elif seg.state == "loop-blocked":
-            # Time the loop thread was runnable but not running (a busy machine) was CPU work
-            # waiting for a core: the model gives it back as CPU, not as a wait.
-            runnable = runnable_ns.get(seg.start_ns, 0)
-            cpu = min(ms, ((seg.cpu_ns or 0) + runnable) / MS)
-            wait = max(0.0, ms - cpu - gil.others_cpu_ns(request.id, seg) / MS)
+            cpu = min(ms, (seg.cpu_ns or 0) / MS)
+            read = runnable_ns.get(seg.start_ns)
+            runnable = read / MS if read is not None else cpu * unread
+            wait = max(0.0, ms - cpu - runnable - gil.others_cpu_ns(request.id, seg) / MS)
             tokens += [("cpu", cpu, cpu), ("io", wait, 0.0)]
         elif seg.state == "awaiting":
             tokens.append(("await", ms, 0.0))
@@ -99,8 +98,13 @@ def _tokens(
             thread = threads.get((request.id, seg.start_ns), "AnyIO worker thread")
             kind = "pool" if "AnyIO" in thread else "executor"
             cpu = min(ms, (seg.cpu_ns or 0) / MS)
-            # The GIL held by the rest of the process is contention the model simulates itself.
-            wait = max(0.0, ms - cpu - gil.others_cpu_ns(request.id, seg) / MS)
+            # Neither the GIL held by the rest of the process nor the time the thread was
+            # runnable with no core free is work of the route: both are contention, which the
+            # model simulates itself (the GIL; `--cores` and the machine's steal).
+            read = thread_runnable_ns.get((request.id, seg.start_ns))
+            runnable = read / MS if read is not None else cpu * unread
+            others = gil.others_cpu_ns(request.id, seg) / MS
+            wait = max(0.0, ms - cpu - runnable - others)
             tokens.append((kind, cpu + wait, cpu))
     return _merge(tokens)
 
@@ -138,10 +142,13 @@ def _round(ms: float) -> float:
 
 
 def fit_recipes(trace: Trace) -> tuple[dict[str, Recipe], tuple[str, ...]]:
-    """Each route's recipe from the trace's segments, and the routes that could not be fitted."""
+    """Each route's recipe from the trace's segments, and the routes that could not be fitted:
+    the routes' own work, without the machine's steal (`loopscope.sim.machine`)."""
+    steal = measured_steal(trace)
     threads = _threads(trace)
-    runnable = _runnable(trace)
-    gil = GilShare(trace)
+    runnable = block_runnable(trace)
+    thread_runnable = _thread_runnable(trace)
+    gil = GilShare(trace, steal)
     shapes: dict[str, list[list[Token]]] = defaultdict(list)
     methods: dict[str, str] = {}
     routes: list[str] = []
@@ -150,8 +157,10 @@ def fit_recipes(trace: Trace) -> tuple[dict[str, Recipe], tuple[str, ...]]:
             routes.append(request.route)
         methods.setdefault(request.route, request.method)
         if any(s.state not in ("queued",) for s in request.segments):
-            shapes[request.route].append(_tokens(request, threads, runnable, gil))
-    overhead = _unattributed_ms(trace)
+            shapes[request.route].append(
+                _tokens(request, threads, runnable, thread_runnable, gil, steal)
+            )
+    overhead = _unattributed_ms(trace) * (1.0 - steal)
     recipes: dict[str, Recipe] = {}
     for route in routes:
         fitted = [t for t in shapes.get(route, []) if t]
@@ -233,6 +242,7 @@ def calibrate(trace: Trace, cores: int = 2) -> Calibration:
         client_ms=_round(client),
         send_ms=_round(send),
         reply_ms=_round(reply),
+        steal=round(measured_steal(trace), 3),
     )
     hits = tuple(h for h in (tuple(r for r in u if r in recipes) for u in _hits(trace)) if h)
     load = Load(recipes=recipes, hits_by_user=hits, rounds=max(1, run.rounds), io_ms=run.io_ms)

@@ -28,6 +28,7 @@ from typing import Any
 
 import simpy
 
+from loopscope.sim.machine import on_machine
 from loopscope.sim.phases import NS_PER_MS, Phase, Run, Trip, Wait, compile_recipe
 from loopscope.sim.primitives import Clock, Fused, Plenty, Semaphore, Worker
 from loopscope.sim.record import Recorder
@@ -79,7 +80,9 @@ class Engine:
         self.server = server
         self.load = load
         self.rng = random.Random(load.seed)
-        self.phases = {route: compile_recipe(r) for route, r in load.recipes.items()}
+        self.phases = {
+            route: compile_recipe(on_machine(r, server.steal)) for route, r in load.recipes.items()
+        }
         # Each worker's GIL lets one thread compute at a time; only a database step takes a core
         # besides, so with a core per worker and no database the cores are never short.
         database = any(

@@ -36,6 +36,7 @@ class SimOptions:
     threads: int | None = None
     workers: int | None = None
     cores: int | None = None
+    steal: float | None = None
     changes: tuple[str, ...] = ()
     seed: int = 0
 
@@ -125,7 +126,7 @@ def plan(options: SimOptions) -> Plan:
 
 def _override(result: Plan, options: SimOptions) -> Plan:
     server, load = result.server, result.load
-    for name in ("threads", "workers", "cores"):
+    for name in ("threads", "workers", "cores", "steal"):
         value = getattr(options, name)
         if value is not None:
             server = replace(server, **{name: value})

@@ -22,6 +22,7 @@ def assumptions(server: ServerModel, load: Load) -> list[str]:
         f"{ASSUMPTION}threads={server.threads}",
         f"{ASSUMPTION}executor_threads={server.executor_size}",
         f"{ASSUMPTION}cores={server.cores}",
+        f"{ASSUMPTION}steal={server.steal:.2f}",
         f"{ASSUMPTION}switch_ms={server.switch_ms:g}",
         f"{ASSUMPTION}send_ms={server.send_ms:.3g}",
         f"{ASSUMPTION}reply_ms={server.reply_ms:.3g}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loopscope.errors import UsageError
+from loopscope.sim.machine import MAX_STEAL
 from loopscope.sim.recipe import Recipe
 
 
@@ -26,6 +27,9 @@ class ServerModel:
     answer. Client work queues behind the client's other work, on a core of its own. `send_ms` is
     the time from the client's send to the request being ready for the server's loop (kernel,
     accept, headers).
+    `steal` is the share of the cores that other processes on the machine take: each `cpu` step
+    runs `1 / (1 - steal)` of its time (`loopscope.sim.machine`; a fit measures it from the
+    trace's run-queue readings; 0 is a machine that runs only the server and its client).
     `exponential` draws every step's time from an exponential distribution with the recipe's
     time as its mean (for queueing checks); otherwise times are exactly the recipe's.
     """
@@ -40,6 +44,7 @@ class ServerModel:
     send_ms: float = 0.0
     reply_ms: float = 0.0
     exponential: bool = False
+    steal: float = 0.0
 
     def check(self) -> None:
         """Raise `UsageError` for a setting no server could have."""
@@ -51,6 +56,8 @@ class ServerModel:
         for name in ("switch_ms", "block_ms"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name} must be positive, not {getattr(self, name)}.")
+        if not 0 <= self.steal <= MAX_STEAL:
+            raise UsageError(f"--steal must be from 0 to {MAX_STEAL:g}, not {self.steal}.")
         for name in ("client_ms", "send_ms", "reply_ms"):
             if not getattr(self, name) >= 0:
                 raise UsageError(f"{name} must not be negative, not {getattr(self, name)}.")

@@ -59,6 +59,7 @@ class BlockGroup:
     runnable_ns: int = 0
     inner: str | None = None
     process_cpu_ns: int | None = None
+    process_runnable_ns: int | None = None
 
     @property
     def other_threads_cpu_ns(self) -> int | None:
@@ -70,8 +71,12 @@ class BlockGroup:
     @property
     def waits_on_threads(self) -> bool:
         """Whether the loop thread mostly waited while other threads of the process computed
-        (a library's own worker threads): CPU work, done elsewhere, not I/O."""
+        (a library's own worker threads): CPU work, done elsewhere, not I/O. On a busy machine
+        those threads also wait for a core, which is their work too: their run-queue time
+        (where measured) counts with their CPU time."""
         other = self.other_threads_cpu_ns
+        if other is not None and self.process_runnable_ns is not None:
+            other += max(0, self.process_runnable_ns - self.runnable_ns)
         stuck = self.total_ns - self.runnable_ns
         return bool(self.cpu_bound is False and other and other >= CPU_BOUND_SHARE * stuck)
 
@@ -227,6 +232,7 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
     delayed = {d for b in blocks for d in b.delayed}
     inners = Counter(b.inner for b in blocks if b.inner is not None)
     processes = [b.process_cpu_ns for b in blocks if b.process_cpu_ns is not None]
+    queued = [b.process_runnable_ns for b in blocks if b.process_runnable_ns is not None]
     return BlockGroup(
         where=where,
         kind="gc" if all(b.kind == "gc" for b in blocks) else "code",
@@ -240,4 +246,5 @@ def group_blocks(where: str, blocks: list[LoopBlock], routes: dict[str, str]) ->
         runnable_ns=runnable,
         inner=inners.most_common(1)[0][0] if inners else None,
         process_cpu_ns=sum(processes) if len(processes) == len(blocks) else None,
+        process_runnable_ns=sum(queued) if len(queued) == len(blocks) else None,
     )

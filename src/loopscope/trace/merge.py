@@ -106,6 +106,7 @@ def _workers(workers: Iterable[WorkerLife], records: list[ServerRecord]) -> list
     for record in records:
         life = lives.setdefault(record.pid, WorkerLife(pid=record.pid, loop=record.loop))
         life.recorded = True
+        life.checkpoint_ns = record.checkpoint_ns
     return sorted(lives.values(), key=lambda w: (w.started_ns or 0, w.pid))
 
 

@@ -143,7 +143,9 @@ class LoopBlock:
     provides, the library's own last line (`fastapi_users/manager.py:376`). `process_cpu_ns`,
     where measured, is the CPU time of the whole server process during the block: far above
     `cpu_ns`, the loop thread was waiting on work in other threads (a library's own), not on
-    I/O.
+    I/O. `process_runnable_ns`, where measured, is how long the process's threads together
+    waited for a core during the block (Linux `schedstat`): on a busy machine the threads a
+    loop waits for compute less and queue more, and both are their work.
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -159,6 +161,7 @@ class LoopBlock:
     runnable_ns: int | None = None
     inner: str | None = None
     process_cpu_ns: int | None = None
+    process_runnable_ns: int | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -176,6 +179,9 @@ class PoolCall:
     is where `func` is defined (`users.py:42`), for the app's and installed libraries' code.
     `executor` names the executor (its `thread_name_prefix`, e.g. `reports`, or `aiosqlite`;
     `None`: anyio's thread pool) and `capacity` its number of threads, where known.
+    `runnable_ns`, where measured (Linux schedstat, read by the thread itself), is the time the
+    thread was ready to run during the call but the OS ran something else: wall minus `cpu_ns`
+    minus `runnable_ns` is what it spent waiting (on I/O, or for the GIL).
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -191,6 +197,7 @@ class PoolCall:
     where: str | None = None
     executor: str | None = None
     capacity: int | None = None
+    runnable_ns: int | None = None
 
 
 @dataclass(slots=True)
@@ -227,7 +234,9 @@ class WorkerLife:
     loopscope saw it gone during the run (`None`: alive when the run ended), to within the
     sampling period. `loop` and `http` are what the process really ran (`uvloop`, `asyncio`;
     `h11`, `httptools`), read inside it; `unknown` where it served no request. `recorded` says
-    whether its probe left a record (a worker that died leaves none).
+    whether its probe left a record; `checkpoint_ns`, set where that record is a checkpoint
+    (the process ended without writing its final record: a crash), when it was taken: the
+    server-side view of this process is as of then.
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -238,6 +247,7 @@ class WorkerLife:
     loop: str = "unknown"
     http: str = "unknown"
     recorded: bool = False
+    checkpoint_ns: int | None = None
 
 
 @dataclass(slots=True)

@@ -15,14 +15,16 @@ from loopscope.trace.model import Trace
 @dataclass(frozen=True, slots=True)
 class WorkerShare:
     """One worker process: the requests it served (as its probe saw them), when it started and
-    ended relative to the run's start (ns; `None`: before the run / still alive), and whether
-    its probe left a record."""
+    ended relative to the run's start (ns; `None`: before the run / still alive), whether its
+    probe left a record, and when that record's checkpoint was taken, relative to the run's
+    start (`None`: a final record; below 0: before the run began)."""
 
     pid: int
     served: int
     started_ns: int | None
     ended_ns: int | None
     recorded: bool
+    checkpoint_ns: int | None = None
 
     @property
     def died(self) -> bool:
@@ -47,6 +49,18 @@ class WorkerSpread:
         return tuple(w for w in self.workers if w.died)
 
     @property
+    def checkpointed(self) -> tuple[WorkerShare, ...]:
+        """The workers whose server-side view is as of a checkpoint (they wrote no final
+        record)."""
+        return tuple(w for w in self.workers if w.checkpoint_ns is not None)
+
+    @property
+    def worth_telling(self) -> bool:
+        """Whether the spread says more than "one worker served everything": several workers,
+        or one that died or left only a checkpoint."""
+        return len(self.workers) > 1 or bool(self.died) or bool(self.checkpointed)
+
+    @property
     def replacements(self) -> tuple[WorkerShare, ...]:
         """The workers that started after the run began (a dead worker's successors)."""
         return tuple(w for w in self.workers if w.started_ns is not None and w.started_ns > 0)
@@ -67,6 +81,7 @@ def worker_spread(trace: Trace) -> WorkerSpread | None:
             else w.started_ns - origin,
             ended_ns=None if w.ended_ns is None else max(0, w.ended_ns - origin),
             recorded=w.recorded,
+            checkpoint_ns=None if w.checkpoint_ns is None else w.checkpoint_ns - origin,
         )
         for w in trace.workers
     )

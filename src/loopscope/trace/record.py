@@ -51,16 +51,19 @@ class ServerRequest:
 
 @dataclass(slots=True)
 class ProbeCounts:
-    """How much the probe recorded and how much it could not: events dropped past its budget,
-    its own failures, loop steps recorded, event loops watched one after another, and loops
-    that served the app while another was watched (not recorded). Under uvloop, where only task
-    steps are timed, `unseen_blocks` and `unseen_block_ns` count the loop blocks (and their
-    time) the watchdog found outside every timed task step: callbacks outside tasks."""
+    """How much the probe recorded and how much it could not: events dropped past its budget
+    (the memory cap), its own failures, events it did not record after such a failure (a hook
+    that failed skips the rest of its chunk of the budget), loop steps recorded, event loops
+    watched one after another, and loops that served the app while another was watched (not
+    recorded). Under uvloop, where only task steps are timed, `unseen_blocks` and
+    `unseen_block_ns` count the loop blocks (and their time) the watchdog found outside every
+    timed task step: callbacks outside tasks."""
 
     __pydantic_config__ = PYDANTIC_CONFIG
 
     dropped_events: int = 0
     probe_errors: int = 0
+    unrecorded_events: int = 0
     steps: int = 0
     loops: int = 0
     unobserved_loops: int = 0
@@ -75,6 +78,9 @@ class ServerRecord:
     `loop` is `asyncio`, `uvloop`, another loop's class path, `unknown` (no ASGI call seen), or
     `wsgi` (`WSGI_LOOP`: a WSGI worker, no event loop);
     `precise` says whether loop steps were timed (else the watchdog's heartbeat only ran).
+    `checkpoint_ns` is `None` for the final record, written when the process shut down; else the
+    record is a checkpoint taken at that time while the app ran (the process ended without
+    writing its final record, see `loopscope.probe.checkpoint`).
     """
 
     __pydantic_config__ = PYDANTIC_CONFIG
@@ -90,6 +96,7 @@ class ServerRecord:
     lanes: list[Segment] = field(default_factory=list)
     counts: ProbeCounts = field(default_factory=ProbeCounts)
     failures: list[ProbeFailure] = field(default_factory=list)
+    checkpoint_ns: int | None = None
     version: int = RECORD_VERSION
 
     def request(self, request_id: str) -> ServerRequest:
