@@ -1,6 +1,6 @@
 """`loopscope bench` as a user runs it: the table, the JSON of the issue's shape, the HTML
-curves with each saturation explained from the model, and with --probe the traces of the
-points, the saturated one as a timeline."""
+curves with each saturation explained from the model, and with --probe every point's trace and
+timeline, linked from the report."""
 
 from __future__ import annotations
 
@@ -69,12 +69,25 @@ def test_bench_writes_the_table_json_and_curves_with_the_models_explanation(
     assert "serves at most 1 / 0.05 s = 20 req/s; past that the accept queue grows" in html
     assert "Little&#39;s law holds" in html
 
-    # --probe: the ASGI points keep their traces (WSGI has no probe), loadable by `report`.
-    traces = sorted((tmp_path / "bench-traces").glob("*.json"))
-    assert [t.name for t in traces] == ["uvicorn-1-async-40.json", "uvicorn-1-async-5.json"]
-    trace = load_traces(traces[0])[0]
-    assert len(trace.requests) == 40
-    assert trace.run.probe, "the probe's counters are in the trace"
+    # --probe: every point keeps its trace (the WSGI ones too), loadable by `report`, and its
+    # timeline; the report links both, the JSON names the trace.
+    folder = tmp_path / "bench-traces"
+    names = ["gunicorn-sync-1-blocking-5", "gunicorn-sync-1-blocking-40"]
+    names += ["uvicorn-1-async-5", "uvicorn-1-async-40"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{n}.{suffix}" for n in names for suffix in ("json", "html")
+    )
+    assert [p["trace"] for p in points] == [f"bench-traces/{n}.json" for n in names]
+    for name, point in zip(names, points, strict=True):
+        assert f'<a href="bench-traces/{name}.html">timeline</a>' in html
+        assert f'<a href="bench-traces/{name}.json">JSON</a>' in html
+        trace = load_traces(folder / f"{name}.json")[0]
+        assert len(trace.requests) == point["sent"]
+        assert trace.run.probe, "the probe's counters are in the trace"
+        assert all(r.server_start_ns is not None for r in trace.requests), name
+    saturated = (folder / "gunicorn-sync-1-blocking-40.html").read_text()
+    assert "gunicorn-sync:1 blocking at 40 req/s, where it saturated" in saturated
+    assert "No event loop: a WSGI server." in saturated
 
 
 def test_bench_refuses_bad_input_before_starting_anything(tmp_path: Path) -> None:
@@ -90,3 +103,21 @@ def test_bench_refuses_bad_input_before_starting_anything(tmp_path: Path) -> Non
         assert result.returncode != 0
         assert words in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_bench_probe_without_html_keeps_the_traces_beside_the_json(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    result = loopscope(
+        "bench", "--servers", "gunicorn-gthread:2x2", "--rates", "5", "--duration", "1",
+        "--io-ms", "20", "--probe", "--no-html", "--json", "out/b.json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    (point,) = json.loads((tmp_path / "out" / "b.json").read_text())["points"]
+    assert point["trace"] == "b-traces/gunicorn-gthread-2x2-blocking-5.json"
+    trace = load_traces(tmp_path / "out" / point["trace"])[0]
+    assert len(trace.requests) == point["sent"] == 5
+    assert trace.run.loop == "wsgi" and trace.run.threads == 2
+    assert all(s.lane.startswith("thread:") for s in trace.lanes) and trace.lanes
+    assert not (tmp_path / "loopscope-bench.html").exists()

@@ -6,6 +6,7 @@ import pytest
 
 from loopscope.errors import UsageError
 from loopscope.report.words import capacity_text
+from loopscope.server import ServerProcess
 from loopscope.server.models import parse_model, parse_models
 
 
@@ -27,10 +28,21 @@ def test_unknown_or_malformed_models_are_usage_errors(spec: str) -> None:
         parse_models(spec)
 
 
-def test_a_wsgi_model_serves_only_blocking_and_takes_no_probe() -> None:
+def test_a_wsgi_model_serves_only_blocking_and_takes_the_wsgi_probe() -> None:
     model = parse_model("gunicorn-sync:2")
     assert list(model.modes) == ["blocking"]
-    assert model.settings(io_ms=10, probe=True).probe is False
+    settings = model.settings(io_ms=10, probe=True)
+    assert settings.probe is True
+    # The WSGI probe wraps the app in each worker; unprobed, gunicorn runs the app itself.
+    process = ServerProcess(settings)
+    try:
+        assert "loopscope.server.gunicorn_wsgi:app" in process.command()
+        plain = ServerProcess(model.settings(io_ms=10))
+        assert "loopscope.demo.wsgi:create_wsgi_app()" in plain.command()
+        plain.close()
+    finally:
+        process.close()
+    assert not parse_model("granian:1").probe_able
     with pytest.raises(UsageError):
         model.check_mode("async")
 

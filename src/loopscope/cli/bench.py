@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -22,12 +23,17 @@ from loopscope.load.arrivals import ARRIVALS
 from loopscope.load.driver import Progress as LoadProgress
 from loopscope.measure.bench import (
     BenchOptions,
-    BenchResult,
     bench_record,
     check_modes,
     run_bench,
 )
 from loopscope.report.bench_console import bench_summary
+from loopscope.report.bench_traces import (
+    PointKey,
+    PointTrace,
+    traces_folder,
+    write_point_traces,
+)
 from loopscope.server.models import parse_models
 
 DEFAULT_BENCH_HTML = Path("loopscope-bench.html")
@@ -48,29 +54,8 @@ def _cpus(text: str | None, option: str) -> tuple[int, ...] | None:
     return tuple(int(cpu) for cpu in text.split(","))
 
 
-def _write_traces(result: BenchResult, html: Path) -> dict[tuple[str, str, float], str]:
-    """Each probed point's trace as JSON beside the report, and a timeline HTML of each curve's
-    saturation point; returns the links for the report."""
-    from loopscope.measure.bench import saturation_point
-    from loopscope.report.html import write_html
-    from loopscope.trace.io import dump_trace
-
-    folder = html.parent / f"{html.stem}-traces"
-    links: dict[tuple[str, str, float], str] = {}
-    knees = {id(k) for pts in result.curves().values() if (k := saturation_point(pts))}
-    for point in result.points:
-        if point.trace is None:
-            continue
-        folder.mkdir(exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{point.server}-{point.mode}-{point.rate:g}")
-        dump_trace(point.trace, folder / f"{name}.json")
-        link = f"{folder.name}/{name}.json"
-        if id(point) in knees:
-            title = f"{point.server} {point.mode} at {point.rate:g} req/s, where it saturated"
-            write_html([point.trace], folder / f"{name}.html", title=title)
-            link = f"{folder.name}/{name}.html"
-        links[(point.server, point.mode, point.rate)] = link
-    return links
+def _relative(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
 
 
 def bench(
@@ -99,7 +84,8 @@ def bench(
         bool,
         typer.Option(
             "--probe/--no-probe",
-            help="Run the probe in ASGI servers and keep each point's trace (beside the HTML).",
+            help="Run the probe in every worker (ASGI and WSGI; not granian) and keep each "
+            "point's trace and timeline (in a folder beside the HTML, else the JSON).",
         ),
     ] = False,
     arrivals: Annotated[
@@ -171,11 +157,20 @@ def bench(
 
         result = run_bench(models, chosen_modes, options, on_point)
 
+    # The points' traces go beside the report (else beside the JSON), before either is
+    # written, so both can point at them.
+    traces: dict[PointKey, PointTrace] = {}
+    beside = json_path if no_html and json_path is not None else html
+
+    def write_traces(folder: Path) -> None:
+        traces.update(write_point_traces(result, folder))
+        if traces:
+            console.print(f"Traces: {folder.resolve()}")
+
     def write_report(path: Path) -> None:
         from loopscope.report.bench_html import write_bench_html
 
-        links = _write_traces(result, path) if probe else {}
-        write_bench_html(result, path, links)
+        write_bench_html(result, path, traces)
         console.print(f"Report: {path.resolve()}")
         if png is not None:
             from loopscope.report.png import screenshot
@@ -184,10 +179,15 @@ def bench(
             console.print(f"PNG: {png.resolve()}")
 
     def write_record(path: Path) -> None:
-        write_json(path, bench_record(result))
+        where = {key: _relative(t.trace, path.parent) for key, t in traces.items()}
+        write_json(path, bench_record(result, where))
         console.print(f"Wrote {path}")
 
-    error = write_outputs((json_path, write_record), (None if no_html else html, write_report))
+    error = write_outputs(
+        (traces_folder(beside) if probe else None, write_traces),
+        (json_path, write_record),
+        (None if no_html else html, write_report),
+    )
     console.print(bench_summary(result))
     if error is not None:
         raise typer.Exit(error.exit_code)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,17 +24,22 @@ from loopscope.errors import LoadError, UsageError
 from loopscope.load.driver_process import run_fixed_rate
 from loopscope.load.fixed_rate import RatePlan
 from loopscope.load.outcome import LoadOutcome
+from loopscope.measure.sampler import ServerSampler
 from loopscope.server import ServerProcess
 from loopscope.server.models import Capacity, ServerModel
+from loopscope.server.models.base import WSGI_APP
 from loopscope.trace.constants import ANYIO_DEFAULT_TOKENS
 from loopscope.trace.merge import build_trace
-from loopscope.trace.model import Request, Run, Trace
+from loopscope.trace.model import Request, Run, Segment, Trace, WorkerLife
+from loopscope.trace.record import ServerRecord
 
 SATURATED_SHARE = 0.9
 """A point is saturated when the server served less than this share of the offered rate, or
 answered any request with an error or not at all."""
 MAX_KEPT_REQUESTS = 5000
 """With `--probe`, the client stamps of at most this many requests per point join its Trace."""
+ID_PREFIX = "B"
+"""The driver's request ids: `B1`, `B2`, ... (the `x-loopscope-request` header)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,16 +173,37 @@ def measure_point(
             timeout_s=options.timeout_s,
             connections=options.connections,
             keep_requests=MAX_KEPT_REQUESTS if options.probe else 0,
+            id_prefix=ID_PREFIX,
         )
-        outcome = run_fixed_rate(plan, options.processes, options.driver_cpus, progress)
+        # With the probe, the kernel's accept queue and the worker processes are sampled from
+        # outside while the load runs: what a worker never sees, the wait before it took a
+        # request, and which worker lived when.
+        sampler = (
+            ServerSampler(settings.host, server.port, server.worker_lives)
+            if options.probe
+            else None
+        )
+        if sampler is not None:
+            sampler.start()
+        try:
+            outcome = run_fixed_rate(plan, options.processes, options.driver_cpus, progress)
+        finally:
+            if sampler is not None:
+                sampler.stop()
         server.check_alive()
+        workers = [
+            dataclasses.replace(w, ended_ns=sampler.ended.get(w.pid) if sampler else None)
+            for w in server.worker_lives()
+        ]
         server.stop()
         records = server.probe_records()
     finally:
         server.close()
     point = BenchPoint(model.name, mode, rate, model.capacity(mode), outcome)
     if options.probe and model.probe_able:
-        point.trace = _trace(model, mode, rate, options, outcome, records, settings.app)
+        point.trace = _trace(
+            model, mode, rate, options, outcome, records, settings.app, sampler, workers
+        )
     return point
 
 
@@ -200,9 +227,13 @@ def _trace(
     rate: float,
     options: BenchOptions,
     outcome: LoadOutcome,
-    records: list[Any],
+    records: list[ServerRecord],
     app: str,
+    sampler: ServerSampler | None = None,
+    workers: Sequence[WorkerLife] = (),
 ) -> Trace:
+    """The point's Trace: the client's kept (sampled) requests joined with every worker's probe
+    record, the accept queue's samples and the worker processes."""
     path = model.route(mode)
     requests = [
         Request(
@@ -218,24 +249,90 @@ def _trace(
         )
         for kept in outcome.requests
     ]
+    notes = [] if records else ["The probe wrote no record: client stamps only."]
+    kept = {r.id for r in requests}
+    if outcome.sent > len(kept):
+        notes.append(
+            f"Sampled: the client kept {len(kept)} of the {outcome.sent} requests it sent "
+            "(evenly spread); the others are left out of this trace's requests, and what the "
+            "server did for them is shown for no request."
+        )
+    records = [_sampled(record, kept, several=len(records) > 1) for record in records]
+    http = "h11"
+    if model.app == WSGI_APP:
+        threads = model.threads or 1  # a sync worker is one thread
+        http = "gunicorn"  # gunicorn's own HTTP parser
+    else:
+        threads = model.threads if model.threads is not None else ANYIO_DEFAULT_TOKENS
+    queue = sampler.queue if sampler is not None else []
+    if sampler is not None and sampler.unavailable:
+        notes.append(f"The accept queue was not sampled: {sampler.unavailable}")
     run = Run(
         mode=mode,
         app=app,
         tool_version=__version__,
         python=platform.python_version(),
         server=model.server,
+        http=http,
         workers=model.workers,
-        threads=model.threads if model.threads is not None else ANYIO_DEFAULT_TOKENS,
+        threads=threads,
         io_ms=options.io_ms,
         scenario=f"open loop: {rate:g} req/s for {options.duration_s:g} s ({model.name})",
         started_ns=outcome.start_ns,
-        notes=[] if records else ["The probe wrote no record: client stamps only."],
+        notes=notes,
+        queue_sample_ms=sampler.period_ms if queue and sampler is not None else None,
     )
-    return build_trace(run, requests, records, since_ns=outcome.start_ns)
+    return build_trace(
+        run, requests, records, since_ns=outcome.start_ns, accept_queue=queue, workers=workers
+    )
 
 
-def point_record(point: BenchPoint, io_ms: float) -> dict[str, Any]:
-    """One point in the JSON shape of `loopscope bench --json`."""
+_DRIVER_ID = re.compile(rf"^{ID_PREFIX}[0-9-]+$")
+"""The ids the bench's driver gives its requests (`B<n>`, `B<k>-<n>` with several driver
+processes; see `driver_process.plans_for`)."""
+
+
+def _sampled(record: ServerRecord, kept: set[str], several: bool) -> ServerRecord:
+    """`record` with only the driver's requests the client kept (requests from anyone else
+    stay). What the server did for the others stays too, attributed to no request: the loop's
+    and threads' lanes, loop blocks and pool calls, so the loop's busy time and its blocks are
+    the whole run's. With `several` records, its thread lanes are named `thread:<pid>/<name>`:
+    each worker has its own threads, and their names (`AnyIO worker thread`, `Thread-5`) repeat
+    from one worker to the next."""
+    dropped = {r.id for r in record.requests if r.id not in kept and _DRIVER_ID.match(r.id)}
+    own = f"thread:{record.pid}/"
+
+    def lane_of(segment: Segment) -> Segment:
+        name = segment.lane
+        if several and name.startswith("thread:") and not name.startswith(own):
+            name = own + name.removeprefix("thread:")
+        unkept = segment.request_id in dropped
+        if name == segment.lane and not unkept:
+            return segment
+        return dataclasses.replace(
+            segment, lane=name, request_id=None if unkept else segment.request_id
+        )
+
+    return dataclasses.replace(
+        record,
+        requests=[r for r in record.requests if r.id not in dropped],
+        lanes=[lane_of(segment) for segment in record.lanes],
+        loop_blocks=[
+            dataclasses.replace(b, request_id=None, delayed=[d for d in b.delayed if d in kept])
+            if b.request_id in dropped
+            else b
+            for b in record.loop_blocks
+        ],
+        pool=[
+            dataclasses.replace(c, request_id=None) if c.request_id in dropped else c
+            for c in record.pool
+        ],
+    )
+
+
+def point_record(point: BenchPoint, io_ms: float, trace: str | None = None) -> dict[str, Any]:
+    """One point in the JSON shape of `loopscope bench --json`; `trace`, where given, is
+    where its kept trace was written (`--probe`)."""
     o = point.outcome
     latency = o.latency
     shown: dict[str, float | None] = {
@@ -266,14 +363,22 @@ def point_record(point: BenchPoint, io_ms: float) -> dict[str, Any]:
         "capacity_rps": point.capacity.max_rps(io_ms),
         "capacity_slots": point.capacity.slots,
         "capacity_holder": point.capacity.holder,
+        **({"trace": trace} if trace is not None else {}),
     }
 
 
-def bench_record(result: BenchResult) -> dict[str, Any]:
-    """The whole bench as JSON: `{"points": [...], "run": {...}}`."""
+def bench_record(
+    result: BenchResult, traces: Mapping[tuple[str, str, float], str] | None = None
+) -> dict[str, Any]:
+    """The whole bench as JSON: `{"points": [...], "run": {...}}`; `traces[(server, mode,
+    rate)]` is where a point's trace was written, if it was."""
     options = dataclasses.asdict(result.options)
+    traces = traces or {}
     return {
-        "points": [point_record(p, result.options.io_ms) for p in result.points],
+        "points": [
+            point_record(p, result.options.io_ms, traces.get((p.server, p.mode, p.rate)))
+            for p in result.points
+        ],
         "run": {
             **options,
             "tool_version": __version__,

@@ -7,6 +7,7 @@ trace report; `report.png.screenshot` turns it into a PNG.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from html import escape
 from importlib import resources
@@ -19,6 +20,7 @@ from loopscope import __version__
 from loopscope.errors import ReportError
 from loopscope.measure.bench import BenchPoint, BenchResult, saturation_point
 from loopscope.report._svg import attrs, line, text
+from loopscope.report.bench_traces import PointKey, PointTrace
 from loopscope.report.words import (
     capacity_text,
     fell_behind_text,
@@ -184,13 +186,22 @@ def _fmt(ms: float) -> str:
     return f"{ms:,.0f}" if ms >= 100 else f"{ms:.1f}"
 
 
+def _address(path: Path, base: Path | None) -> str:
+    """`path` as a link from a page in `base` (relative where it can be)."""
+    if base is None:
+        return path.as_posix()
+    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
+
+
 def render_bench_html(
     result: BenchResult,
     title: str = "loopscope bench: server models under open-loop load",
-    trace_links: Mapping[tuple[str, str, float], str] | None = None,
+    trace_links: Mapping[PointKey, PointTrace] | None = None,
+    base: Path | None = None,
 ) -> str:
-    """The report as one HTML document; `trace_links[(server, mode, rate)]` is the (relative)
-    address of that point's trace, where one was kept."""
+    """The report as one HTML document; `trace_links[(server, mode, rate)]` is where that
+    point's trace and timeline were written, where one was kept (linked relative to `base`,
+    the folder of the page)."""
     links = trace_links or {}
     options = result.options
     curves = []
@@ -216,8 +227,8 @@ def render_bench_html(
                     "timeouts": o.timeouts,
                     "cpu": f"{o.driver_cpu:.0%}",
                     "little": little_text(o.in_flight, o.littles_in_flight),
-                    "trace": link,
-                    "trace_label": "timeline" if link and link.endswith(".html") else "trace",
+                    "timeline": _address(link.timeline, base) if link else None,
+                    "trace": _address(link.trace, base) if link else None,
                 }
             )
         curves.append(
@@ -250,12 +261,14 @@ def render_bench_html(
 def write_bench_html(
     result: BenchResult,
     path: str | Path,
-    trace_links: Mapping[tuple[str, str, float], str] | None = None,
+    trace_links: Mapping[PointKey, PointTrace] | None = None,
 ) -> Path:
-    """Write the bench report to `path` and return the path."""
+    """Write the bench report to `path` and return the path; each point with a kept trace
+    links to its timeline and its trace JSON."""
     target = Path(path)
     try:
-        target.write_text(render_bench_html(result, trace_links=trace_links), encoding="utf-8")
+        page = render_bench_html(result, trace_links=trace_links, base=target.parent)
+        target.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise ReportError(f"Cannot write the report to {target}: {exc.strerror}.") from exc
     return target

@@ -28,6 +28,7 @@ from loopscope.report.words import (
 )
 from loopscope.trace import analysis, processes, saturation, verdicts
 from loopscope.trace.model import Trace
+from loopscope.trace.record import WSGI_LOOP
 
 NS_PER_S = 1_000_000_000
 
@@ -127,8 +128,11 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
     out: list[RenderableType] = []
     failed = failing.failures_of(trace, failures)
     run = trace.run
+    wsgi = run.loop == WSGI_LOOP
     if not run.probe:
         mode = "none (client view only)"
+    elif wsgi:
+        mode = "WSGI middleware (no event loop)"
     elif run.precise:
         mode = "precise"
     else:
@@ -137,7 +141,8 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
         mode = "none: [bold yellow]simulated[/] by loopscope's model, not measured"
     out.append(
         f"[bold]{escape(run.app)}[/] on {escape(run.server)} ({escape(run.loop)}, "
-        f"{escape(run.http)}, {run.workers} worker(s), {run.threads} thread tokens), "
+        f"{escape(run.http)}, {run.workers} worker(s), {run.threads} "
+        f"{'thread(s) per worker' if wsgi else 'thread tokens'}), "
         f"{len(trace.requests)} requests, probe: {mode}"
     )
     spread = processes.worker_spread(trace)
@@ -182,7 +187,7 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
             )
         out.append(table)
     pool = saturation.pool_saturation(trace)
-    if pool.calls:
+    if pool.calls and not wsgi:
         waited = [w for w in pool.per_request if w.waits]
         line = (
             f"Thread pool: {pool.calls} calls, peak {pool.peak_borrowed} of {pool.total_tokens} "
@@ -209,7 +214,7 @@ def trace_summary(trace: Trace, failures: Sequence[Failure] | None = None) -> li
     rows = []
     for v in verdicts.verdicts(trace):
         note = failing.route_failure_note(trace, v.route, failed)
-        said = escape(verdict_text(v))
+        said = escape(verdict_text(v, wsgi))
         rows.append((v.route, said if note is None else f"[bold red]{escape(note)}[/]; {said}"))
     out.append(VerdictTable(rows))
     warning = failing.failure_warning(trace)
@@ -269,6 +274,8 @@ class VerdictTable:
 def _blocks_line(trace: Trace) -> str:
     if not trace.run.probe:
         return "Loop blocks were not recorded: no probe ran in the server."
+    if trace.run.loop == WSGI_LOOP:
+        return "No event loop: a WSGI server, each request held one worker thread throughout."
     blocks = [b for b in trace.loop_blocks if b.kind == "code"]
     gc_blocks = [b for b in trace.loop_blocks if b.kind == "gc"]
     threshold = f"{trace.run.block_ms:g} ms" if trace.run.block_ms else "the threshold"

@@ -30,6 +30,7 @@ from loopscope.trace.analysis import (
 from loopscope.trace.executors import executors
 from loopscope.trace.model import PoolCall, Trace
 from loopscope.trace.processes import queue_peak_during
+from loopscope.trace.record import WSGI_LOOP
 from loopscope.trace.saturation import (
     peak_concurrency,
     pool_saturation,
@@ -56,6 +57,8 @@ def explain(trace: Trace) -> list[str]:
     if not has_server_data(trace):
         sentences.append(_client_only(trace))
         return sentences
+    if trace.run.loop == WSGI_LOOP:
+        return [*sentences, _wsgi(trace), *_long_queue(trace)]
     blocked = sum(b.duration_ns for b in loop_blocks(trace))
     if blocked >= MAIN_STORY_SHARE * makespan_ns(trace):
         sentences.extend(_blocked(trace))
@@ -265,6 +268,18 @@ def _later_hop_wait(trace: Trace, notable: float) -> str:
         f"Each request went through the thread pool up to {most} times (FastAPI runs a `def` "
         f"endpoint there, then its response validation); {request_id}'s trip {hop} waited "
         f"{format_duration(wait)} for a token behind other requests' work."
+    )
+
+
+def _wsgi(trace: Trace) -> str:
+    """A WSGI server's run: no event loop, each request holds one worker thread throughout."""
+    run = trace.run
+    threads = run.threads or 1
+    return (
+        "A WSGI server, no event loop: each request held one thread of one worker process "
+        f"from the app's call to its answer ({_count(run.workers, 'worker')} × "
+        f"{_count(threads, 'thread')}: at most {run.workers * threads} requests at once). "
+        f"{_overlap(trace)}; {_finishes(trace)}."
     )
 
 

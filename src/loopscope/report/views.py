@@ -36,6 +36,7 @@ from loopscope.trace.analysis import (
 from loopscope.trace.executors import executors
 from loopscope.trace.model import Trace
 from loopscope.trace.processes import accept_queue_stats, worker_spread
+from loopscope.trace.record import WSGI_LOOP
 from loopscope.trace.saturation import (
     pool_saturation,
 )
@@ -74,6 +75,7 @@ class RunView:
     failure_warning: str | None = None
     failures: tuple[str, ...] = ()
     failure_notes: dict[str, str] = field(default_factory=dict)
+    wsgi: bool = False
 
 
 def run_view(trace: Trace, svg: str, failures: Sequence[Failure] | None = None) -> RunView:
@@ -84,6 +86,8 @@ def run_view(trace: Trace, svg: str, failures: Sequence[Failure] | None = None) 
     notes = {v.route: failing.route_failure_note(trace, v.route, failed) for v in verdicts(trace)}
     latencies = sorted(r.latency_ns for r in trace.requests)
     busy = loop_utilisation(trace)
+    # A WSGI server has no event loop and no thread pool: each request holds a worker thread.
+    wsgi = run.loop == WSGI_LOOP
     return RunView(
         mode=run.mode,
         source=run.source,
@@ -92,7 +96,12 @@ def run_view(trace: Trace, svg: str, failures: Sequence[Failure] | None = None) 
         notes=[describe_note(note) for note in run.notes],
         explanation=" ".join(explain(trace)),
         verdicts=[
-            {"route": v.route, "kind": v.kind, "text": verdict_text(v)} for v in verdicts(trace)
+            {
+                "route": v.route,
+                "kind": v.kind,
+                "text": verdict_text(v, wsgi),
+            }
+            for v in verdicts(trace)
         ],
         requests=len(trace.requests),
         makespan=format_duration(makespan_ns(trace)),
@@ -128,25 +137,31 @@ def run_view(trace: Trace, svg: str, failures: Sequence[Failure] | None = None) 
             }
             for g in top_loop_blocks(trace)
         ],
-        pool=_pool(trace),
-        pool_waits=_pool_waits(trace),
+        pool=[] if wsgi else _pool(trace),
+        pool_waits=[] if wsgi else _pool_waits(trace),
         svg=svg,
         failed=failing.failed_count(trace),
         failure_warning=failing.failure_warning(trace),
         failures=tuple(failing.failure_line(f) for f in failed),
         failure_notes={route: note for route, note in notes.items() if note},
+        wsgi=wsgi,
     )
 
 
 def _facts(trace: Trace) -> list[tuple[str, str]]:
     run = trace.run
+    wsgi = run.loop == WSGI_LOOP
     facts = [
         ("app", run.app or "–"),
         ("server", f"{run.server}, {run.http}, {run.workers} worker{'s' * (run.workers != 1)}"),
-        ("loop", run.loop),
+        ("loop", "none (WSGI)" if wsgi else run.loop),
         (
-            "thread pool",
-            "–" if run.threads is None else f"{run.threads} token{'s' * (run.threads != 1)}",
+            ("threads", f"{run.threads or 1} per worker")
+            if wsgi
+            else (
+                "thread pool",
+                "–" if run.threads is None else f"{run.threads} token{'s' * (run.threads != 1)}",
+            )
         ),
         ("I/O per request", "–" if run.io_ms is None else f"{run.io_ms:g} ms"),
         ("users", str(run.users)),
@@ -156,7 +171,8 @@ def _facts(trace: Trace) -> list[tuple[str, str]]:
     if run.block_ms is not None:
         facts.append(("loop-block threshold", f"{run.block_ms:g} ms"))
     if run.source == "measured":
-        facts.append(("probe", "precise" if run.precise else "watchdog or none"))
+        probe = "precise" if run.precise else "watchdog or none"
+        facts.append(("probe", "WSGI middleware" if wsgi else probe))
         unseen = unseen_note(run)
         if unseen:
             facts.append(("not seen", unseen))

@@ -195,8 +195,15 @@ def probe_losses(run: Run) -> str | None:
     return ", ".join(parts)
 
 
-def verdict_text(verdict: Verdict) -> str:
-    """One route's verdict in plain words, with the fix where there is one."""
+WSGI_VERDICT = "runs in one worker thread from start to end (a WSGI server: no event loop)"
+"""A route's verdict in a WSGI server, where the thread pool's words do not apply."""
+
+
+def verdict_text(verdict: Verdict, wsgi: bool = False) -> str:
+    """One route's verdict in plain words, with the fix where there is one; `wsgi`: the run
+    was a WSGI server's (no event loop, no thread pool)."""
+    if wsgi and verdict.kind == "thread-pool":
+        return WSGI_VERDICT
     text = _verdict_text(verdict)
     if verdict.threads and verdict.kind != "offloaded":
         text += f"; {thread_waits(verdict.threads)}"

@@ -1,7 +1,8 @@
 """gunicorn, with its sync or gthread workers (WSGI apps) or uvicorn's worker class (ASGI).
 
 One `ServerKind` per worker class, all built here: `gunicorn-sync` and `gunicorn-gthread` run
-`settings.app` itself (a WSGI app: the probe is ASGI-only), `gunicorn` runs
+`settings.app` itself (a WSGI app; with `probe`, wrapped by the WSGI probe in
+`loopscope.server.gunicorn_wsgi`), `gunicorn` runs
 `loopscope.server.target:app` under uvicorn's worker, like `uvicorn --workers N`, so the probe
 and the thread-pool settings apply. `settings.workers` is gunicorn's `--workers`; for gthread,
 `settings.threads` is its `--threads` (for the ASGI kind it stays the thread pool's tokens).
@@ -46,7 +47,10 @@ class _Gunicorn:
     wsgi = True
 
     def app_target(self, settings: ServerSettings) -> str:
-        """What gunicorn imports: the WSGI app itself (`module:factory()` for a factory)."""
+        """What gunicorn imports: the WSGI app itself (`module:factory()` for a factory), or,
+        with the probe, `loopscope.server.gunicorn_wsgi:app`, which probes it."""
+        if settings.probe:
+            return "loopscope.server.gunicorn_wsgi:app"
         return f"{settings.app}()" if settings.factory else settings.app
 
     def worker_class_of(self, settings: ServerSettings) -> str:

@@ -22,7 +22,7 @@ from loopscope.trace.model import (
     WorkerLife,
     request_lane,
 )
-from loopscope.trace.record import ServerRecord, ServerRequest
+from loopscope.trace.record import WSGI_LOOP, ServerRecord, ServerRequest
 
 
 def build_trace(
@@ -134,7 +134,13 @@ def _describe_records(run: Run, records: list[ServerRecord]) -> None:
         for key, value in dataclasses.asdict(record.counts).items():
             run.probe[key] = run.probe.get(key, 0) + value
         _merge_failures(run.probe_failures, record.failures)
-    if not run.precise:
+    if run.loop == WSGI_LOOP:
+        run.notes.append(
+            "A WSGI server: no event loop. Each request held one thread of one worker from the "
+            "app's call to the response's close (its thread lane); the wait before a worker "
+            "took it (the accept queue) is its 'queued' time, from the client's send."
+        )
+    elif not run.precise:
         run.notes.append(
             f"The server ran on {run.loop}, whose callbacks loopscope cannot time: only the "
             "watchdog ran, so loop blocks are recorded but per-step segments are not."

@@ -19,6 +19,9 @@ from loopscope.trace.model import (
 )
 
 RECORD_VERSION = 1
+WSGI_LOOP = "wsgi"
+"""`ServerRecord.loop` of a WSGI worker's record (`loopscope.probe.wsgi`): no event loop, each
+request runs in one thread of the worker from start to end."""
 
 
 @dataclass(slots=True)
@@ -72,7 +75,8 @@ class ProbeCounts:
 class ServerRecord:
     """Everything the probe recorded in one server process (see `loopscope.probe`).
 
-    `loop` is `asyncio`, `uvloop`, another loop's class path, or `unknown` (no ASGI call seen);
+    `loop` is `asyncio`, `uvloop`, another loop's class path, `unknown` (no ASGI call seen), or
+    `wsgi` (`WSGI_LOOP`: a WSGI worker, no event loop);
     `precise` says whether loop steps were timed (else the watchdog's heartbeat only ran).
     `checkpoint_ns` is `None` for the final record, written when the process shut down; else the
     record is a checkpoint taken at that time while the app ran (the process ended without

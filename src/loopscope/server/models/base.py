@@ -53,8 +53,9 @@ class ServerModel:
 
     @property
     def probe_able(self) -> bool:
-        """Whether the probe can watch this model (an ASGI app with an event loop)."""
-        return self.app == ASGI_APP
+        """Whether a probe can watch this model: the ASGI probe in a server running loopscope's
+        target app, or the WSGI probe in gunicorn's sync and gthread workers."""
+        return True
 
     def check_mode(self, mode: str) -> None:
         """Raise `UsageError` unless the model serves `mode`."""
@@ -79,7 +80,6 @@ class ServerModel:
             workers=self.workers,
             threads=self.threads,
             env=DemoSettings(io_ms=io_ms).to_env(),
-            # The probe lives in ASGI servers only (it watches an event loop).
             probe=probe and self.probe_able,
             cpus=cpus,
         )
