@@ -11,23 +11,15 @@ worker writes `probe-<pid>.json` when it exits (gunicorn's `worker_exit` hook, s
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from uvicorn.importer import import_from_string
+
 from loopscope.server.lifeline import die_with_parent
 from loopscope.server.target import ENV_APP, ENV_APP_DIR, ENV_FACTORY, ENV_PROBE_OUT
-
-
-def import_app(spec: str) -> Any:
-    """The object `module:attribute` names (dotted attributes allowed)."""
-    module_name, _, attribute = spec.partition(":")
-    found: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        found = getattr(found, part)
-    return found
 
 
 def build_app() -> Any:
@@ -36,7 +28,8 @@ def build_app() -> Any:
     app_dir = os.environ.get(ENV_APP_DIR)
     if app_dir:
         sys.path.insert(0, app_dir)
-    target = import_app(os.environ[ENV_APP])
+    # `module:attribute`, dotted attributes allowed: read as the ASGI target reads it.
+    target: Any = import_from_string(os.environ[ENV_APP])
     if os.environ.get(ENV_FACTORY) == "1":
         target = target()
     out_dir = os.environ.get(ENV_PROBE_OUT)
