@@ -7,10 +7,16 @@ exactly as they were before any probe (pyinstrument's `check_sampler_state`).
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
+import threading
+import time
 from asyncio import base_events, events
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import aiosqlite.core
 import anyio.to_thread
@@ -114,3 +120,38 @@ def demo_server() -> Iterator[ServerProcess]:
     with server:
         yield server
     server.close()
+
+
+_HOG = "import time\nend = time.time() + 5\nwhile time.time() < end: pass"
+
+
+@pytest.fixture
+def beside_a_hog() -> Callable[[Callable[[], Any]], Any]:
+    """`run(work)`: `work()` in a thread pinned to one core that a spinning process shares, so
+    the OS gives the thread the core about half the time (less on a loaded machine, never
+    more); its result, or the assertion it raised."""
+
+    def run(work: Callable[[], Any]) -> Any:
+        outcome: dict[str, Any] = {}
+
+        def pinned() -> None:
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # this thread only
+            hog = subprocess.Popen([sys.executable, "-c", _HOG])  # inherits the one-core mask
+            try:
+                time.sleep(0.1)  # the hog is running
+                outcome["result"] = work()
+            except BaseException as exc:
+                outcome["error"] = exc
+            finally:
+                hog.kill()
+                hog.wait(timeout=10)
+
+        thread = threading.Thread(target=pinned)
+        thread.start()
+        thread.join(timeout=30)
+        if "error" in outcome:
+            raise outcome["error"]
+        assert "result" in outcome, "the pinned thread did not finish"
+        return outcome["result"]
+
+    return run

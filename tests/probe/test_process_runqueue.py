@@ -4,10 +4,9 @@ waiting for a library's own threads on a busy machine is waiting for their CPU w
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -19,7 +18,6 @@ needs_schedstat = pytest.mark.skipif(
     not os.path.exists("/proc/self/task"), reason="no Linux per-thread schedstat here"
 )
 MS = 1_000_000
-HOG = "import time\nend = time.time() + 5\nwhile time.time() < end: pass"
 
 
 def _spin(seconds: float) -> None:
@@ -29,32 +27,23 @@ def _spin(seconds: float) -> None:
 
 
 @needs_schedstat
-def test_the_sum_counts_a_thread_of_the_process_that_waits_for_a_core() -> None:
+def test_the_sum_counts_a_thread_of_the_process_that_waits_for_a_core(
+    beside_a_hog: Callable[[Callable[[], tuple[int, int]]], tuple[int, int]],
+) -> None:
     # A thread of this process shares one core with a spinning process: it waits for the core
     # about half the time (more on a loaded machine), and the process's sum sees that wait.
     reader = ProcessRunQueue()
-    readings: dict[str, int] = {}
 
-    def pinned() -> None:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # this thread only
-        hog = subprocess.Popen([sys.executable, "-c", HOG])
-        try:
-            time.sleep(0.1)
-            start, wall = reader.read(), time.monotonic_ns()
-            _spin(0.2)
-            end, wall_end = reader.read(), time.monotonic_ns()
-        finally:
-            hog.kill()
-            hog.wait(timeout=10)
+    def work() -> tuple[int, int]:
+        start, wall = reader.read(), time.monotonic_ns()
+        _spin(0.2)
+        end, wall_end = reader.read(), time.monotonic_ns()
         assert start is not None and end is not None
-        readings["runnable"], readings["wall"] = end - start, wall_end - wall
+        return end - start, wall_end - wall
 
-    thread = threading.Thread(target=pinned)
-    thread.start()
-    thread.join(timeout=30)
+    runnable, wall = beside_a_hog(work)
     reader.close()
-    assert readings, "the pinned thread failed"
-    assert readings["runnable"] >= 0.25 * readings["wall"], readings
+    assert runnable >= 0.25 * wall, (runnable, wall)
 
 
 @needs_schedstat

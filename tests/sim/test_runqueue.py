@@ -4,10 +4,9 @@ the trace's pool calls for the fit."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,38 +28,20 @@ def spin_cpu_s(seconds: float) -> None:
 
 
 @needs_schedstat
-def test_a_thread_sharing_its_core_with_a_busy_process_reads_its_wait_for_the_core() -> None:
-    # Pin this thread to one core and start a process that spins on the same core: the OS
-    # shares the core between the two, so this thread waits for it about half the time (more
-    # on a loaded machine, never less).
-    results: dict[str, int] = {}
-
-    def pinned() -> None:
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})  # this thread only (Linux: 0 is the caller)
-        hog = subprocess.Popen(  # inherits the one-core mask
-            [
-                sys.executable,
-                "-c",
-                "import time\nend = time.time() + 5\nwhile time.time() < end: pass",
-            ]
-        )
-        try:
-            time.sleep(0.1)  # the hog is running
-            start, wall = RUN_QUEUE.read(), time.monotonic_ns()
-            spin_cpu_s(0.2)
-            end, wall_end = RUN_QUEUE.read(), time.monotonic_ns()
-        finally:
-            hog.kill()
-            hog.wait(timeout=10)
+def test_a_thread_sharing_its_core_with_a_busy_process_reads_its_wait_for_the_core(
+    beside_a_hog: Callable[[Callable[[], tuple[int, int]]], tuple[int, int]],
+) -> None:
+    # The OS shares the thread's one core with a spinning process, so the thread waits for it
+    # about half the time (more on a loaded machine, never less).
+    def work() -> tuple[int, int]:
+        start, wall = RUN_QUEUE.read(), time.monotonic_ns()
+        spin_cpu_s(0.2)
+        end, wall_end = RUN_QUEUE.read(), time.monotonic_ns()
         assert start is not None and end is not None
-        results["runnable"], results["wall"] = end - start, wall_end - wall
+        return end - start, wall_end - wall
 
-    thread = threading.Thread(target=pinned)
-    thread.start()
-    thread.join(timeout=30)
-    assert results, "the pinned thread failed"
-    assert results["runnable"] >= 0.25 * results["wall"], results
+    runnable, wall = beside_a_hog(work)
+    assert runnable >= 0.25 * wall, (runnable, wall)
 
 
 @needs_schedstat
