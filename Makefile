@@ -63,6 +63,7 @@ bench: setup
 	$(BIN)/python benchmarks/probe_overhead.py
 	$(BIN)/python benchmarks/probe_memory.py
 	$(BIN)/python benchmarks/probe_checkpoint.py
+	$(BIN)/python benchmarks/wsgi_probe_cost.py
 	$(BIN)/python benchmarks/sim_bench.py
 	$(BIN)/python benchmarks/audit_bench.py
 	$(BIN)/python benchmarks/accept_queue_cost.py
