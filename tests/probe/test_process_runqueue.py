@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,18 @@ def test_threads_that_computed_and_queued_for_a_core_are_work_not_io_wait() -> N
     assert not group_blocks("app.py:9", [_block(40, None)], {}).waits_on_threads
     # Nothing computed or queued: the loop waited on I/O.
     assert not group_blocks("app.py:9", [_block(1, 2)], {}).waits_on_threads
+
+
+def test_no_thread_read_is_no_reading_and_threads_are_summed(tmp_path: Path) -> None:
+    tasks = tmp_path / "task"
+    (tasks / "101").mkdir(parents=True)
+    (tasks / "102").mkdir()
+    assert ProcessRunQueue(str(tasks)).read() is None  # no schedstat here: not a wait of 0
+    (tasks / "101" / "schedstat").write_text("5 700 3\n")
+    (tasks / "102" / "schedstat").write_text("8 300 1\n")
+    reader = ProcessRunQueue(str(tasks))
+    assert reader.read() == 1000
+    (tasks / "102" / "schedstat").unlink()
+    (tasks / "102").rmdir()  # that thread ended: its file is let go
+    assert reader.read() == 700 and set(reader._files) == {"101"}
+    reader.close()

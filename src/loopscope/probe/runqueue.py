@@ -82,23 +82,34 @@ class ProcessRunQueue:
             tids = os.listdir(self._tasks)
         except OSError:
             return None
-        files, total = self._files, 0
+        files = self._files
         for gone in files.keys() - set(tids):
             with contextlib.suppress(OSError):
                 os.close(files.pop(gone))
-        for tid in tids:
+        readings = [self._read_one(tid) for tid in tids]
+        found = [value for value in readings if value is not None]
+        # No thread read (no schedstat here) is no reading, not a wait of 0.
+        return sum(found) if found else None
+
+    def _read_one(self, tid: str) -> int | None:
+        """One thread's run-queue delay; `None` where it ended meanwhile or cannot be read. A
+        kept file that fails (its thread ended, and a new one took its id) is opened anew."""
+        for fresh in (False, True):
+            fd = None if fresh else self._files.get(tid)
             try:
-                fd = files.get(tid)
                 if fd is None:
-                    fd = files[tid] = os.open(
+                    fd = self._files[tid] = os.open(
                         f"{self._tasks}/{tid}/schedstat", os.O_RDONLY | os.O_CLOEXEC
                     )
-                total += int(os.pread(fd, 128, 0).split()[1])
+                return int(os.pread(fd, 128, 0).split()[1])
             except FileNotFoundError:  # the thread ended meanwhile
-                continue
-            except (OSError, ValueError, IndexError):
                 return None
-        return total
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.close(self._files.pop(tid))
+            except (ValueError, IndexError):
+                return None
+        return None
 
     def close(self) -> None:
         """Close every file kept open."""

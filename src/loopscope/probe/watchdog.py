@@ -178,6 +178,8 @@ class Watchdog:
             self._gate.stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+        if not self._thread.is_alive():
+            self._process_runq.close()  # the files it keeps open (only its thread reads them)
         pending = self._pending
         if pending is not None and pending.ran and not self._thread.is_alive():
             self._pending = None
