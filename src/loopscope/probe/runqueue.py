@@ -18,6 +18,11 @@ import threading
 _PATH = "/proc/thread-self/schedstat"
 
 
+def _delay(fd: int) -> int:
+    """The run-queue delay (ns) in the open schedstat file `fd`: its second field."""
+    return int(os.pread(fd, 128, 0).split()[1])
+
+
 class _Handle:
     """One thread's open schedstat file, closed with the thread's locals."""
 
@@ -49,7 +54,7 @@ class RunQueueClock:
                 # Opened by the thread itself: `thread-self` names the caller.
                 handle = _Handle(os.open(self._path, os.O_RDONLY | os.O_CLOEXEC))
                 self._local.handle = handle
-            return int(os.pread(handle.fd, 128, 0).split()[1])
+            return _delay(handle.fd)
         except FileNotFoundError:
             self._missing = True
             return None
@@ -78,18 +83,24 @@ class ProcessRunQueue:
 
     def read(self) -> int | None:
         """The process's summed run-queue delay so far (ns); `None` where it cannot be read."""
+        return self.thread_and_total(None)[1]
+
+    def thread_and_total(self, thread: int | None) -> tuple[int | None, int | None]:
+        """Thread `thread`'s own run-queue delay (by native id) and every thread's summed, read
+        in one pass (ns); `None` for either where it cannot be read."""
         try:
             tids = os.listdir(self._tasks)
         except OSError:
-            return None
+            return None, None
         files = self._files
         for gone in files.keys() - set(tids):
             with contextlib.suppress(OSError):
                 os.close(files.pop(gone))
-        readings = [self._read_one(tid) for tid in tids]
-        found = [value for value in readings if value is not None]
+        readings = {tid: self._read_one(tid) for tid in tids}
+        found = [value for value in readings.values() if value is not None]
         # No thread read (no schedstat here) is no reading, not a wait of 0.
-        return sum(found) if found else None
+        own = readings.get(str(thread)) if thread is not None else None
+        return own, (sum(found) if found else None)
 
     def _read_one(self, tid: str) -> int | None:
         """One thread's run-queue delay; `None` where it ended meanwhile or cannot be read. A
@@ -101,7 +112,7 @@ class ProcessRunQueue:
                     fd = self._files[tid] = os.open(
                         f"{self._tasks}/{tid}/schedstat", os.O_RDONLY | os.O_CLOEXEC
                     )
-                return int(os.pread(fd, 128, 0).split()[1])
+                return _delay(fd)
             except FileNotFoundError:  # the thread ended meanwhile
                 return None
             except OSError:
