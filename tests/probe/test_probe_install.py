@@ -317,7 +317,8 @@ def test_the_compiled_hooks_are_built_and_used_unless_pure_python_is_asked(
         app = probe.asgi(lambda scope, receive, send: None)
         assert probe.compiled is (implementation == "compiled")
         expected = "_speedups" if implementation == "compiled" else "_speedups_python"
-        assert type(app._watcher).__module__ == f"loopscope.probe.{expected}"
+        assert type(app).__module__ == f"loopscope.probe.{expected}"
+        assert type(app.host._watcher).__module__ == f"loopscope.probe.{expected}"
 
 
 def _blocking_app(block_s: float) -> Any:

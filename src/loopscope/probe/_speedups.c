@@ -1204,47 +1204,33 @@ static PyTypeObject SoonHookType = {
  * (one task step each, called by asyncio's C Task) are timed and recorded as loop steps, with
  * the ready time the TaskSoonHook noted for the request. Anything else is the coroutine's. */
 
-/* Run one step (`send(value)`, or `throw(*args)` when `args` is not NULL) of the coroutine. */
-static PyObject *
-advance(TimedCoroutine *self, PyObject *value, PyObject *const *args, Py_ssize_t nargs)
+/* Run one step (`send(value)`, or `throw(*args)` when `args` is not NULL) of the coroutine:
+ * PYGEN_NEXT with what it yielded, PYGEN_RETURN with what it returned (a send only; no
+ * StopIteration is made), or PYGEN_ERROR with the exception set (a throw's StopIteration too). */
+static PySendResult
+advance(TimedCoroutine *self, PyObject *value, PyObject *const *args, Py_ssize_t nargs,
+        PyObject **result)
 {
     if (args == NULL) {
-        PyObject *result;
-        PySendResult sent = PyIter_Send(self->coro, value, &result);
-        if (sent == PYGEN_NEXT) {
-            return result;
-        }
-        if (sent == PYGEN_RETURN) {
-            /* A coroutine's return is StopIteration(value) to the task, as from gen.send. */
-            if (result == Py_None) {
-                PyErr_SetNone(PyExc_StopIteration);
-            }
-            else {
-                PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
-                if (stop != NULL) {
-                    PyErr_SetObject(PyExc_StopIteration, stop);
-                    Py_DECREF(stop);
-                }
-            }
-            Py_DECREF(result);
-        }
-        return NULL;
+        return PyIter_Send(self->coro, value, result);
     }
     PyObject *throw = PyObject_GetAttrString(self->coro, "throw");
     if (throw == NULL) {
-        return NULL;
+        *result = NULL;
+        return PYGEN_ERROR;
     }
-    PyObject *result = PyObject_Vectorcall(throw, args, nargs, NULL);
+    *result = PyObject_Vectorcall(throw, args, nargs, NULL);
     Py_DECREF(throw);
-    return result;
+    return *result != NULL ? PYGEN_NEXT : PYGEN_ERROR;
 }
 
-static PyObject *
-timed_step(TimedCoroutine *self, PyObject *value, PyObject *const *args, Py_ssize_t nargs)
+static PySendResult
+timed_step(TimedCoroutine *self, PyObject *value, PyObject *const *args, Py_ssize_t nargs,
+           PyObject **result)
 {
     StepHook *hook = self->hook;
     if (hook->loop == Py_None) {
-        return advance(self, value, args, nargs);
+        return advance(self, value, args, nargs, result);
     }
     PyObject *request_id = NULL;
     if (PyContextVar_Get(hook->var, Py_None, &request_id) < 0) {
@@ -1272,35 +1258,77 @@ timed_step(TimedCoroutine *self, PyObject *value, PyObject *const *args, Py_ssiz
     hook->step_thread = PyThread_get_thread_ident();
     __atomic_store_n(&hook->current_step, start, __ATOMIC_RELAXED);
 
-    PyObject *result = advance(self, value, args, nargs);
+    PySendResult sent = advance(self, value, args, nargs, result);
 
     long long end = clock_ns(CLOCK_MONOTONIC);
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* the coroutine's, if it raised or returned */
+    PyObject *exc_type = NULL, *exc_value = NULL, *exc_tb = NULL;
+    if (sent == PYGEN_ERROR) {
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* the coroutine's */
+    }
     __atomic_store_n(&hook->current_step, 0, __ATOMIC_RELAXED);
     Py_XSETREF(hook->current_request, Py_NewRef(Py_None));
     record_ready_step(hook, start, end, request_id, ready, "task step");
     Py_DECREF(request_id);
-    PyErr_Restore(exc_type, exc_value, exc_tb);
-    return with_pending(result);
+    if (sent == PYGEN_ERROR) {
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+    if (pending_type != NULL) { /* the probe's own BaseException, kept by bump_after_clear */
+        *result = with_pending(*result);
+        return PYGEN_ERROR;
+    }
+    return sent;
+}
+
+/* asyncio's Task steps its coroutine with PyIter_Send: through this slot, a step that ends the
+ * coroutine returns its value directly, with no StopIteration made and caught. */
+static PySendResult
+timed_am_send(TimedCoroutine *self, PyObject *value, PyObject **result)
+{
+    return timed_step(self, value, NULL, 0, result);
+}
+
+/* A step as a method returns it: a coroutine's return is StopIteration(value), as from
+ * gen.send. */
+static PyObject *
+as_method_result(PySendResult sent, PyObject *result)
+{
+    if (sent != PYGEN_RETURN) {
+        return result;
+    }
+    if (result == Py_None) {
+        PyErr_SetNone(PyExc_StopIteration);
+    }
+    else {
+        PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+        if (stop != NULL) {
+            PyErr_SetObject(PyExc_StopIteration, stop);
+            Py_DECREF(stop);
+        }
+    }
+    Py_DECREF(result);
+    return NULL;
 }
 
 static PyObject *
 timed_send(TimedCoroutine *self, PyObject *value)
 {
-    return timed_step(self, value, NULL, 0);
+    PyObject *result = NULL;
+    PySendResult sent = timed_step(self, value, NULL, 0, &result);
+    return as_method_result(sent, result);
 }
 
 static PyObject *
 timed_throw(TimedCoroutine *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return timed_step(self, NULL, args, nargs);
+    PyObject *result = NULL;
+    PySendResult sent = timed_step(self, NULL, args, nargs, &result);
+    return as_method_result(sent, result);
 }
 
 static PyObject *
 timed_next(TimedCoroutine *self)
 {
-    return timed_step(self, Py_None, NULL, 0);
+    return timed_send(self, Py_None);
 }
 
 static PyObject *
@@ -1360,6 +1388,7 @@ static PyMethodDef timed_methods[] = {
 
 static PyAsyncMethods timed_async = {
     .am_await = PyObject_SelfIter,
+    .am_send = (sendfunc)timed_am_send,
 };
 
 static PyTypeObject TimedCoroutineType = {
@@ -1409,7 +1438,8 @@ stamp_task_ready(TaskSoonHook *self, PyObject *const *args, Py_ssize_t nargs, Py
     PyObject *context = NULL;
     if (kwnames != NULL) {
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
-            if (PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, i), str_context_kw) == 0) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, i); /* interned, as a rule */
+            if (name == str_context_kw || PyUnicode_Compare(name, str_context_kw) == 0) {
                 context = args[nargs + i];
             }
         }
@@ -1419,13 +1449,18 @@ stamp_task_ready(TaskSoonHook *self, PyObject *const *args, Py_ssize_t nargs, Py
         if (!PyContext_CheckExact(context)) {
             return;
         }
-        request_id = PyObject_GetItem(context, steps->var);
-        if (request_id == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+        /* Most contexts given here hold no request (the server's own callbacks): asked first,
+         * so that no KeyError is made and dropped for each of them. */
+        int holds = PySequence_Contains(context, steps->var);
+        if (holds <= 0) {
+            if (holds < 0) {
                 goto failed;
             }
-            PyErr_Clear();
             return;
+        }
+        request_id = PyObject_GetItem(context, steps->var);
+        if (request_id == NULL) {
+            goto failed;
         }
     }
     else if (PyContextVar_Get(steps->var, Py_None, &request_id) < 0) {
@@ -1574,9 +1609,10 @@ typedef struct {
 } TaskFactory;
 
 static PyObject *str_loop_kw;
+static PyTypeObject WatchedCallType;
 
-/* factory(loop, coro, **kwargs): the loop's task factory. A native coroutine is wrapped; a
- * generator-based one or another awaitable passes as it is. */
+/* factory(loop, coro, **kwargs): the loop's task factory. A native coroutine (or the middleware's
+ * WatchedCall) is wrapped; a generator-based one or another awaitable passes as it is. */
 static PyObject *
 factory_call(TaskFactory *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -1587,8 +1623,10 @@ factory_call(TaskFactory *self, PyObject *const *args, size_t nargsf, PyObject *
         return NULL;
     }
     PyObject *coro = args[1];
-    PyObject *wrapped = PyCoro_CheckExact(coro) ? step_hook_coroutine(self->steps, coro)
-                                                : Py_NewRef(coro);
+    /* The middleware's own call (a WatchedCall, given its own task by the pytest plugin) is
+     * a coroutine to time as much as a native one (the Python twin's is native). */
+    int timed = PyCoro_CheckExact(coro) || Py_IS_TYPE(coro, &WatchedCallType);
+    PyObject *wrapped = timed ? step_hook_coroutine(self->steps, coro) : Py_NewRef(coro);
     if (wrapped == NULL) {
         return NULL;
     }
@@ -2290,6 +2328,509 @@ static PyTypeObject RequestWatchType = {
     .tp_getset = watch_getset,
 };
 
+/* ---- WatchedApp: the ASGI middleware's call, without a Python coroutine frame ---------------- */
+
+/* The middleware (`loopscope.probe.asgi`) is the outermost layer of every request: written in
+ * Python, its coroutine frame, the calls it makes and its `try`/`finally` were the largest part
+ * of what the probe added to a request under uvloop (`make bench-instructions`). WatchedApp
+ * does the same as the Python twin's `WatchedApp.__call__`: called as the app, it returns a
+ * WatchedCall, an awaitable that starts on its first step (as a coroutine would, so the loop
+ * check and the request's start are taken where they were), then passes every step to the
+ * app's awaitable and, once that has ended in any way, finishes the request. What is rare stays
+ * in Python, on the host (`ProbeMiddleware`): a new loop, lifespan and websocket scopes, the
+ * task map of heartbeat mode. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *app;
+    RequestWatcher *watcher;
+    PyObject *clock; /* a StepHook, or anything else (no watched steps) */
+    PyObject *host;  /* check_loop() -> track tasks?, not_http(...), track(id), untrack(task) */
+    int track;       /* what check_loop() said last */
+    vectorcallfunc vectorcall;
+} WatchedApp;
+
+typedef struct {
+    PyObject_HEAD
+    WatchedApp *owner;
+    PyObject *scope, *receive, *send; /* receive and send: until it starts */
+    PyObject *inner;                  /* the awaited iterator, once started */
+    RequestWatch *watch;              /* NULL: no request watched (passed through, or not http) */
+    PyObject *task;                   /* of track(), NULL when none */
+    int state;                        /* CALL_NEW, CALL_RUNNING, CALL_DONE */
+} WatchedCall;
+
+#define CALL_NEW 0
+#define CALL_RUNNING 1
+#define CALL_DONE 2
+
+static PyTypeObject WatchedAppType;
+static PyObject *str_check_loop, *str_not_http, *str_track, *str_untrack, *str_http;
+static PyObject *str_throw, *str_close;
+
+static int
+steps_here(PyObject *clock)
+{
+    if (!Py_IS_TYPE(clock, &StepHookType)) {
+        return 0;
+    }
+    StepHook *steps = (StepHook *)clock;
+    return __atomic_load_n(&steps->current_step, __ATOMIC_RELAXED) != 0 &&
+           steps->step_thread == PyThread_get_thread_ident();
+}
+
+static PyObject *
+watched_app_call(WatchedApp *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "an ASGI app takes (scope, receive, send)");
+        return NULL;
+    }
+    WatchedCall *call = PyObject_GC_New(WatchedCall, &WatchedCallType);
+    if (call == NULL) {
+        return NULL;
+    }
+    call->owner = (WatchedApp *)Py_NewRef(self);
+    call->scope = Py_NewRef(args[0]);
+    call->receive = Py_NewRef(args[1]);
+    call->send = Py_NewRef(args[2]);
+    call->inner = NULL;
+    call->watch = NULL;
+    call->task = NULL;
+    call->state = CALL_NEW;
+    PyObject_GC_Track(call);
+    return (PyObject *)call;
+}
+
+/* What `await awaitable` iterates: a native coroutine itself, else its `__await__()`. */
+static PyObject *
+awaited_iterator(PyObject *awaitable)
+{
+    if (PyCoro_CheckExact(awaitable)) {
+        return Py_NewRef(awaitable);
+    }
+    PyAsyncMethods *am = Py_TYPE(awaitable)->tp_as_async;
+    if (am == NULL || am->am_await == NULL) {
+        PyErr_Format(PyExc_TypeError, "object %.100s can't be used in 'await' expression",
+                     Py_TYPE(awaitable)->tp_name);
+        return NULL;
+    }
+    PyObject *iterator = am->am_await(awaitable);
+    if (iterator != NULL && !PyIter_Check(iterator)) {
+        PyErr_Format(PyExc_TypeError, "__await__() returned non-iterator of type '%.100s'",
+                     Py_TYPE(iterator)->tp_name);
+        Py_CLEAR(iterator);
+    }
+    return iterator;
+}
+
+/* The request is over, whatever way the app's awaitable ended: store it and let go of the
+ * task. The app's exception, if any, is kept across (`finally`); 0, or -1 with the probe's own
+ * BaseException set in its place. */
+static int
+call_finish(WatchedCall *self)
+{
+    self->state = CALL_DONE;
+    Py_CLEAR(self->inner);
+    RequestWatch *watch = self->watch;
+    PyObject *task = self->task;
+    self->watch = NULL;
+    self->task = NULL;
+    if (watch == NULL && task == NULL) {
+        return 0;
+    }
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *done = watch != NULL ? watch_finish(watch, self->scope) : Py_NewRef(Py_None);
+    if (done != NULL && task != NULL) {
+        Py_DECREF(done);
+        done = PyObject_CallMethodOneArg(self->owner->host, str_untrack, task);
+    }
+    Py_XDECREF((PyObject *)watch);
+    Py_XDECREF(task);
+    if (done == NULL) { /* the probe's own BaseException (its Exceptions are counted) */
+        Py_XDECREF(exc_type);
+        Py_XDECREF(exc_value);
+        Py_XDECREF(exc_tb);
+        return -1;
+    }
+    Py_DECREF(done);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return 0;
+}
+
+/* The first step: the loop check, the request's start, the app called. 0, or -1 with the
+ * exception raised where the Python middleware would raise it. */
+static int
+call_start(WatchedCall *self)
+{
+    WatchedApp *owner = self->owner;
+    PyObject *scope = self->scope, *receive = self->receive, *send = self->send;
+    self->receive = self->send = NULL;
+    self->state = CALL_RUNNING;
+    PyObject *awaitable = NULL;
+    if (!steps_here(owner->clock)) { /* the first call of a new loop, or no steps watched */
+        PyObject *track = PyObject_CallMethodNoArgs(owner->host, str_check_loop);
+        if (track == NULL) {
+            bump_after_clear(owner->watcher->recorder, "middleware");
+        }
+        else {
+            owner->track = PyObject_IsTrue(track) > 0;
+            Py_DECREF(track);
+            PyErr_Clear();
+        }
+    }
+    PyObject *kind = get_or_none(scope, str_type);
+    if (kind == NULL) {
+        goto done;
+    }
+    int http = PyUnicode_Check(kind) && PyUnicode_Compare(kind, str_http) == 0;
+    Py_DECREF(kind);
+    if (!http) {
+        PyObject *call[4] = {owner->host, scope, receive, send};
+        awaitable = PyObject_VectorcallMethod(str_not_http, call,
+                                              4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        goto done;
+    }
+    PyObject *begin[2] = {scope, send};
+    PyObject *watch = watcher_begin(owner->watcher, begin, 2); /* never raises for a request */
+    if (watch == NULL) {
+        goto done; /* the probe's own BaseException */
+    }
+    if (watch != Py_None) {
+        self->watch = (RequestWatch *)watch;
+        if (owner->track) {
+            PyObject *task = PyObject_CallMethodOneArg(owner->host, str_track,
+                                                       self->watch->request_id);
+            if (task == NULL) {
+                bump_after_clear(owner->watcher->recorder, "middleware");
+            }
+            else if (task == Py_None) {
+                Py_DECREF(task);
+            }
+            else {
+                self->task = task;
+            }
+        }
+    }
+    else {
+        Py_DECREF(watch); /* the event budget is spent, or the probe failed: pass through */
+    }
+    PyObject *call[3] = {scope, receive, self->watch ? (PyObject *)self->watch : send};
+    awaitable = PyObject_Vectorcall(owner->app, call, 3, NULL);
+done:
+    Py_DECREF(receive);
+    Py_DECREF(send);
+    if (awaitable != NULL) {
+        self->inner = awaited_iterator(awaitable);
+        Py_DECREF(awaitable);
+    }
+    if (self->inner == NULL) {
+        call_finish(self);
+        return -1;
+    }
+    return 0;
+}
+
+/* One step: send(value), or throw(*args) when `args` is not NULL. */
+static PySendResult
+call_step(WatchedCall *self, PyObject *value, PyObject *const *args, Py_ssize_t nargs,
+          PyObject **result)
+{
+    *result = NULL;
+    if (self->state == CALL_NEW && args == NULL && call_start(self) < 0) {
+        return PYGEN_ERROR;
+    }
+    if (self->state != CALL_RUNNING) { /* thrown into before it started, or after it ended */
+        self->state = CALL_DONE;
+        if (args == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+            return PYGEN_ERROR;
+        }
+        PyObject *exc = args[0];
+        if (PyExceptionInstance_Check(exc)) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        }
+        else if (PyExceptionClass_Check(exc)) {
+            PyErr_SetObject(exc, nargs > 1 ? args[1] : Py_None);
+        }
+        else {
+            PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+        }
+        return PYGEN_ERROR;
+    }
+    PySendResult sent;
+    if (args == NULL) {
+        sent = PyIter_Send(self->inner, value, result);
+    }
+    else {
+        PyObject *throw = PyObject_GetAttr(self->inner, str_throw);
+        *result = throw != NULL ? PyObject_Vectorcall(throw, args, nargs, NULL) : NULL;
+        Py_XDECREF(throw);
+        sent = *result != NULL ? PYGEN_NEXT : PYGEN_ERROR;
+    }
+    if (sent != PYGEN_NEXT && call_finish(self) < 0) {
+        Py_CLEAR(*result);
+        return PYGEN_ERROR;
+    }
+    return sent;
+}
+
+static PySendResult
+call_am_send(WatchedCall *self, PyObject *value, PyObject **result)
+{
+    return call_step(self, value, NULL, 0, result);
+}
+
+static PyObject *
+call_send(WatchedCall *self, PyObject *value)
+{
+    PyObject *result = NULL;
+    PySendResult sent = call_step(self, value, NULL, 0, &result);
+    return as_method_result(sent, result);
+}
+
+static PyObject *
+call_next(WatchedCall *self)
+{
+    return call_send(self, Py_None);
+}
+
+static PyObject *
+call_throw(WatchedCall *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
+    PyObject *result = NULL;
+    PySendResult sent = call_step(self, NULL, args, nargs, &result);
+    return as_method_result(sent, result);
+}
+
+static PyObject *
+call_close(WatchedCall *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->state != CALL_RUNNING) {
+        self->state = CALL_DONE;
+        Py_RETURN_NONE;
+    }
+    PyObject *result = PyObject_CallMethodNoArgs(self->inner, str_close);
+    if (call_finish(self) < 0) {
+        Py_CLEAR(result);
+    }
+    return result;
+}
+
+/* A call dropped while it runs (its task destroyed): the app's awaitable is closed and the
+ * request finished, as a coroutine's `finally` runs when it is collected. */
+static void
+call_finalize(WatchedCall *self)
+{
+    if (self->state != CALL_RUNNING) {
+        return;
+    }
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *result = call_close(self, NULL);
+    if (result == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(result);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+}
+
+static int
+call_traverse(WatchedCall *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->owner);
+    Py_VISIT(self->scope);
+    Py_VISIT(self->receive);
+    Py_VISIT(self->send);
+    Py_VISIT(self->inner);
+    Py_VISIT(self->watch);
+    Py_VISIT(self->task);
+    return 0;
+}
+
+static int
+call_clear(WatchedCall *self)
+{
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->scope);
+    Py_CLEAR(self->receive);
+    Py_CLEAR(self->send);
+    Py_CLEAR(self->inner);
+    Py_CLEAR(self->watch);
+    Py_CLEAR(self->task);
+    return 0;
+}
+
+static void
+call_dealloc(WatchedCall *self)
+{
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
+    call_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyMethodDef call_methods[] = {
+    {"send", (PyCFunction)call_send, METH_O, "send(value): one step of the app's call."},
+    {"throw", (PyCFunction)(void (*)(void))call_throw, METH_FASTCALL,
+     "throw(...): raise in the app's call."},
+    {"close", (PyCFunction)call_close, METH_NOARGS, "close(): close the app's call."},
+    {NULL},
+};
+
+static PyAsyncMethods call_async = {
+    .am_await = PyObject_SelfIter,
+    .am_send = (sendfunc)call_am_send,
+};
+
+static PyTypeObject WatchedCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.probe._speedups.WatchedCall",
+    .tp_doc = PyDoc_STR("One call of a WatchedApp: await it, as the app's coroutine."),
+    .tp_basicsize = sizeof(WatchedCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)call_dealloc,
+    .tp_finalize = (destructor)call_finalize,
+    .tp_traverse = (traverseproc)call_traverse,
+    .tp_clear = (inquiry)call_clear,
+    .tp_as_async = &call_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)call_next,
+    .tp_methods = call_methods,
+};
+
+static PyObject *
+watched_app_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *keywords[] = {"app", "watcher", "clock", "host", NULL};
+    PyObject *app, *watcher, *clock, *host;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!OO", keywords, &app, &RequestWatcherType,
+                                     &watcher, &clock, &host)) {
+        return NULL;
+    }
+    WatchedApp *self = (WatchedApp *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->app = Py_NewRef(app);
+    self->watcher = (RequestWatcher *)Py_NewRef(watcher);
+    self->clock = Py_NewRef(clock);
+    self->host = Py_NewRef(host);
+    self->track = 0;
+    self->vectorcall = (vectorcallfunc)watched_app_call;
+    return (PyObject *)self;
+}
+
+static int
+watched_app_traverse(WatchedApp *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->app);
+    Py_VISIT(self->watcher);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->host);
+    return 0;
+}
+
+static int
+watched_app_clear(WatchedApp *self)
+{
+    Py_CLEAR(self->app);
+    Py_CLEAR(self->watcher);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->host);
+    return 0;
+}
+
+static void
+watched_app_dealloc(WatchedApp *self)
+{
+    PyObject_GC_UnTrack(self);
+    watched_app_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef watched_app_members[] = {
+    {"app", T_OBJECT, offsetof(WatchedApp, app), READONLY, "The app it wraps."},
+    {"host", T_OBJECT, offsetof(WatchedApp, host), READONLY, "The middleware's slow paths."},
+    {NULL},
+};
+
+/* `app.__call__` is the app itself, which asyncio's `iscoroutinefunction` takes for a coroutine
+ * function (`_is_coroutine`, set on the type at import): servers and test clients (uvicorn,
+ * hypercorn, Starlette's TestClient) tell an ASGI 3 app by `iscoroutinefunction(app.__call__)`,
+ * and would take a C callable's slot wrapper for ASGI 2. */
+static PyObject *
+watched_app_itself(PyObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self);
+}
+
+static PyGetSetDef watched_app_call_itself = {
+    "__call__", (getter)watched_app_itself, NULL, "The app itself (see _is_coroutine).", NULL};
+
+/* Marks WatchedApp as a coroutine function, as `inspect.markcoroutinefunction` would. */
+static int
+mark_coroutine_function(PyTypeObject *type)
+{
+    PyObject *dict = type->tp_dict;
+    PyObject *call = PyDescr_NewGetSet(type, &watched_app_call_itself);
+    if (call == NULL || PyDict_SetItemString(dict, "__call__", call) < 0) {
+        Py_XDECREF(call);
+        return -1;
+    }
+    Py_DECREF(call);
+    struct {
+        const char *module, *marker, *attribute;
+    } marks[] = {{"asyncio.coroutines", "_is_coroutine", "_is_coroutine"},
+                 {"inspect", "_is_coroutine_mark", "_is_coroutine_marker"}}; /* 3.12+ */
+    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+        PyObject *module = PyImport_ImportModule(marks[i].module);
+        if (module == NULL) {
+            return -1;
+        }
+        PyObject *marker = PyObject_GetAttrString(module, marks[i].marker);
+        Py_DECREF(module);
+        if (marker == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return -1;
+            }
+            PyErr_Clear();
+            continue;
+        }
+        int set = PyDict_SetItemString(dict, marks[i].attribute, marker);
+        Py_DECREF(marker);
+        if (set < 0) {
+            return -1;
+        }
+    }
+    PyType_Modified(type);
+    return 0;
+}
+
+static PyTypeObject WatchedAppType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.probe._speedups.WatchedApp",
+    .tp_doc = PyDoc_STR("WatchedApp(app, watcher, clock, host): `app` as the probe's ASGI "
+                        "middleware (loopscope.probe.asgi), each HTTP request watched by "
+                        "`watcher`."),
+    .tp_basicsize = sizeof(WatchedApp),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = watched_app_new,
+    .tp_dealloc = (destructor)watched_app_dealloc,
+    .tp_traverse = (traverseproc)watched_app_traverse,
+    .tp_clear = (inquiry)watched_app_clear,
+    .tp_vectorcall_offset = offsetof(WatchedApp, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_members = watched_app_members,
+};
+
 /* ---- StallGate: the watchdog's wait in precise mode ----------------------------------------- */
 
 #define TICKS_KEPT 64 /* watchdog._TICKS_KEPT */
@@ -2521,6 +3062,13 @@ PyInit__speedups(void)
     INTERN(str_append, "append");
     INTERN(str_context_kw, "context");
     INTERN(str_loop_kw, "loop");
+    INTERN(str_check_loop, "check_loop");
+    INTERN(str_not_http, "not_http");
+    INTERN(str_track, "track");
+    INTERN(str_untrack, "untrack");
+    INTERN(str_http, "http");
+    INTERN(str_throw, "throw");
+    INTERN(str_close, "close");
     if ((one = PyLong_FromLong(1)) == NULL ||
         (chunk = PyLong_FromLong(BUDGET_CHUNK)) == NULL) {
         return NULL;
@@ -2528,7 +3076,9 @@ PyInit__speedups(void)
     if (PyType_Ready(&StepHookType) < 0 || PyType_Ready(&SoonHookType) < 0 ||
         PyType_Ready(&RequestWatcherType) < 0 || PyType_Ready(&RequestWatchType) < 0 ||
         PyType_Ready(&StallGateType) < 0 || PyType_Ready(&TimedCoroutineType) < 0 ||
-        PyType_Ready(&TaskSoonHookType) < 0 || PyType_Ready(&TaskFactoryType) < 0) {
+        PyType_Ready(&TaskSoonHookType) < 0 || PyType_Ready(&TaskFactoryType) < 0 ||
+        PyType_Ready(&WatchedAppType) < 0 || PyType_Ready(&WatchedCallType) < 0 ||
+        mark_coroutine_function(&WatchedAppType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -2542,6 +3092,7 @@ PyInit__speedups(void)
         PyModule_AddObjectRef(module, "TimedCoroutine", (PyObject *)&TimedCoroutineType) < 0 ||
         PyModule_AddObjectRef(module, "TaskSoonHook", (PyObject *)&TaskSoonHookType) < 0 ||
         PyModule_AddObjectRef(module, "TaskFactory", (PyObject *)&TaskFactoryType) < 0 ||
+        PyModule_AddObjectRef(module, "WatchedApp", (PyObject *)&WatchedAppType) < 0 ||
         PyModule_AddIntConstant(module, "TICKS_KEPT", TICKS_KEPT) < 0 ||
         PyModule_AddIntConstant(module, "BUDGET_CHUNK", BUDGET_CHUNK) < 0 ||
         PyModule_AddIntConstant(module, "NO_TEXT", NO_TEXT) < 0) {

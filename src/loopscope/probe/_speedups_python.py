@@ -572,6 +572,53 @@ class RequestWatcher:
         return watch
 
 
+class WatchedApp:
+    """`app` as the probe's ASGI middleware (`loopscope.probe.asgi`): each HTTP request is
+    watched by `watcher` (`begin` on the call's first step, `finish` once the app is done, in
+    any way). `clock.running_here()` tells whether the loop is surely the one already seen;
+    otherwise `host.check_loop()` looks, and says whether requests must be mapped to their
+    tasks (`host.track(request_id)`, `host.untrack(task)`). Other scopes go to
+    `host.not_http(scope, receive, send)`."""
+
+    __slots__ = ("_on_watched_step", "_track", "_watcher", "app", "host")
+
+    def __init__(self, app: Any, watcher: RequestWatcher, clock: Any, host: Any) -> None:
+        self.app = app
+        self.host = host
+        self._watcher = watcher
+        self._on_watched_step: Callable[[], bool] = getattr(clock, "running_here", _never)
+        self._track = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        host = self.host
+        if not self._on_watched_step():
+            try:
+                self._track = bool(host.check_loop())
+            except Exception as exc:
+                self._watcher.recorder.fail("middleware", exc)
+        if scope.get("type") != "http":
+            return await host.not_http(scope, receive, send)
+        watch = self._watcher.begin(scope, send)  # never raises for a request
+        if watch is None:  # the event budget is spent, or the probe failed: pass through
+            return await self.app(scope, receive, send)
+        task = None
+        if self._track:
+            try:
+                task = host.track(watch.request_id)
+            except Exception as exc:
+                self._watcher.recorder.fail("middleware", exc)
+        try:
+            return await self.app(scope, receive, watch)
+        finally:
+            watch.finish(scope)
+            if task is not None:
+                host.untrack(task)
+
+
+def _never() -> bool:
+    return False
+
+
 class StallGate:
     """The precise-mode watchdog's wait: `wait()` ticks every `interval_ns`, noting the loop
     thread's CPU clock, until the step now running (`hook.current_step`) has run longer than

@@ -5,6 +5,12 @@ app side saw the request and `server_end_ns` the moment its last message was han
 server. The middleware must never break the app: its own bookkeeping is guarded and counted in
 `probe_errors`; the app's exceptions pass through unchanged. Lifespan and websocket scopes go
 straight to the app.
+
+Every HTTP request passes through it, so the call itself is the backend's `WatchedApp` (C, or
+its Python twin; `make bench` measures it), which does the per-request work with the backend's
+`RequestWatcher` (whose `RequestWatch` is the app's `send` and stores the request when the app is
+done). `ProbeMiddleware` here is its host: what is rare (a new loop, other scopes, the task map
+of heartbeat mode) stays in Python.
 """
 
 from __future__ import annotations
@@ -16,14 +22,9 @@ from typing import Any, Protocol
 from loopscope.probe.recorder import Recorder
 
 # asyncio's C accessor of the running loop: no exception machinery when there is none. It makes
-# a getpid system call on every call (a fork check), so the middleware asks it only where no
-# watched loop step is running on its thread (`StepHook.running_here`).
+# a getpid system call on every call (a fork check), so it is asked only where no watched loop
+# step is running on the calling thread (`StepHook.running_here`).
 _running_loop = asyncio.events._get_running_loop
-
-
-def _never() -> bool:
-    return False
-
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,12 +52,8 @@ class ProbeHost(Protocol):
 
 
 class ProbeMiddleware:
-    """Wraps an ASGI app; see the module docstring for what it records.
-
-    Every HTTP request passes through `__call__`, so it is kept lean (`make bench` measures it):
-    the per-request bookkeeping is the backend's `RequestWatcher` (C, or its Python twin), whose
-    `RequestWatch` is the app's `send` and stores the request when the app is done.
-    """
+    """The middleware's slow paths, for the backend's `WatchedApp` that wraps `app` (see the
+    module docstring); `wrap` gives the ASGI app to serve."""
 
     def __init__(
         self,
@@ -72,58 +69,44 @@ class ProbeMiddleware:
         self._recorder = host.recorder
         self._loop: object = None  # the loop of the last call
         self._track_tasks = False
-        # Whether a step of the watched loop runs on this thread now: then the call's loop is
-        # the watched one, and was seen (a new loop's first call runs in a step not watched).
-        self._on_watched_step: Callable[[], bool] = getattr(host.step_clock, "running_here", _never)
 
-    def _see_loop(self, loop: object) -> None:
-        """Let the probe watch the loop this call runs on (the first call of every loop)."""
-        self._loop = loop
-        try:
-            self._host.observe_loop()
-            self._track_tasks = self._host.tracks_tasks
-        except Exception as exc:
-            self._recorder.fail("middleware", exc)
+    def wrap(self, backend: Any) -> ASGIApp:
+        """The ASGI app that serves `app` through this middleware, from `backend`'s
+        `WatchedApp` (`loopscope.probe.backend`)."""
+        app: ASGIApp = backend.WatchedApp(self.app, self._watcher, self._host.step_clock, self)
+        return app
 
-    async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def check_loop(self) -> bool:
+        """Let the probe watch the loop this call runs on if it is a new one (the first call of
+        every loop); whether requests must be mapped to their tasks. Never raises."""
+        loop = _running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            try:
+                self._host.observe_loop()
+                self._track_tasks = self._host.tracks_tasks
+            except Exception as exc:
+                self._recorder.fail("middleware", exc)
+        return self._track_tasks
+
+    async def not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Lifespan and websocket scopes: straight to the app, the lifespan's end observed."""
         if scope.get("type") == "lifespan" and self._on_shutdown is not None:
             await _lifespan_with_hook(self.app, scope, receive, send, self._on_shutdown)
         else:
             await self.app(scope, receive, send)
 
-    def _track(self, request_id: str) -> asyncio.Task[Any] | None:
+    def track(self, request_id: str) -> asyncio.Task[Any] | None:
         """Map the running task to `request_id`, for the watchdog under uvloop (which cannot
-        read a handle's context); the task, to forget it when the request is done."""
+        read a handle's context); the task, to `untrack` when the request is done."""
         task = asyncio.current_task()
         if task is not None:
             self._host.task_requests[task] = request_id
         return task
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._on_watched_step() and (loop := _running_loop()) is not self._loop:
-            self._see_loop(loop)
-        if scope.get("type") != "http":
-            await self._not_http(scope, receive, send)
-            return
-        watch = None
-        task = None
-        try:
-            # Never raises for a request: its own failures are counted and give `None`.
-            watch = self._watcher.begin(scope, send)
-            if watch is not None and self._track_tasks:
-                task = self._track(watch.request_id)
-        except Exception as exc:
-            self._recorder.fail("middleware", exc)
-        if watch is None:  # the event budget is spent, or the probe failed: pass through
-            await self.app(scope, receive, send)
-            return
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            watch.finish(scope)
-            if task is not None:
-                self._host.task_requests.pop(task, None)
+    def untrack(self, task: asyncio.Task[Any]) -> None:
+        """Forget `task`'s request (`track`)."""
+        self._host.task_requests.pop(task, None)
 
 
 async def _lifespan_with_hook(

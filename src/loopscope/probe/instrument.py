@@ -232,7 +232,7 @@ class Probe:
         watcher = self._backend.RequestWatcher(
             self.recorder, REQUEST_ID, self.step_clock, REQUEST_HEADER, route_template
         )
-        return ProbeMiddleware(app, self, watcher, on_shutdown)
+        return ProbeMiddleware(app, self, watcher, on_shutdown).wrap(self._backend)
 
     def collect(self) -> ServerRecord:
         """What the probe recorded in this process (see `loopscope.probe`)."""
