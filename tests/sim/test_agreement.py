@@ -51,6 +51,31 @@ def test_built_in_modes_agree_with_the_measured_demo_at_six_users(mode: str) -> 
     assert sp == pytest.approx(mp, rel=0.10)
 
 
+def median_start_ms(trace: Trace) -> float:
+    """When the median request got its first loop step, from the first send: how fast the
+    client's sends and the loop's first steps got a burst of users in."""
+    first = min(r.sent_ns for r in trace.requests)
+    starts = sorted(r.server_start_ns for r in trace.requests if r.server_start_ns is not None)
+    assert len(starts) == len(trace.requests)
+    return (starts[len(starts) // 2] - first) / 1e6
+
+
+def test_async_takes_a_burst_of_a_hundred_users_in_as_fast_as_the_measured_demo() -> None:
+    # At 100 users every `async` request sends, then takes a first loop step (it starts
+    # aiosqlite's thread) before its sleep: how fast that burst gets in sets the rest. The
+    # client's spacing fitted on a busy machine (0.8 ms) and a first step fitted at 3 users
+    # (2 ms) put the median start at 184 ms where measured runs on a quiet machine had
+    # 74-124 ms, and the model x1.25-1.5 slow (docs/sim.md). A busy machine only slows
+    # the real run, so the bound that says "the model is not slower" holds under load (the
+    # faster of two runs makes it the stricter); the loose lower bound allows for that load.
+    simulated = median_start_ms(simulate(*mode_model("async", users=100, io_ms=200)))
+    measured = min(
+        median_start_ms(run_mode(MODES["async"], DemoOptions(io_ms=200, users=100)))
+        for _ in range(2)
+    )
+    assert 0.4 * measured <= simulated <= 1.35 * measured, (simulated, measured)
+
+
 def traced(app: str, hits: list[str], users: int, rounds: int = 1) -> Trace:
     settings = ServerSettings(app=app, app_dir=str(APPS), probe=True, block_ms=20.0)
     scenario = uniform_scenario([parse_hit(h) for h in hits], users, rounds)

@@ -14,7 +14,10 @@ Each is the demo app's route as the probe sees it, in steps. The times are media
   2 ms there made the model slow by 120–200 ms at 60–100 users, where the starts queue on the
   loop one after another (the agreement grid, docs/sim.md). In `async` and `async-blocking` the
   start also runs the route's code up to its first wait (opening the aiosqlite connection starts
-  a thread): 2 ms, and 60-user traces give 2.7;
+  a thread). In `async` it is 1 ms, the median fit of eight demo traces at 60–100 users on a
+  quiet machine (0.8–1.5 ms; 1.3–2.5 at 3 users): the 2 ms of a 3-user fit, 120–200 ms of loop
+  at 60–100 users, made the model ×1.25–1.5 slow there (docs/sim.md). `async-blocking` keeps
+  2 ms: its loop is blocked by the DML anyway;
 - `blocking`: the `def` endpoint runs in anyio's pool, then its response validation takes a second
   trip — the reason one token (`single-thread`) ends all three requests together at T3;
   `await:0` are anyio's checkpoints, where the task gives the loop up before taking a token;
@@ -64,7 +67,7 @@ MODES: dict[str, BuiltinMode] = {
     ),
     "async": BuiltinMode(
         "async",
-        "cpu:2, thread(db:1), cpu:0.02, await:{io}, cpu:0.05, thread(db:0.5), cpu:0.1, "
+        "cpu:1, thread(db:1), cpu:0.02, await:{io}, cpu:0.05, thread(db:0.5), cpu:0.1, "
         "thread(db:0.3), cpu:0.05, thread(db:0.5), db:{verify}, cpu:0.3",
     ),
     "offload": BuiltinMode(
@@ -74,10 +77,11 @@ MODES: dict[str, BuiltinMode] = {
     ),
 }
 
-CLIENT = {"client_ms": 0.8, "send_ms": 4.5, "reply_ms": 1.0}
+CLIENT = {"client_ms": 0.3, "send_ms": 4.5, "reply_ms": 1.0}
 """The load driver's own times on the machine the recipes were fitted on (see `ServerModel`):
-`client_ms` is the median spacing of its users' first sends over demo runs at 10–100 users
-(0.4–1.5 ms); at 3 users the first connections cost more."""
+`client_ms` is the median spacing of its users' first sends over 19 demo runs at 10–100 users
+in every mode on a quiet machine (0.29; 0.15–0.56). An earlier fit on a busy machine gave 0.8,
+which alone put 50–80 ms of sending before a 60–100-user burst that takes 20–55 ms measured."""
 
 
 def mode_recipes(mode: str, io_ms: float) -> dict[str, Recipe]:
