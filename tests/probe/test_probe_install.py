@@ -396,6 +396,7 @@ def test_the_python_twin_has_the_c_extensions_api_one_for_one() -> None:
         "TimedCoroutine",
         "TaskSoonHook",
         "TaskFactory",
+        "WatchedApp",
     ):
         c_type, twin = getattr(_speedups, name), getattr(_speedups_python, name)
         attributes = set(getattr(twin, "__annotations__", {}))

@@ -9,6 +9,7 @@ ASGI app with the C hooks and again with their Python twin.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import Counter
 from collections.abc import MutableMapping
@@ -193,3 +194,28 @@ def test_uninstall_puts_back_uvlooops_methods_and_the_task_factory(tmp_path: Pat
     assert seen["factory"] is not None
     assert seen["after"] == set()
     assert seen["factory_after"] is None
+
+
+def test_tasks_made_with_keywords_keep_them_and_are_timed(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="none")
+
+    async def named() -> str:
+        await asyncio.sleep(0)
+        return marker.get()
+
+    async def main() -> None:
+        with installed(block_ms=20) as probe:
+            await _request(probe.asgi(_app), "/", "first")  # the loop is watched from here
+            loop = asyncio.get_running_loop()
+            steps = len(probe.recorder.loop_steps())
+            context = contextvars.copy_context()
+            context.run(marker.set, "the given context")
+            task = loop.create_task(named(), name="named-task", context=context)
+            seen["name"], seen["result"] = task.get_name(), await task
+            seen["steps"] = len(probe.recorder.loop_steps()) - steps
+
+    uvloop.run(main())
+    assert (seen["name"], seen["result"]) == ("named-task", "the given context")
+    assert seen["steps"] >= 2  # the task's two steps, timed

@@ -1426,6 +1426,16 @@ typedef struct {
 
 static PyObject *str_context_kw;
 
+/* Whether a keyword's name is `context`: by identity where it is interned (Python callers), else
+ * by its characters (asyncio's C futures name it with a string of their own), inline. */
+static inline int
+is_context_kw(PyObject *name)
+{
+    return name == str_context_kw ||
+           (PyUnicode_CheckExact(name) && PyUnicode_IS_COMPACT_ASCII(name) &&
+            PyUnicode_GET_LENGTH(name) == 7 && memcmp(PyUnicode_DATA(name), "context", 7) == 0);
+}
+
 /* Note that the request whose context `call_soon` was given (or the caller's) became runnable
  * at `at`: the earliest such call since the request's last task step, none from within that
  * step. A timer notes when it is due (`at`, maybe ahead), also from within the step that set it:
@@ -1438,8 +1448,7 @@ stamp_task_ready(TaskSoonHook *self, PyObject *const *args, Py_ssize_t nargs, Py
     PyObject *context = NULL;
     if (kwnames != NULL) {
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
-            PyObject *name = PyTuple_GET_ITEM(kwnames, i); /* interned, as a rule */
-            if (name == str_context_kw || PyUnicode_Compare(name, str_context_kw) == 0) {
+            if (is_context_kw(PyTuple_GET_ITEM(kwnames, i))) {
                 context = args[nargs + i];
             }
         }
@@ -1609,6 +1618,9 @@ typedef struct {
 } TaskFactory;
 
 static PyObject *str_loop_kw;
+static PyObject *loop_only; /* ("loop",): the keywords of the usual Task(coro, loop=loop) */
+/* A task factory is given few keywords (name, context); this many fit on the stack. */
+#define FACTORY_KEYWORDS 8
 static PyTypeObject WatchedCallType;
 
 /* factory(loop, coro, **kwargs): the loop's task factory. A native coroutine (or the middleware's
@@ -1631,7 +1643,9 @@ factory_call(TaskFactory *self, PyObject *const *args, size_t nargsf, PyObject *
         return NULL;
     }
     PyObject *result = NULL;
-    PyObject **call = PyMem_Malloc((size_t)(2 + nkw) * sizeof(PyObject *));
+    PyObject *few[2 + FACTORY_KEYWORDS]; /* on the stack: a task is made per request */
+    PyObject **call = nkw <= FACTORY_KEYWORDS ? few
+                                              : PyMem_Malloc((size_t)(2 + nkw) * sizeof(PyObject *));
     if (call == NULL) {
         Py_DECREF(wrapped);
         return PyErr_NoMemory();
@@ -1645,20 +1659,32 @@ factory_call(TaskFactory *self, PyObject *const *args, size_t nargsf, PyObject *
         result = PyObject_Vectorcall(self->previous, call, 2, kwnames);
     }
     else { /* asyncio.Task(wrapped, loop=loop, **kwargs) */
-        PyObject *names = PyTuple_New(1 + nkw);
+        PyObject *names;
+        if (nkw == 0) {
+            names = Py_NewRef(loop_only); /* the usual call: no tuple made */
+        }
+        else {
+            names = PyTuple_New(1 + nkw);
+            if (names != NULL) {
+                PyTuple_SET_ITEM(names, 0, Py_NewRef(str_loop_kw));
+                for (Py_ssize_t i = 0; i < nkw; i++) {
+                    PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+                }
+            }
+        }
         if (names != NULL) {
-            PyTuple_SET_ITEM(names, 0, Py_NewRef(str_loop_kw));
             call[0] = wrapped;
             call[1] = args[0];
             for (Py_ssize_t i = 0; i < nkw; i++) {
-                PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
                 call[2 + i] = args[2 + i];
             }
             result = PyObject_Vectorcall(self->task_type, call, 1, names);
             Py_DECREF(names);
         }
     }
-    PyMem_Free(call);
+    if (call != few) {
+        PyMem_Free(call);
+    }
     Py_DECREF(wrapped);
     return result;
 }
@@ -3062,6 +3088,9 @@ PyInit__speedups(void)
     INTERN(str_append, "append");
     INTERN(str_context_kw, "context");
     INTERN(str_loop_kw, "loop");
+    if ((loop_only = PyTuple_Pack(1, str_loop_kw)) == NULL) {
+        return NULL;
+    }
     INTERN(str_check_loop, "check_loop");
     INTERN(str_not_http, "not_http");
     INTERN(str_track, "track");
