@@ -219,3 +219,26 @@ def test_tasks_made_with_keywords_keep_them_and_are_timed(tmp_path: Path) -> Non
     uvloop.run(main())
     assert (seen["name"], seen["result"]) == ("named-task", "the given context")
     assert seen["steps"] >= 2  # the task's two steps, timed
+
+
+def test_a_timer_set_in_a_requests_last_step_leaves_no_ready_stamp_behind() -> None:
+    # uvicorn sets its keep-alive timer as a response ends, in the request's task: the timer's
+    # due time is stamped for the request, and no later step of it takes the stamp.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        asyncio.get_running_loop().call_later(60, lambda: None).cancel()
+
+    left: list[int] = []
+
+    async def main() -> None:
+        with installed(block_ms=20) as probe:
+            wrapped = probe.asgi(app)
+            loop = asyncio.get_running_loop()
+            for i in range(50):
+                await loop.create_task(_request(wrapped, "/", f"r{i}"))
+            left.append(len(probe.step_clock.task_ready))
+            assert [r.id for r in probe.collect().requests][-1] == "r49"
+
+    uvloop.run(main())
+    assert left == [0]

@@ -2236,6 +2236,25 @@ route_template_of(RequestWatcher *self, PyObject *scope)
 }
 
 /* finish(scope): store the request's row and reset REQUEST_ID; call once, when the app is done. */
+/* A request is over: a ready stamp of its task that no later step took is stale. Timers set in
+ * its last step leave one (uvicorn's keep-alive timer, set as the response ends): kept, they
+ * would pile up to the stamp limit, one per request, in a table every wake-up looks into. */
+static void
+forget_task_ready(PyObject *clock, PyObject *request_id)
+{
+    if (!Py_IS_TYPE(clock, &StepHookType)) {
+        return;
+    }
+    PyObject *ready = ((StepHook *)clock)->task_ready;
+    if (PyDict_GET_SIZE(ready) == 0) {
+        return;
+    }
+    int stamped = PyDict_Contains(ready, request_id); /* asked first: no KeyError made */
+    if (stamped < 0 || (stamped && PyDict_DelItem(ready, request_id) < 0)) {
+        PyErr_Clear();
+    }
+}
+
 static PyObject *
 watch_finish(RequestWatch *self, PyObject *scope)
 {
@@ -2269,6 +2288,7 @@ watch_finish(RequestWatch *self, PyObject *scope)
         }
     }
     PyErr_Clear();
+    forget_task_ready(watcher->clock, self->request_id);
     Py_DECREF(template);
     if (self->token != NULL) {
         if (PyContextVar_Reset(watcher->var, self->token) < 0) {

@@ -471,6 +471,11 @@ class RequestWatch:
                 del recorder.live[self.request_id]
         except Exception as exc:
             recorder.fail("middleware", exc)
+        # A ready stamp of the request's task that no later step took is stale (a timer set in
+        # its last step, as uvicorn's keep-alive timer): kept, one per request would pile up.
+        task_ready = getattr(watcher.clock, "task_ready", None)
+        if task_ready:
+            task_ready.pop(self.request_id, None)
         if self.token is not None:
             try:
                 watcher.var.reset(self.token)
