@@ -58,6 +58,13 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
+_BLOCK_LINE = next(
+    number
+    for number, text in enumerate(Path(__file__).read_text().splitlines(), start=1)
+    if text.endswith("# mark: task-block")
+)
+
+
 async def _request(app: Any, path: str, request_id: str, **extra: Any) -> None:
     async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -117,7 +124,7 @@ def test_under_uvloop_every_task_step_is_timed_and_each_request_gets_its_segment
     assert blocker.longest_step_ns is not None and blocker.longest_step_ns >= 55 * MS
     (block,) = record.loop_blocks
     assert block.request_id == "blocker"
-    assert block.where is not None and block.where.endswith("test_probe_tasks.py:48")
+    assert block.where is not None and block.where.endswith(f"test_probe_tasks.py:{_BLOCK_LINE}")
     assert block.cpu_ns is not None and block.cpu_ns < block.duration_ns * 0.5
     assert _time_in(blocker, "loop-blocked") >= 55 * MS
 
