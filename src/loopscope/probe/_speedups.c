@@ -2235,7 +2235,6 @@ route_template_of(RequestWatcher *self, PyObject *scope)
     return template;
 }
 
-/* finish(scope): store the request's row and reset REQUEST_ID; call once, when the app is done. */
 /* A request is over: a ready stamp of its task that no later step took is stale. Timers set in
  * its last step leave one (uvicorn's keep-alive timer, set as the response ends): kept, they
  * would pile up to the stamp limit, one per request, in a table every wake-up looks into. */
@@ -2255,6 +2254,7 @@ forget_task_ready(PyObject *clock, PyObject *request_id)
     }
 }
 
+/* finish(scope): store the request's row and reset REQUEST_ID; call once, when the app is done. */
 static PyObject *
 watch_finish(RequestWatch *self, PyObject *scope)
 {
@@ -2404,6 +2404,7 @@ typedef struct {
     RequestWatch *watch;              /* NULL: no request watched (passed through, or not http) */
     PyObject *task;                   /* of track(), NULL when none */
     int state;                        /* CALL_NEW, CALL_RUNNING, CALL_DONE */
+    int executing;                    /* inside a step, send, throw or close of the app's */
 } WatchedCall;
 
 #define CALL_NEW 0
@@ -2444,6 +2445,7 @@ watched_app_call(WatchedApp *self, PyObject *const *args, size_t nargsf, PyObjec
     call->watch = NULL;
     call->task = NULL;
     call->state = CALL_NEW;
+    call->executing = 0;
     PyObject_GC_Track(call);
     return (PyObject *)call;
 }
@@ -2454,6 +2456,15 @@ awaited_iterator(PyObject *awaitable)
 {
     if (PyCoro_CheckExact(awaitable)) {
         return Py_NewRef(awaitable);
+    }
+    if (PyGen_CheckExact(awaitable)) { /* a generator-based coroutine (types.coroutine) */
+        PyObject *code = PyObject_GetAttrString(awaitable, "gi_code");
+        int flags = code != NULL && PyCode_Check(code) ? ((PyCodeObject *)code)->co_flags : 0;
+        Py_XDECREF(code);
+        PyErr_Clear();
+        if (flags & CO_ITERABLE_COROUTINE) {
+            return Py_NewRef(awaitable);
+        }
     }
     PyAsyncMethods *am = Py_TYPE(awaitable)->tp_as_async;
     if (am == NULL || am->am_await == NULL) {
@@ -2477,16 +2488,17 @@ static int
 call_finish(WatchedCall *self)
 {
     self->state = CALL_DONE;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     Py_CLEAR(self->inner);
     RequestWatch *watch = self->watch;
     PyObject *task = self->task;
     self->watch = NULL;
     self->task = NULL;
     if (watch == NULL && task == NULL) {
+        PyErr_Restore(exc_type, exc_value, exc_tb);
         return 0;
     }
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     PyObject *done = watch != NULL ? watch_finish(watch, self->scope) : Py_NewRef(Py_None);
     if (done != NULL && task != NULL) {
         Py_DECREF(done);
@@ -2505,6 +2517,19 @@ call_finish(WatchedCall *self)
     return 0;
 }
 
+/* The probe's own failure in the middleware: an Exception is counted (0), anything else (a
+ * KeyboardInterrupt in a host's method) is raised in its place (-1), as the twin would. */
+static int
+middleware_failed(WatchedApp *owner)
+{
+    bump_after_clear(owner->watcher->recorder, "middleware");
+    if (pending_type == NULL) {
+        return 0;
+    }
+    with_pending(NULL); /* sets the kept exception */
+    return -1;
+}
+
 /* The first step: the loop check, the request's start, the app called. 0, or -1 with the
  * exception raised where the Python middleware would raise it. */
 static int
@@ -2517,13 +2542,13 @@ call_start(WatchedCall *self)
     PyObject *awaitable = NULL;
     if (!steps_here(owner->clock)) { /* the first call of a new loop, or no steps watched */
         PyObject *track = PyObject_CallMethodNoArgs(owner->host, str_check_loop);
-        if (track == NULL) {
-            bump_after_clear(owner->watcher->recorder, "middleware");
+        int tracks = track != NULL ? PyObject_IsTrue(track) : -1;
+        Py_XDECREF(track);
+        if (tracks >= 0) {
+            owner->track = tracks;
         }
-        else {
-            owner->track = PyObject_IsTrue(track) > 0;
-            Py_DECREF(track);
-            PyErr_Clear();
+        else if (middleware_failed(owner) < 0) {
+            goto done;
         }
     }
     PyObject *kind = get_or_none(scope, str_type);
@@ -2549,7 +2574,9 @@ call_start(WatchedCall *self)
             PyObject *task = PyObject_CallMethodOneArg(owner->host, str_track,
                                                        self->watch->request_id);
             if (task == NULL) {
-                bump_after_clear(owner->watcher->recorder, "middleware");
+                if (middleware_failed(owner) < 0) {
+                    goto done; /* the request begun is finished by call_finish */
+                }
             }
             else if (task == Py_None) {
                 Py_DECREF(task);
@@ -2578,43 +2605,77 @@ done:
     return 0;
 }
 
+/* Raises what throw(*args) would raise into a coroutine not running (the exception given). */
+static void
+raise_thrown(PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *exc = args[0];
+    if (PyExceptionInstance_Check(exc)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    }
+    else if (PyExceptionClass_Check(exc)) {
+        PyErr_SetObject(exc, nargs > 1 ? args[1] : Py_None);
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+    }
+}
+
 /* One step: send(value), or throw(*args) when `args` is not NULL. */
 static PySendResult
 call_step(WatchedCall *self, PyObject *value, PyObject *const *args, Py_ssize_t nargs,
           PyObject **result)
 {
     *result = NULL;
-    if (self->state == CALL_NEW && args == NULL && call_start(self) < 0) {
+    if (self->executing) { /* the app sends to, or throws into, its own call */
+        PyErr_SetString(PyExc_ValueError, "coroutine already executing");
         return PYGEN_ERROR;
     }
-    if (self->state != CALL_RUNNING) { /* thrown into before it started, or after it ended */
-        self->state = CALL_DONE;
-        if (args == NULL) {
-            PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+    if (self->state == CALL_NEW && args == NULL) {
+        if (value != Py_None) { /* as a coroutine: refused, and still to be started */
+            PyErr_SetString(PyExc_TypeError,
+                            "can't send non-None value to a just-started coroutine");
             return PYGEN_ERROR;
         }
-        PyObject *exc = args[0];
-        if (PyExceptionInstance_Check(exc)) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        self->executing = 1;
+        int started = call_start(self);
+        self->executing = 0;
+        if (started < 0) {
+            return PYGEN_ERROR;
         }
-        else if (PyExceptionClass_Check(exc)) {
-            PyErr_SetObject(exc, nargs > 1 ? args[1] : Py_None);
+    }
+    if (self->state != CALL_RUNNING) { /* thrown into before it started, or after it ended */
+        int done = self->state == CALL_DONE;
+        self->state = CALL_DONE;
+        if (args == NULL || done) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
         }
         else {
-            PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+            raise_thrown(args, nargs);
         }
         return PYGEN_ERROR;
     }
+    PyObject *inner = Py_NewRef(self->inner); /* held while it runs: finishing clears the slot */
+    self->executing = 1;
     PySendResult sent;
     if (args == NULL) {
-        sent = PyIter_Send(self->inner, value, result);
+        sent = PyIter_Send(inner, value, result);
     }
     else {
-        PyObject *throw = PyObject_GetAttr(self->inner, str_throw);
-        *result = throw != NULL ? PyObject_Vectorcall(throw, args, nargs, NULL) : NULL;
-        Py_XDECREF(throw);
+        PyObject *throw = PyObject_GetAttr(inner, str_throw);
+        if (throw != NULL) {
+            *result = PyObject_Vectorcall(throw, args, nargs, NULL);
+            Py_DECREF(throw);
+        }
+        else if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            /* An iterator without throw: raised here, as `await` raises it in its frame. */
+            PyErr_Clear();
+            raise_thrown(args, nargs);
+        }
         sent = *result != NULL ? PYGEN_NEXT : PYGEN_ERROR;
     }
+    self->executing = 0;
+    Py_DECREF(inner);
     if (sent != PYGEN_NEXT && call_finish(self) < 0) {
         Py_CLEAR(*result);
         return PYGEN_ERROR;
@@ -2657,11 +2718,28 @@ call_throw(WatchedCall *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 call_close(WatchedCall *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->executing) {
+        PyErr_SetString(PyExc_ValueError, "coroutine already executing");
+        return NULL;
+    }
     if (self->state != CALL_RUNNING) {
         self->state = CALL_DONE;
         Py_RETURN_NONE;
     }
-    PyObject *result = PyObject_CallMethodNoArgs(self->inner, str_close);
+    PyObject *inner = Py_NewRef(self->inner);
+    PyObject *result = NULL;
+    PyObject *close = PyObject_GetAttr(inner, str_close);
+    self->executing = 1;
+    if (close != NULL) {
+        result = PyObject_CallNoArgs(close);
+        Py_DECREF(close);
+    }
+    else if (PyErr_ExceptionMatches(PyExc_AttributeError)) { /* nothing to close */
+        PyErr_Clear();
+        result = Py_NewRef(Py_None);
+    }
+    self->executing = 0;
+    Py_DECREF(inner);
     if (call_finish(self) < 0) {
         Py_CLEAR(result);
     }
@@ -2731,6 +2809,33 @@ static PyMethodDef call_methods[] = {
     {NULL},
 };
 
+static PyObject *
+call_await_of(WatchedCall *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->inner != NULL ? self->inner : Py_None);
+}
+
+static PyObject *
+call_running(WatchedCall *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->executing);
+}
+
+static PyObject *
+call_name(WatchedCall *self, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString("ProbeMiddleware.__call__");
+}
+
+static PyGetSetDef call_getset[] = {
+    {"cr_await", (getter)call_await_of, NULL, "What the call awaits: the app's, once started.",
+     NULL},
+    {"cr_running", (getter)call_running, NULL, "Whether a step of it runs now.", NULL},
+    {"__name__", (getter)call_name, NULL, "For reprs (a task's).", NULL},
+    {"__qualname__", (getter)call_name, NULL, "For reprs (a task's).", NULL},
+    {NULL},
+};
+
 static PyAsyncMethods call_async = {
     .am_await = PyObject_SelfIter,
     .am_send = (sendfunc)call_am_send,
@@ -2750,6 +2855,7 @@ static PyTypeObject WatchedCallType = {
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)call_next,
     .tp_methods = call_methods,
+    .tp_getset = call_getset,
 };
 
 static PyObject *
@@ -2808,24 +2914,34 @@ static PyMemberDef watched_app_members[] = {
     {NULL},
 };
 
-/* `app.__call__` is the app itself, which asyncio's `iscoroutinefunction` takes for a coroutine
- * function (`_is_coroutine`, set on the type at import): servers and test clients (uvicorn,
- * hypercorn, Starlette's TestClient) tell an ASGI 3 app by `iscoroutinefunction(app.__call__)`,
- * and would take a C callable's slot wrapper for ASGI 2. */
+/* Servers and test clients (uvicorn, hypercorn, Starlette's TestClient) tell an ASGI 3 app by
+ * `iscoroutinefunction(app.__call__)`, and would take a C type's slot wrapper for ASGI 2:
+ * `app.__call__` is `loopscope.probe.call_through` bound to the app, a real `async def` (as
+ * `inspect` wants on 3.11), and the type is marked `_is_coroutine` (for asyncio's own check of
+ * the app itself). Servers call the app, which stays C. */
+static PyObject *call_through;
+
 static PyObject *
-watched_app_itself(PyObject *self, void *Py_UNUSED(closure))
+watched_app_call_through(PyObject *self, void *Py_UNUSED(closure))
 {
-    return Py_NewRef(self);
+    return PyMethod_New(call_through, self);
 }
 
 static PyGetSetDef watched_app_call_itself = {
-    "__call__", (getter)watched_app_itself, NULL, "The app itself (see _is_coroutine).", NULL};
+    "__call__", (getter)watched_app_call_through, NULL,
+    "loopscope.probe.call_through bound to the app (see _is_coroutine).", NULL};
 
 /* Marks WatchedApp as a coroutine function, as `inspect.markcoroutinefunction` would. */
 static int
 mark_coroutine_function(PyTypeObject *type)
 {
     PyObject *dict = type->tp_dict;
+    PyObject *module = PyImport_ImportModule("loopscope.probe.call_through");
+    call_through = module != NULL ? PyObject_GetAttrString(module, "call_through") : NULL;
+    Py_XDECREF(module);
+    if (call_through == NULL) {
+        return -1;
+    }
     PyObject *call = PyDescr_NewGetSet(type, &watched_app_call_itself);
     if (call == NULL || PyDict_SetItemString(dict, "__call__", call) < 0) {
         Py_XDECREF(call);

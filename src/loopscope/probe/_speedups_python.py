@@ -607,12 +607,12 @@ class WatchedApp:
         if watch is None:  # the event budget is spent, or the probe failed: pass through
             return await self.app(scope, receive, send)
         task = None
-        if self._track:
-            try:
-                task = host.track(watch.request_id)
-            except Exception as exc:
-                self._watcher.recorder.fail("middleware", exc)
         try:
+            if self._track:
+                try:
+                    task = host.track(watch.request_id)
+                except Exception as exc:
+                    self._watcher.recorder.fail("middleware", exc)
             return await self.app(scope, receive, watch)
         finally:
             watch.finish(scope)
