@@ -775,11 +775,17 @@ step_hook_adopt(StepHook *self, PyObject *Py_UNUSED(ignored))
 /* running_here(): whether a step of the watched loop runs now on the calling thread. The
  * middleware asks it instead of asyncio for the running loop (whose C accessor makes a getpid
  * system call on every call): a watched step's loop is the watched loop. */
+static inline int
+running_here(StepHook *self)
+{
+    return __atomic_load_n(&self->current_step, __ATOMIC_RELAXED) != 0 &&
+           self->step_thread == PyThread_get_thread_ident();
+}
+
 static PyObject *
 step_hook_running_here(StepHook *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(__atomic_load_n(&self->current_step, __ATOMIC_RELAXED) != 0 &&
-                           self->step_thread == PyThread_get_thread_ident());
+    return PyBool_FromLong(running_here(self));
 }
 
 static PyObject *
@@ -2418,12 +2424,7 @@ static PyObject *str_throw, *str_close;
 static int
 steps_here(PyObject *clock)
 {
-    if (!Py_IS_TYPE(clock, &StepHookType)) {
-        return 0;
-    }
-    StepHook *steps = (StepHook *)clock;
-    return __atomic_load_n(&steps->current_step, __ATOMIC_RELAXED) != 0 &&
-           steps->step_thread == PyThread_get_thread_ident();
+    return Py_IS_TYPE(clock, &StepHookType) && running_here((StepHook *)clock);
 }
 
 static PyObject *
@@ -2914,11 +2915,10 @@ static PyMemberDef watched_app_members[] = {
     {NULL},
 };
 
-/* Servers and test clients (uvicorn, hypercorn, Starlette's TestClient) tell an ASGI 3 app by
- * `iscoroutinefunction(app.__call__)`, and would take a C type's slot wrapper for ASGI 2:
+/* Servers and test clients (uvicorn, hypercorn, Starlette's TestClient, asgiref) tell an ASGI 3
+ * app by `iscoroutinefunction(app.__call__)`, and would take a C type's slot wrapper for ASGI 2:
  * `app.__call__` is `loopscope.probe.call_through` bound to the app, a real `async def` (as
- * `inspect` wants on 3.11), and the type is marked `_is_coroutine` (for asyncio's own check of
- * the app itself). Servers call the app, which stays C. */
+ * `inspect` wants on 3.11). Servers call the app, which stays C. */
 static PyObject *call_through;
 
 static PyObject *
@@ -2927,50 +2927,25 @@ watched_app_call_through(PyObject *self, void *Py_UNUSED(closure))
     return PyMethod_New(call_through, self);
 }
 
-static PyGetSetDef watched_app_call_itself = {
+static PyGetSetDef watched_app_call_through_def = {
     "__call__", (getter)watched_app_call_through, NULL,
-    "loopscope.probe.call_through bound to the app (see _is_coroutine).", NULL};
+    "loopscope.probe.call_through bound to the app: a coroutine function to servers.", NULL};
 
-/* Marks WatchedApp as a coroutine function, as `inspect.markcoroutinefunction` would. */
+/* Puts `__call__` (above) in the ready type's dict, in place of the slot wrapper. */
 static int
-mark_coroutine_function(PyTypeObject *type)
+show_call_through(PyTypeObject *type)
 {
-    PyObject *dict = type->tp_dict;
     PyObject *module = PyImport_ImportModule("loopscope.probe.call_through");
     call_through = module != NULL ? PyObject_GetAttrString(module, "call_through") : NULL;
     Py_XDECREF(module);
     if (call_through == NULL) {
         return -1;
     }
-    PyObject *call = PyDescr_NewGetSet(type, &watched_app_call_itself);
-    if (call == NULL || PyDict_SetItemString(dict, "__call__", call) < 0) {
-        Py_XDECREF(call);
+    PyObject *call = PyDescr_NewGetSet(type, &watched_app_call_through_def);
+    int set = call != NULL ? PyDict_SetItemString(type->tp_dict, "__call__", call) : -1;
+    Py_XDECREF(call);
+    if (set < 0) {
         return -1;
-    }
-    Py_DECREF(call);
-    struct {
-        const char *module, *marker, *attribute;
-    } marks[] = {{"asyncio.coroutines", "_is_coroutine", "_is_coroutine"},
-                 {"inspect", "_is_coroutine_mark", "_is_coroutine_marker"}}; /* 3.12+ */
-    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
-        PyObject *module = PyImport_ImportModule(marks[i].module);
-        if (module == NULL) {
-            return -1;
-        }
-        PyObject *marker = PyObject_GetAttrString(module, marks[i].marker);
-        Py_DECREF(module);
-        if (marker == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-                return -1;
-            }
-            PyErr_Clear();
-            continue;
-        }
-        int set = PyDict_SetItemString(dict, marks[i].attribute, marker);
-        Py_DECREF(marker);
-        if (set < 0) {
-            return -1;
-        }
     }
     PyType_Modified(type);
     return 0;
@@ -3243,7 +3218,7 @@ PyInit__speedups(void)
         PyType_Ready(&StallGateType) < 0 || PyType_Ready(&TimedCoroutineType) < 0 ||
         PyType_Ready(&TaskSoonHookType) < 0 || PyType_Ready(&TaskFactoryType) < 0 ||
         PyType_Ready(&WatchedAppType) < 0 || PyType_Ready(&WatchedCallType) < 0 ||
-        mark_coroutine_function(&WatchedAppType) < 0) {
+        show_call_through(&WatchedAppType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
