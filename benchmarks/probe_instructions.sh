@@ -38,8 +38,10 @@ count() { # NAME PROBE(0|1) LOOP HTTP: prints instructions, I1 misses, D1 misses
     if [ "$probe" = 1 ]; then
         mkdir -p "$work/probe"
         # A threshold of 2 s keeps the watchdog's ticks (by the wall clock, which valgrind
-        # slows 50-fold) from weighing on the count; its cost is in `make bench`.
-        env+=(LOOPSCOPE_PROBE_OUT="$work/probe" LOOPSCOPE_BLOCK_MS=2000)
+        # slows 50-fold) from weighing on the count; its cost is in `make bench`. So do no
+        # checkpoints: taken every half second of the wall clock, they added ±2,000
+        # instructions per request from run to run (`make bench` measures their cost).
+        env+=(LOOPSCOPE_PROBE_OUT="$work/probe" LOOPSCOPE_BLOCK_MS=2000 LOOPSCOPE_CHECKPOINT_S=0)
     fi
     env "${env[@]}" PYTHONHASHSEED=0 valgrind --tool=callgrind --instr-atstart=no \
         --cache-sim=yes --branch-sim=yes \

@@ -22,6 +22,7 @@ import pytest
 import uvloop
 
 from loopscope.probe import installed
+from loopscope.probe.context import REQUEST_ID
 from loopscope.probe.loop import PURE_PYTHON_ENV
 from loopscope.trace.record import ServerRecord, ServerRequest
 
@@ -249,3 +250,65 @@ def test_a_timer_set_in_a_requests_last_step_leaves_no_ready_stamp_behind() -> N
 
     uvloop.run(main())
     assert left == [0]
+
+
+def test_a_wake_up_from_another_requests_step_counts_as_ready_from_the_wake() -> None:
+    # A stamp made while a task step runs is held back until the step ends (most are the timer
+    # a finishing request sets, dropped unused); one that wakes another request must still date
+    # from the wake: here the waiter is ready while the waking step blocks on after it.
+    event = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/wait":
+            await event.wait()
+        elif scope["path"] == "/set":
+            event.set()
+            time.sleep(0.06)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    requests: dict[str, ServerRequest] = {}
+    left: list[int] = []
+
+    async def main() -> None:
+        with installed(block_ms=20) as probe:
+            wrapped = probe.asgi(app)
+            await _request(wrapped, "/", "first")
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_task(_request(wrapped, "/wait", "waiter"))
+            await asyncio.sleep(0.01)
+            await loop.create_task(_request(wrapped, "/set", "setter"))
+            await waiter
+            left.append(len(probe.step_clock.task_ready))
+            requests.update({r.id: r for r in probe.collect().requests})
+
+    uvloop.run(main())
+    waiter = requests["waiter"]
+    assert _time_in(waiter, "ready") >= 50_000_000, waiter.segments
+    assert _time_in(waiter, "awaiting") < 50_000_000, waiter.segments
+    assert left == [0]
+
+
+def test_the_watched_loops_call_soon_is_bound_once_and_other_loops_are_not_stamped() -> None:
+    # asyncio's futures and tasks get `loop.call_soon` for every call they make: for the loop
+    # watched the hook is bound once; another uvloop loop gets its own binding, and its calls
+    # leave no stamp.
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        with installed(block_ms=20) as probe:
+            await _request(probe.asgi(_app), "/", "first")
+            loop = asyncio.get_running_loop()
+            seen["same"] = loop.call_soon is loop.call_soon
+            other = uvloop.new_event_loop()
+            try:
+                seen["other"] = other.call_soon is not loop.call_soon
+                held = contextvars.copy_context()
+                held.run(REQUEST_ID.set, "elsewhere")
+                other.call_soon(lambda: None, context=held).cancel()
+            finally:
+                other.close()
+            seen["left"] = dict(probe.step_clock.task_ready)
+
+    uvloop.run(main())
+    assert seen == {"same": True, "other": True, "left": {}}

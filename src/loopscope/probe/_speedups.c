@@ -536,6 +536,9 @@ stamps_pop(Stamps *stamps, PyObject *handle)
 
 /* ---- StepHook: Handle._run ------------------------------------------------------------- */
 
+/* Ready stamps a task step may hold back until it ends (more are put in task_ready at once). */
+#define HELD_STAMPS 8
+
 typedef struct {
     PyObject_HEAD
     PyObject *original;   /* the Handle._run it replaces */
@@ -561,6 +564,12 @@ typedef struct {
                         * is spent) or `unrecorded` (asking the budget failed) */
     PyObject *task_ready; /* uvloop: when each request's task became runnable, by request id */
     PyObject *current_request; /* the request of the task step now running (None between) */
+    /* task_ready stamps noted while a task step runs, put in task_ready when it ends: most are
+     * the timer a request sets as its response ends (uvicorn's keep-alive), which its finish
+     * in that same step drops unused (forget_task_ready), with no dict entry made and removed. */
+    PyObject *held_ids[HELD_STAMPS];
+    long long held_at[HELD_STAMPS];
+    int held;
     vectorcallfunc vectorcall;
 } StepHook;
 
@@ -835,6 +844,70 @@ layout_release(HandleLayout *layout)
     Py_CLEAR(layout->timer_type);
 }
 
+/* Let go of the stamps held back by the running step. */
+static void
+drop_held(StepHook *self)
+{
+    int held = self->held;
+    self->held = 0; /* first: releasing an id may run code that stamps again */
+    for (int i = 0; i < held; i++) {
+        Py_CLEAR(self->held_ids[i]);
+    }
+}
+
+/* Whether two request ids are the same: by identity, as they mostly are (each is the object
+ * REQUEST_ID holds), else by value. */
+static inline int
+same_id(PyObject *a, PyObject *b)
+{
+    return a == b || (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b) &&
+                      PyUnicode_GET_LENGTH(a) == PyUnicode_GET_LENGTH(b) &&
+                      PyUnicode_Compare(a, b) == 0);
+}
+
+/* task_ready[request_id] = at, unless an earlier stamp stands (a call's since the request's
+ * last step, or a timer's, which may lie ahead): 0, or -1 with an exception. */
+static int
+task_ready_put(StepHook *steps, PyObject *request_id, long long at)
+{
+    PyObject *stamp = PyDict_GetItemWithError(steps->task_ready, request_id);
+    if (stamp == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    if (stamp != NULL) {
+        long long earlier = PyLong_AsLongLong(stamp);
+        if (earlier == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        else if (earlier <= at) {
+            return 0;
+        }
+    }
+    else if (PyDict_GET_SIZE(steps->task_ready) > steps->stamps.limit) {
+        PyDict_Clear(steps->task_ready);
+    }
+    PyObject *ready = PyLong_FromLongLong(at);
+    int done = ready != NULL ? PyDict_SetItem(steps->task_ready, request_id, ready) : -1;
+    Py_XDECREF(ready);
+    return done;
+}
+
+/* The step is over: the stamps it held back go into task_ready (failures counted as `hook`'s). */
+static void
+release_held(StepHook *steps, const char *hook)
+{
+    int held = steps->held;
+    steps->held = 0;
+    for (int i = 0; i < held; i++) {
+        PyObject *request_id = steps->held_ids[i];
+        steps->held_ids[i] = NULL;
+        if (task_ready_put(steps, request_id, steps->held_at[i]) < 0) {
+            bump_after_clear(steps->recorder, hook);
+        }
+        Py_DECREF(request_id);
+    }
+}
+
 static PyObject *
 step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -896,6 +969,7 @@ step_hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->room = 0;
     self->skipped = str_dropped; /* interned for the module's life: not counted */
     self->current_request = Py_NewRef(Py_None);
+    self->held = 0;
     self->task_ready = PyDict_New();
     if (self->task_ready == NULL) {
         Py_DECREF(self);
@@ -925,6 +999,9 @@ step_hook_traverse(StepHook *self, visitproc visit, void *arg)
     Py_VISIT(self->layout.timer_type);
     Py_VISIT(self->task_ready);
     Py_VISIT(self->current_request);
+    for (int i = 0; i < self->held; i++) {
+        Py_VISIT(self->held_ids[i]);
+    }
     return 0;
 }
 
@@ -946,6 +1023,7 @@ step_hook_clear(StepHook *self)
     Py_CLEAR(self->layout.timer_type);
     Py_CLEAR(self->task_ready);
     Py_CLEAR(self->current_request);
+    drop_held(self);
     return 0;
 }
 
@@ -962,6 +1040,7 @@ static PyObject *
 step_hook_forget_stamps(StepHook *self, PyObject *Py_UNUSED(ignored))
 {
     stamps_clear(&self->stamps);
+    drop_held(self);
     if (self->task_ready != NULL) {
         PyDict_Clear(self->task_ready);
     }
@@ -1274,6 +1353,9 @@ timed_step(TimedCoroutine *self, PyObject *value, PyObject *const *args, Py_ssiz
     __atomic_store_n(&hook->current_step, 0, __ATOMIC_RELAXED);
     Py_XSETREF(hook->current_request, Py_NewRef(Py_None));
     record_ready_step(hook, start, end, request_id, ready, "task step");
+    if (hook->held) {
+        release_held(hook, "task step");
+    }
     Py_DECREF(request_id);
     if (sent == PYGEN_ERROR) {
         PyErr_Restore(exc_type, exc_value, exc_tb);
@@ -1426,6 +1508,7 @@ typedef struct {
     PyObject *original; /* the compiled loop's call_soon, call_at or call_later */
     StepHook *steps;    /* whose task_ready it fills */
     PyObject *loop;
+    PyObject *bound;    /* the hook bound to `loop`, made once (task_soon_descr_get) */
     int timer;          /* WAKE_SOON, WAKE_AT or WAKE_LATER */
     vectorcallfunc vectorcall;
 } TaskSoonHook;
@@ -1487,25 +1570,25 @@ stamp_task_ready(TaskSoonHook *self, PyObject *const *args, Py_ssize_t nargs, Py
         Py_DECREF(request_id);
         return;
     }
-    /* A stamp already there is an earlier call's, or the due time of a timer the request set
-     * (`loopscope.probe.loop`'s timer hooks), which may lie ahead: the earlier one stands. */
-    long long now = at;
     int done = 0;
-    PyObject *stamp = PyDict_GetItemWithError(steps->task_ready, request_id);
-    if (stamp == NULL && PyErr_Occurred()) {
-        done = -1;
-    }
-    else if (stamp == NULL || PyLong_AsLongLong(stamp) > now) {
-        if (PyErr_Occurred()) {
-            PyErr_Clear();
+    if (__atomic_load_n(&steps->current_step, __ATOMIC_RELAXED) && steps->held < HELD_STAMPS) {
+        /* Held back until the step ends (see StepHook.held_ids); the earlier stamp stands. */
+        int i = 0;
+        while (i < steps->held && !same_id(steps->held_ids[i], request_id)) {
+            i++;
         }
-        if (stamp == NULL && PyDict_GET_SIZE(steps->task_ready) > steps->stamps.limit) {
-            PyDict_Clear(steps->task_ready);
+        if (i < steps->held) {
+            steps->held_at[i] = at < steps->held_at[i] ? at : steps->held_at[i];
+            Py_DECREF(request_id);
         }
-        PyObject *ready = PyLong_FromLongLong(now);
-        done = ready != NULL ? PyDict_SetItem(steps->task_ready, request_id, ready) : -1;
-        Py_XDECREF(ready);
+        else {
+            steps->held_ids[i] = request_id; /* the reference is the table's */
+            steps->held_at[i] = at;
+            steps->held++;
+        }
+        return;
     }
+    done = task_ready_put(steps, request_id, at);
     Py_DECREF(request_id);
     if (done >= 0) {
         return;
@@ -1536,6 +1619,27 @@ task_soon_call(TaskSoonHook *self, PyObject *const *args, size_t nargsf, PyObjec
     return with_pending(handle);
 }
 
+/* asyncio's C futures and tasks get `loop.call_soon` as an attribute and call it, which binds the
+ * hook anew for each call: for the loop it watches, the bound hook is made once and kept. */
+static PyObject *
+task_soon_descr_get(TaskSoonHook *self, PyObject *obj, PyObject *Py_UNUSED(type))
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    if (obj != self->loop) {
+        return PyMethod_New((PyObject *)self, obj);
+    }
+    if (self->bound == NULL || PyMethod_GET_SELF(self->bound) != obj) {
+        PyObject *bound = PyMethod_New((PyObject *)self, obj);
+        if (bound == NULL) {
+            return NULL;
+        }
+        Py_XSETREF(self->bound, bound);
+    }
+    return Py_NewRef(self->bound);
+}
+
 static PyObject *
 task_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1557,6 +1661,7 @@ task_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->original = Py_NewRef(original);
     self->steps = (StepHook *)Py_NewRef(steps);
     self->loop = Py_NewRef(Py_None);
+    self->bound = NULL;
     self->timer = timer;
     self->vectorcall = (vectorcallfunc)task_soon_call;
     return (PyObject *)self;
@@ -1568,6 +1673,7 @@ task_soon_traverse(TaskSoonHook *self, visitproc visit, void *arg)
     Py_VISIT(self->original);
     Py_VISIT(self->steps);
     Py_VISIT(self->loop);
+    Py_VISIT(self->bound);
     return 0;
 }
 
@@ -1577,6 +1683,7 @@ task_soon_clear(TaskSoonHook *self)
     Py_CLEAR(self->original);
     Py_CLEAR(self->steps);
     Py_CLEAR(self->loop);
+    Py_CLEAR(self->bound);
     return 0;
 }
 
@@ -1609,7 +1716,7 @@ static PyTypeObject TaskSoonHookType = {
     .tp_clear = (inquiry)task_soon_clear,
     .tp_vectorcall_offset = offsetof(TaskSoonHook, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_descr_get = hook_descr_get,
+    .tp_descr_get = (descrgetfunc)task_soon_descr_get,
     .tp_members = task_soon_members,
 };
 
@@ -1825,6 +1932,22 @@ get_or_none(PyObject *mapping, PyObject *key)
         return Py_NewRef(Py_None);
     }
     return value;
+}
+
+/* Whether `text` is the string `wanted` (interned, ASCII): by identity, as where both are
+ * interned, else by its characters, with no call into the unicode machinery. */
+static inline int
+is_text(PyObject *text, PyObject *wanted)
+{
+    if (text == wanted) {
+        return 1;
+    }
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_COMPACT_ASCII(text)) {
+        return PyUnicode_Check(text) && PyUnicode_Compare(text, wanted) == 0;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(wanted);
+    return PyUnicode_GET_LENGTH(text) == length &&
+           memcmp(PyUnicode_DATA(text), PyUnicode_DATA(wanted), (size_t)length) == 0;
 }
 
 /* The client's id from the request-id `header` (bytes), sanitized as `sanitize_request_id`
@@ -2162,10 +2285,11 @@ static PyObject *
 watch_call(RequestWatch *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     self->end = clock_ns(CLOCK_MONOTONIC);
-    if (PyVectorcall_NARGS(nargsf) == 1 && kwnames == NULL) {
+    /* Only the response's start tells the status: the body's messages that follow are not
+     * looked into. */
+    if (self->status == NULL && PyVectorcall_NARGS(nargsf) == 1 && kwnames == NULL) {
         PyObject *kind = get_or_none(args[0], str_type);
-        int start = kind != NULL && PyUnicode_Check(kind) &&
-                    PyUnicode_Compare(kind, str_response_start) == 0;
+        int start = kind != NULL && is_text(kind, str_response_start);
         Py_XDECREF(kind);
         if (start) {
             PyObject *status = get_or_none(args[0], str_status);
@@ -2250,7 +2374,19 @@ forget_task_ready(PyObject *clock, PyObject *request_id)
     if (!Py_IS_TYPE(clock, &StepHookType)) {
         return;
     }
-    PyObject *ready = ((StepHook *)clock)->task_ready;
+    StepHook *steps = (StepHook *)clock;
+    for (int i = 0; i < steps->held; i++) {
+        if (same_id(steps->held_ids[i], request_id)) { /* held by the step it finishes in */
+            PyObject *held = steps->held_ids[i];
+            steps->held--;
+            steps->held_ids[i] = steps->held_ids[steps->held];
+            steps->held_at[i] = steps->held_at[steps->held];
+            steps->held_ids[steps->held] = NULL;
+            Py_DECREF(held);
+            break;
+        }
+    }
+    PyObject *ready = steps->task_ready;
     if (PyDict_GET_SIZE(ready) == 0) {
         return;
     }
@@ -2556,7 +2692,7 @@ call_start(WatchedCall *self)
     if (kind == NULL) {
         goto done;
     }
-    int http = PyUnicode_Check(kind) && PyUnicode_Compare(kind, str_http) == 0;
+    int http = is_text(kind, str_http);
     Py_DECREF(kind);
     if (!http) {
         PyObject *call[4] = {owner->host, scope, receive, send};

@@ -78,6 +78,10 @@ class StepHook:
         # Under uvloop: when each request's task became runnable, by request id (TaskSoonHook).
         self.task_ready: dict[str, int] = {}
         self.current_request: Any = None  # the request of the task step now running
+        # Stamps noted while a task step runs, put in task_ready when it ends: most are the
+        # timer a request sets as its response ends (uvicorn's keep-alive), which its finish in
+        # that same step drops unused (`_forget_ready`).
+        self._held: dict[str, int] = {}
         self._store: Callable[[int, int, int, int], None] = lambda *_: None
         self._run = self._make_run(original, recorder, var, timer_type, long_ns)
         self._task_step = self._make_task_step(recorder, var)
@@ -92,6 +96,37 @@ class StepHook:
         """Release every handle stamped as ready and not run yet."""
         self.stamps.clear()
         self.task_ready.clear()
+        self._held.clear()
+
+    def _stamp_ready(self, request_id: str, at: int) -> None:
+        """Note that `request_id`'s task became (or may become) runnable at `at`: held back
+        while a task step runs, else in `task_ready`; the earlier stamp stands."""
+        if self.current_step:
+            held = self._held
+            stamp = held.get(request_id)
+            if stamp is None or stamp > at:
+                held[request_id] = at
+        else:
+            self._put_ready(request_id, at)
+
+    def _put_ready(self, request_id: str, at: int) -> None:
+        ready_of = self.task_ready
+        stamp = ready_of.get(request_id)
+        if stamp is None or stamp > at:
+            if stamp is None and len(ready_of) > self.stamp_limit:
+                ready_of.clear()
+            ready_of[request_id] = at
+
+    def _release_held(self) -> None:
+        """The task step is over: the stamps it held back go into `task_ready`."""
+        held, self._held = self._held, {}
+        for request_id, at in held.items():
+            self._put_ready(request_id, at)
+
+    def _forget_ready(self, request_id: str) -> None:
+        """`request_id` is over: a ready stamp of its task that no later step took is stale."""
+        self._held.pop(request_id, None)
+        self.task_ready.pop(request_id, None)
 
     def coroutine(self, coro: Any) -> TimedCoroutine:
         """`coro` wrapped so that each step of the task that runs it is timed as a loop step
@@ -227,6 +262,11 @@ class StepHook:
                     hook._store(start, end, ref, ready)
                 except Exception as exc:
                     rec.fail("task step", exc)
+                if hook._held:
+                    try:
+                        hook._release_held()
+                    except Exception as exc:
+                        rec.fail("task step", exc)
 
         return task_step
 
@@ -307,9 +347,19 @@ class TaskSoonHook:
         self.loop: Any = None
         self.__wrapped__ = original
         self._call = self._make_call(original, steps, timer)
+        self._bound: Any = None  # bound to `loop`, made once
 
     def __get__(self, loop: Any, owner: type | None = None) -> Any:
-        return self if loop is None else MethodType(self._call, loop)
+        # asyncio's futures and tasks get `loop.call_soon` for each call: for the loop watched,
+        # the bound hook is made once and kept.
+        if loop is None:
+            return self
+        if loop is not self.loop:
+            return MethodType(self._call, loop)
+        bound = self._bound
+        if bound is None or bound.__self__ is not loop:
+            bound = self._bound = MethodType(self._call, loop)
+        return bound
 
     def __call__(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
         return self._call(loop, *args, **kwargs)
@@ -318,8 +368,6 @@ class TaskSoonHook:
         from loopscope.probe.context import REQUEST_ID
 
         hook = self
-        ready_of = steps.task_ready
-        limit = steps.stamp_limit
         wall = time.monotonic_ns
         var = REQUEST_ID
 
@@ -337,11 +385,7 @@ class TaskSoonHook:
                     # but a timer's. A stamp already there may be a timer's, maybe ahead.
                     own = steps.current_step and request_id == steps.current_request
                     if request_id is not None and not (timer == WAKE_SOON and own):
-                        stamp = ready_of.get(request_id)
-                        if stamp is None or stamp > at:
-                            if stamp is None and len(ready_of) > limit:
-                                ready_of.clear()
-                            ready_of[request_id] = at
+                        steps._stamp_ready(request_id, at)
             except Exception as exc:
                 steps.recorder.fail("call_soon", exc)
             return handle
@@ -443,7 +487,8 @@ class RequestWatch:
         # last message's hand-over is the request's end, so every message stamps it.
         self.end = _now()
         try:
-            if message["type"] == "http.response.start":
+            # Only the response's start tells the status: the body's messages are not looked at.
+            if self.status is None and message["type"] == "http.response.start":
                 self.status = message["status"]
         except Exception as exc:
             self.watcher.recorder.fail("middleware", exc)
@@ -473,9 +518,9 @@ class RequestWatch:
             recorder.fail("middleware", exc)
         # A ready stamp of the request's task that no later step took is stale (a timer set in
         # its last step, as uvicorn's keep-alive timer): kept, one per request would pile up.
-        task_ready = getattr(watcher.clock, "task_ready", None)
-        if task_ready:
-            task_ready.pop(self.request_id, None)
+        forget_ready = getattr(watcher.clock, "_forget_ready", None)
+        if forget_ready is not None:
+            forget_ready(self.request_id)
         if self.token is not None:
             try:
                 watcher.var.reset(self.token)
