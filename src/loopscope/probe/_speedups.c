@@ -865,6 +865,18 @@ same_id(PyObject *a, PyObject *b)
                       PyUnicode_Compare(a, b) == 0);
 }
 
+/* Where `request_id`'s stamp is among those held back by the running step; -1: none. */
+static int
+held_index(StepHook *steps, PyObject *request_id)
+{
+    for (int i = 0; i < steps->held; i++) {
+        if (same_id(steps->held_ids[i], request_id)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 /* task_ready[request_id] = at, unless an earlier stamp stands (a call's since the request's
  * last step, or a timer's, which may lie ahead): 0, or -1 with an exception. */
 static int
@@ -1570,25 +1582,21 @@ stamp_task_ready(TaskSoonHook *self, PyObject *const *args, Py_ssize_t nargs, Py
         Py_DECREF(request_id);
         return;
     }
-    int done = 0;
     if (__atomic_load_n(&steps->current_step, __ATOMIC_RELAXED) && steps->held < HELD_STAMPS) {
         /* Held back until the step ends (see StepHook.held_ids); the earlier stamp stands. */
-        int i = 0;
-        while (i < steps->held && !same_id(steps->held_ids[i], request_id)) {
-            i++;
-        }
-        if (i < steps->held) {
+        int i = held_index(steps, request_id);
+        if (i >= 0) {
             steps->held_at[i] = at < steps->held_at[i] ? at : steps->held_at[i];
             Py_DECREF(request_id);
         }
         else {
+            i = steps->held++;
             steps->held_ids[i] = request_id; /* the reference is the table's */
             steps->held_at[i] = at;
-            steps->held++;
         }
         return;
     }
-    done = task_ready_put(steps, request_id, at);
+    int done = task_ready_put(steps, request_id, at);
     Py_DECREF(request_id);
     if (done >= 0) {
         return;
@@ -2375,16 +2383,14 @@ forget_task_ready(PyObject *clock, PyObject *request_id)
         return;
     }
     StepHook *steps = (StepHook *)clock;
-    for (int i = 0; i < steps->held; i++) {
-        if (same_id(steps->held_ids[i], request_id)) { /* held by the step it finishes in */
-            PyObject *held = steps->held_ids[i];
-            steps->held--;
-            steps->held_ids[i] = steps->held_ids[steps->held];
-            steps->held_at[i] = steps->held_at[steps->held];
-            steps->held_ids[steps->held] = NULL;
-            Py_DECREF(held);
-            break;
-        }
+    int i = held_index(steps, request_id); /* held by the step it finishes in */
+    if (i >= 0) {
+        PyObject *held = steps->held_ids[i];
+        steps->held--;
+        steps->held_ids[i] = steps->held_ids[steps->held];
+        steps->held_at[i] = steps->held_at[steps->held];
+        steps->held_ids[steps->held] = NULL;
+        Py_DECREF(held);
     }
     PyObject *ready = steps->task_ready;
     if (PyDict_GET_SIZE(ready) == 0) {
